@@ -1,0 +1,204 @@
+"""Array backends: NumPy on the CPU, CuPy on the GPU, behind one switch.
+
+This is the ONLY module that imports cupy. Everything else asks for an array
+module with :func:`get_array_module` (the ``xp`` idiom: the same code runs on
+``numpy`` or ``cupy`` because both expose the same API) and uses the helpers
+below for the few things that differ between them: the seeded random
+generator, scatter-add, host transfers and device synchronisation.
+
+Select a backend with the environment variable ``TINYLLM_BACKEND=numpy|cupy``
+(read at import) or with :func:`set_backend` at run time.
+"""
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+_cupy: ModuleType | None = None  # imported lazily, only when asked for
+_backend_name = "numpy"
+_xp: ModuleType = np
+_default_dtype = np.dtype(np.float32)
+_rngs: dict[str, Any] = {}
+_seed: int | None = None
+
+CUPY_HINT = (
+    "the cupy backend needs CuPy and a CUDA GPU: install the matching extra, "
+    "e.g. pip install 'tinyllm[cuda12]' (CUDA 12) or 'tinyllm[cuda13]' (CUDA 13)"
+)
+
+
+class BackendError(RuntimeError):
+    """A backend was asked for that cannot be used on this machine."""
+
+
+def _import_cupy() -> ModuleType:
+    global _cupy
+    if _cupy is None:
+        try:
+            import cupy  # noqa: PLC0415  (the one place cupy is imported)
+        except Exception as exc:  # ImportError, or a broken CUDA install
+            raise BackendError(f"CuPy is not importable ({exc.__class__.__name__}); {CUPY_HINT}") from None
+        try:
+            if cupy.cuda.runtime.getDeviceCount() < 1:
+                raise BackendError(f"no CUDA GPU is visible; {CUPY_HINT}")
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"no usable CUDA GPU ({exc}); {CUPY_HINT}") from None
+        _cupy = cupy
+    return _cupy
+
+
+def set_backend(name: str) -> None:
+    """Make ``name`` ("numpy" or "cupy") the backend new tensors are created on."""
+    global _backend_name, _xp
+    name = name.lower()
+    if name == "numpy":
+        _xp = np
+    elif name == "cupy":
+        _xp = _import_cupy()
+    else:
+        raise BackendError(f"unknown backend {name!r}: choose 'numpy' or 'cupy'")
+    _backend_name = name
+
+
+def get_backend() -> str:
+    """The name of the active backend: "numpy" or "cupy"."""
+    return _backend_name
+
+
+def xp() -> ModuleType:
+    """The array module of the active backend (``numpy`` or ``cupy``)."""
+    return _xp
+
+
+def get_array_module(*arrays: Any) -> ModuleType:
+    """The array module that owns ``arrays`` (cupy if any is a cupy array)."""
+    if _cupy is not None:
+        for a in arrays:
+            if isinstance(a, _cupy.ndarray):
+                return _cupy
+    return np
+
+
+def is_cupy_array(a: Any) -> bool:
+    return _cupy is not None and isinstance(a, _cupy.ndarray)
+
+
+# ----------------------------------------------------------------------------- dtypes
+
+def set_default_dtype(dtype: Any) -> None:
+    """Set the floating dtype of new tensors (float32 by default, or float64)."""
+    global _default_dtype
+    d = np.dtype(dtype)
+    if d not in (np.float16, np.float32, np.float64):
+        raise ValueError(f"default dtype must be a floating type, got {d}")
+    _default_dtype = d
+
+
+def get_default_dtype() -> np.dtype:
+    return _default_dtype
+
+
+# ----------------------------------------------------------------------------- transfers
+
+def to_numpy(a: Any) -> np.ndarray:
+    """A NumPy copy (or view, on the CPU) of a backend array."""
+    if is_cupy_array(a):
+        return a.get()
+    return np.asarray(a)
+
+
+def asarray(data: Any, dtype: Any = None, backend: str | None = None) -> Any:
+    """``data`` as an array on ``backend`` (the active one by default)."""
+    mod = _import_cupy() if (backend or _backend_name) == "cupy" else np
+    if mod is np and is_cupy_array(data):
+        data = data.get()
+    return mod.asarray(data, dtype=dtype)
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work to finish (a no-op on the CPU). Use before timing."""
+    if _backend_name == "cupy":
+        _import_cupy().cuda.get_current_stream().synchronize()
+
+
+# ----------------------------------------------------------------------------- randomness
+
+def manual_seed(seed: int) -> None:
+    """Seed the random generators of every backend (dropout, init, sampling)."""
+    global _seed
+    _seed = int(seed)
+    _rngs.clear()
+
+
+def rng(mod: ModuleType | None = None) -> Any:
+    """The seeded random generator of array module ``mod`` (the active backend by default).
+
+    NumPy gets a ``numpy.random.Generator`` (PCG64); CuPy its own ``Generator``.
+    Both are re-created from the seed by :func:`manual_seed`.
+    """
+    mod = mod or _xp
+    key = "cupy" if mod is not np else "numpy"
+    g = _rngs.get(key)
+    if g is None:
+        g = np.random.default_rng(_seed) if key == "numpy" else mod.random.default_rng(_seed)
+        _rngs[key] = g
+    return g
+
+
+def get_rng_state() -> dict:
+    """The NumPy generator's state as plain JSON-able data (for checkpoints)."""
+    return {"seed": _seed, "numpy": rng(np).bit_generator.state}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`get_rng_state` returned."""
+    manual_seed(state["seed"]) if state.get("seed") is not None else _rngs.clear()
+    rng(np).bit_generator.state = state["numpy"]
+
+
+# ----------------------------------------------------------------------------- scatter-add
+
+def scatter_add(shape: tuple, index: Any, values: Any) -> Any:
+    """``out = zeros(shape); out[index[i]] += values[i]`` along axis 0, duplicates summed.
+
+    Args:
+        shape: shape of the result; ``shape[1:] == values.shape[index.ndim:]``.
+        index: integer array of row indices into axis 0 of the result.
+        values: array of shape ``index.shape + shape[1:]``.
+
+    This is the backward of an embedding lookup / integer indexing. ``np.add.at``
+    is exact but slow; on NumPy we sort-free reduce with a one-hot matmul when
+    the table is small, and ``np.bincount`` per column otherwise. CuPy has a fast
+    atomic ``scatter_add``.
+    """
+    mod = get_array_module(values)
+    index = index.reshape(-1)
+    rows = shape[0]
+    flat = values.reshape(index.shape[0], -1)
+    if mod is not np:
+        out = mod.zeros((rows, flat.shape[1]), dtype=values.dtype)
+        mod.add.at(out, index, flat)  # cupy's add.at is an atomic scatter kernel
+        return out.reshape(shape)
+    n, width = flat.shape
+    if rows * n <= 4_000_000:
+        # One-hot (rows, n) @ (n, width): a single BLAS call, exact sums.
+        onehot = np.zeros((rows, n), dtype=values.dtype)
+        onehot[index, np.arange(n)] = 1
+        return (onehot @ flat).reshape(shape)
+    # Large tables: sort the indices, then sum each run of equal indices.
+    order = np.argsort(index, kind="stable")
+    sidx = index[order]
+    starts = np.flatnonzero(np.r_[True, sidx[1:] != sidx[:-1]])
+    sums = np.add.reduceat(flat[order], starts, axis=0)
+    out = np.zeros((rows, width), dtype=values.dtype)
+    out[sidx[starts]] = sums
+    return out.reshape(shape)
+
+
+if os.environ.get("TINYLLM_BACKEND"):
+    set_backend(os.environ["TINYLLM_BACKEND"])

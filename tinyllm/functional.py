@@ -1,0 +1,375 @@
+"""Fused ops with closed-form backward: one graph node where a composition of
+primitives would make many. Fewer nodes means less Python overhead, fewer
+temporaries and better numerics (e.g. log-softmax never forms ``log(0)``).
+
+softmax, log_softmax, logsumexp, gelu, layer_norm, embedding, dropout,
+attention, cross_entropy.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import backend
+from .backend import get_array_module
+from .ops.reduce import _axes, _keep
+from .tensor import Function, Tensor
+
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+GELU_C = 0.044715
+
+
+# ----------------------------------------------------------------------------- softmax family
+
+class Softmax(Function):
+    """y_i = e^{x_i - m} / sum_j e^{x_j - m}  (m = max_j x_j, for stability);
+    dx = y * (g - sum_j g_j y_j)."""
+
+    def forward(self, x, axis=-1):
+        xp = get_array_module(x)
+        self.axis = axis
+        y = x - x.max(axis=axis, keepdims=True)
+        xp.exp(y, out=y)
+        y /= y.sum(axis=axis, keepdims=True)
+        self.y = y
+        return y
+
+    def backward(self, g):
+        y = self.y
+        return (y * (g - (g * y).sum(axis=self.axis, keepdims=True)),)
+
+
+class LogSoftmax(Function):
+    """y_i = x_i - logsumexp(x);  dx = g - softmax(x) * sum_j g_j."""
+
+    def forward(self, x, axis=-1):
+        xp = get_array_module(x)
+        self.axis = axis
+        shifted = x - x.max(axis=axis, keepdims=True)
+        self.y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        return self.y
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (g - xp.exp(self.y) * g.sum(axis=self.axis, keepdims=True),)
+
+
+class LogSumExp(Function):
+    """y = m + log sum_i e^{x_i - m}  (m = max_i x_i);  dx_i = g * e^{x_i - y} = g * softmax(x)_i."""
+
+    def forward(self, x, axis=None, keepdims=False):
+        xp = get_array_module(x)
+        self.x, self.axes, self.keepdims = x, _axes(axis, x.ndim), keepdims
+        m = x.max(axis=self.axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        self.y = m + xp.log(xp.exp(x - m).sum(axis=self.axes, keepdims=True))
+        return self.y if keepdims else self.y.reshape([n for i, n in enumerate(self.y.shape) if i not in self.axes])
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (_keep(g, self.axes, self.keepdims) * xp.exp(self.x - self.y),)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """Numerically stable softmax along ``axis``."""
+    return Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """Numerically stable log-softmax along ``axis``."""
+    return LogSoftmax.apply(x, axis=axis)
+
+
+def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) over ``axis``, stable for large |x|."""
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+
+
+# ----------------------------------------------------------------------------- GELU
+
+class Gelu(Function):
+    """GELU, tanh approximation (GPT-2):  y = x/2 * (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3);
+    dx = g * [ (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2) ],  t = tanh(u)."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.x = x
+        self.t = xp.tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x))
+        return 0.5 * x * (1 + self.t)
+
+    def backward(self, g):
+        x, t = self.x, self.t
+        du = SQRT_2_OVER_PI * (1 + 3 * GELU_C * x * x)
+        return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du),)
+
+
+def gelu(x: Tensor) -> Tensor:
+    """Gaussian error linear unit, tanh approximation (as GPT-2)."""
+    return Gelu.apply(x)
+
+
+# ----------------------------------------------------------------------------- layer norm
+
+class LayerNorm(Function):
+    """Normalize the last axis, then scale and shift:
+        xhat = (x - mean) / sqrt(var + eps),   y = xhat * w + b
+    Backward, with C features, gxhat = g * w:
+        dx = (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)) / sqrt(var + eps)
+        dw = sum over rows of g * xhat,   db = sum over rows of g
+    Inputs are ``(x,)`` without affine parameters, ``(x, w)`` or ``(x, w, b)``.
+    """
+
+    def forward(self, x, *wb, eps=1e-5):
+        xp = get_array_module(x)
+        mu = x.mean(axis=-1, keepdims=True)
+        xc = x - mu
+        var = (xc * xc).mean(axis=-1, keepdims=True)
+        self.rstd = 1.0 / xp.sqrt(var + eps)
+        self.xhat = xc * self.rstd
+        self.w = wb[0] if wb else None
+        y = self.xhat * self.w if wb else self.xhat.copy()
+        if len(wb) > 1:
+            y += wb[1]
+        return y
+
+    def backward(self, g):
+        xhat = self.xhat
+        gxhat = g * self.w if self.w is not None else g
+        dx = None
+        if self.needs_grad[0]:
+            dx = gxhat - gxhat.mean(axis=-1, keepdims=True) - xhat * (gxhat * xhat).mean(axis=-1, keepdims=True)
+            dx *= self.rstd
+        rows = tuple(range(g.ndim - 1))
+        grads = [dx]
+        if self.w is not None:
+            grads.append((g * xhat).sum(axis=rows) if self.needs_grad[1] else None)
+        if len(self.needs_grad) > 2:
+            grads.append(g.sum(axis=rows) if self.needs_grad[2] else None)
+        return tuple(grads)
+
+
+def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Layer normalization over the last axis, with optional affine ``weight`` and ``bias``."""
+    if bias is not None and weight is None:
+        raise ValueError("layer_norm: a bias needs a weight")
+    inputs = [t for t in (x, weight, bias) if t is not None]
+    return LayerNorm.apply(*inputs, eps=eps)
+
+
+# ----------------------------------------------------------------------------- embedding, dropout
+
+class Embedding(Function):
+    """y[...] = W[idx[...]] (row lookup);  dW = scatter-add of g into the rows used
+    (rows used twice get both gradients; the ``padding_idx`` row gets none)."""
+
+    def forward(self, w, idx=None, padding_idx=None):
+        self.shape, self.idx, self.padding_idx = w.shape, idx, padding_idx
+        return w[idx]
+
+    def backward(self, g):
+        dw = backend.scatter_add(self.shape, self.idx, g)
+        if self.padding_idx is not None:
+            dw[self.padding_idx] = 0
+        return (dw,)
+
+
+def embedding(weight: Tensor, idx: Any, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` (V, C) picked by the integer array ``idx`` (...) -> (..., C)."""
+    idx = idx.data if isinstance(idx, Tensor) else get_array_module(weight.data).asarray(idx)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding indices must be integers, got {idx.dtype}")
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= weight.shape[0]):
+        raise IndexError(f"embedding index out of range [0, {weight.shape[0]}): "
+                         f"min {int(idx.min())}, max {int(idx.max())}")
+    return Embedding.apply(weight, idx=idx, padding_idx=padding_idx)
+
+
+class Dropout(Function):
+    """y = x * m / (1 - p), m_i ~ Bernoulli(1 - p) (so E[y] = x);  dx = g * m / (1 - p)."""
+
+    def forward(self, x, p=0.5):
+        xp = get_array_module(x)
+        keep = backend.rng(xp).random(x.shape, dtype=x.dtype) >= p
+        self.scale = keep * x.dtype.type(1.0 / (1.0 - p))
+        return x * self.scale
+
+    def backward(self, g):
+        return (g * self.scale,)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p); identity when not training."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    return Dropout.apply(x, p=p)
+
+
+# ----------------------------------------------------------------------------- attention
+
+_MASK_CACHE: dict = {}
+
+
+def causal_bias(tq: int, tk: int, dtype: Any, xp: Any) -> Any:
+    """(tq, tk) additive mask: 0 where query i may see key j (j <= i + tk - tq), -inf elsewhere.
+
+    With a KV cache the tq queries are the LAST tq positions of the tk keys.
+    """
+    key = (tq, tk, str(dtype), xp.__name__)
+    bias = _MASK_CACHE.get(key)
+    if bias is None:
+        allowed = xp.tril(xp.ones((tq, tk), dtype=bool), k=tk - tq)
+        bias = xp.where(allowed, 0.0, -xp.inf).astype(dtype)
+        if len(_MASK_CACHE) > 64:
+            _MASK_CACHE.clear()
+        _MASK_CACHE[key] = bias
+    return bias
+
+
+class Attention(Function):
+    """Scaled dot-product attention over heads, as one node:
+        S = Q K^T * scale + M,   P = softmax(S),   Y = dropout(P) V
+    (M is 0 where attending is allowed and -inf elsewhere). Backward:
+        dV = P'^T dY,   dP = dY V^T (through the dropout mask),
+        dS = P * (dP - rowsum(dP * P)),   dQ = dS K * scale,   dK = dS^T Q * scale.
+    Shapes: Q (..., Tq, d), K (..., Tk, d), V (..., Tk, dv) -> Y (..., Tq, dv).
+    A row with no allowed key gets all-zero weights (and output).
+    """
+
+    def forward(self, q, k, v, scale=1.0, causal=False, mask=None, dropout_p=0.0, weights_out=None):
+        xp = get_array_module(q)
+        self.q, self.k, self.v, self.scale = q, k, v, scale
+        s = q @ k.swapaxes(-1, -2)                                   # (..., Tq, Tk)
+        s *= scale
+        if causal:
+            s += causal_bias(q.shape[-2], k.shape[-2], s.dtype, xp)
+        if mask is not None:
+            s = xp.where(mask, s, -xp.inf)
+        m = s.max(axis=-1, keepdims=True)
+        if causal or mask is not None:
+            m[~xp.isfinite(m)] = 0                                     # fully masked rows
+        s -= m
+        xp.exp(s, out=s)
+        denom = s.sum(axis=-1, keepdims=True)
+        if mask is not None:
+            denom[denom == 0] = 1
+        s /= denom
+        self.p = s                                                    # (..., Tq, Tk)
+        if weights_out is not None:
+            weights_out.append(s)
+        self.drop = None
+        if dropout_p > 0.0:
+            keep = backend.rng(xp).random(s.shape, dtype=s.dtype) >= dropout_p
+            self.drop = keep * s.dtype.type(1.0 / (1.0 - dropout_p))
+            s = s * self.drop
+        self.pd = s
+        return s @ v                                                  # (..., Tq, dv)
+
+    def backward(self, g):
+        q, k, v, p, scale = self.q, self.k, self.v, self.p, self.scale
+        gv = self.pd.swapaxes(-1, -2) @ g if self.needs_grad[2] else None
+        dp = g @ v.swapaxes(-1, -2)                                   # (..., Tq, Tk)
+        if self.drop is not None:
+            dp *= self.drop
+        ds = dp
+        ds -= (dp * p).sum(axis=-1, keepdims=True)
+        ds *= p
+        ds *= scale
+        gq = ds @ k if self.needs_grad[0] else None
+        gk = ds.swapaxes(-1, -2) @ q if self.needs_grad[1] else None
+        return gq, gk, gv
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = None, causal: bool = False,
+              dropout_p: float = 0.0, scale: float | None = None, weights_out: list | None = None) -> Tensor:
+    """softmax(Q K^T / sqrt(d) + mask) V for every head at once.
+
+    Args:
+        q, k, v: (..., T, d) query, key and value tensors (e.g. (B, nh, T, hs)).
+        mask: boolean array broadcastable to (..., Tq, Tk); True where attending is allowed.
+        causal: forbid query i from seeing keys after it (aligned at the end with a KV cache).
+        dropout_p: dropout on the attention weights (training only; pass 0 in eval).
+        scale: defaults to 1/sqrt(d).
+        weights_out: if a list, the attention weights (..., Tq, Tk) are appended to it.
+    """
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    if mask is not None:
+        mask = mask.data if isinstance(mask, Tensor) else mask
+        mask = get_array_module(q.data).asarray(mask, dtype=bool)
+    return Attention.apply(q, k, v, scale=scale, causal=causal, mask=mask,
+                           dropout_p=dropout_p, weights_out=weights_out)
+
+
+# ----------------------------------------------------------------------------- cross-entropy
+
+class CrossEntropy(Function):
+    """Fused log-softmax + negative log-likelihood over the last axis (C classes):
+        loss_n = -(1 - eps) log p[n, t_n] - (eps / C) sum_c log p[n, c]
+    with p = softmax(logits). Rows whose target is ``ignore_index`` contribute 0.
+    d loss_n / d logits_n = p_n - (1 - eps) onehot(t_n) - eps / C.
+    'mean' divides by the number of rows not ignored.
+    """
+
+    def forward(self, logits, targets=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+        xp = get_array_module(logits)
+        c = logits.shape[-1]
+        self.shape, self.reduction = logits.shape, reduction
+        z = logits.reshape(-1, c)                                       # (N, C)
+        t = targets.reshape(-1)                                         # (N,)
+        valid = t != ignore_index
+        t = xp.where(valid, t, 0)
+        rows = xp.arange(z.shape[0])
+        shifted = z - z.max(axis=1, keepdims=True)
+        e = xp.exp(shifted)
+        sumexp = e.sum(axis=1, keepdims=True)
+        logp_t = shifted[rows, t] - xp.log(sumexp[:, 0])                # (N,)
+        loss = -logp_t
+        if label_smoothing:
+            mean_logp = shifted.mean(axis=1) - xp.log(sumexp[:, 0])
+            loss = (1 - label_smoothing) * loss - label_smoothing * mean_logp
+        loss = loss * valid
+        e /= sumexp                                                     # e is now p (N, C)
+        self.p, self.t, self.rows, self.valid, self.eps = e, t, rows, valid, label_smoothing
+        self.count = max(int(valid.sum()), 1) if reduction == "mean" else 1
+        if reduction == "none":
+            return loss.reshape(self.shape[:-1])
+        total = loss.sum()
+        return total / self.count if reduction == "mean" else total
+
+    def backward(self, g):
+        c = self.p.shape[1]
+        w = self.valid.astype(self.p.dtype)                             # (N,) row weights
+        w *= g.reshape(-1) if self.reduction == "none" else g / self.count
+        dz = self.p * w[:, None]                                        # (N, C), p is kept intact
+        dz[self.rows, self.t] -= (1 - self.eps) * w
+        if self.eps:
+            dz -= (self.eps / c) * w[:, None]
+        return (dz.reshape(self.shape),)
+
+
+def cross_entropy(logits: Tensor, targets: Any, ignore_index: int = -100, label_smoothing: float = 0.0,
+                  reduction: str = "mean") -> Tensor:
+    """Cross-entropy between ``logits`` (..., C) and integer ``targets`` (...).
+
+    Args:
+        logits: unnormalized scores, (N, C) or (B, T, C).
+        targets: class indices with the logits' leading shape; ``ignore_index`` rows are skipped.
+        label_smoothing: eps in [0, 1): the target distribution is (1-eps) onehot + eps/C.
+        reduction: "mean" (over rows not ignored), "sum" or "none".
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    t = targets.data if isinstance(targets, Tensor) else get_array_module(logits.data).asarray(targets)
+    if t.shape != logits.shape[:-1]:
+        raise ValueError(f"targets shape {t.shape} does not match logits shape {logits.shape} (minus classes)")
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"targets must be integer class indices, got {t.dtype}")
+    bad = (t != ignore_index) & ((t < 0) | (t >= logits.shape[-1]))
+    if bad.any():
+        raise IndexError(f"target {int(t[bad].reshape(-1)[0])} is out of range for {logits.shape[-1]} classes")
+    return CrossEntropy.apply(logits, targets=t, ignore_index=ignore_index,
+                              label_smoothing=label_smoothing, reduction=reduction)
