@@ -1,0 +1,155 @@
+"""Multi-head self-attention with a fused QKV projection and a KV cache.
+
+For input X (B, T, C) and n_head heads of size hs = C / n_head:
+
+    Q, K, V = split(X W_qkv^T + b_qkv)                  each (B, nh, T, hs)
+    head_h  = softmax(Q_h K_h^T / sqrt(hs) + M) V_h     (B, nh, T, hs)
+    Y       = concat_h(head_h) W_proj^T + b_proj        (B, T, C)
+
+M masks what may not be seen: future positions (causal, GPT) and padding
+keys (BERT batches of different lengths). Splitting the heads, attending
+and merging them back is ONE graph node (:class:`SelfAttentionFunction`),
+so there is no Python loop over heads and no per-head op.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import backend
+from ..backend import get_array_module
+from ..functional import Attention, attention
+from ..tensor import Function, Tensor, is_grad_enabled
+from .layers import Dropout, Linear
+from .module import Module
+
+
+class SelfAttentionFunction(Function):
+    """(B, T, 3C) packed q|k|v -> (B, T, C): split heads, scaled dot-product attention, merge heads.
+
+    The math (and its backward) is :class:`tinyllm.functional.Attention`; this
+    node only reshapes around it: forward views qkv as (3, B, nh, T, hs), and
+    backward packs dQ, dK, dV into one (B, T, 3C) gradient.
+    """
+
+    def forward(self, qkv, n_head=1, causal=False, mask=None, dropout_p=0.0, weights_out=None):
+        b, t, c3 = qkv.shape
+        hs = c3 // (3 * n_head)
+        self.shape = (b, t, n_head, hs)
+        heads = qkv.reshape(b, t, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # (3, B, nh, T, hs)
+        self.core = Attention.__new__(Attention)
+        self.core.needs_grad = (True, True, True)
+        y = self.core.forward(heads[0], heads[1], heads[2], scale=1.0 / math.sqrt(hs), causal=causal,
+                              mask=mask, dropout_p=dropout_p, weights_out=weights_out)  # (B, nh, T, hs)
+        return y.transpose(0, 2, 1, 3).reshape(b, t, n_head * hs)             # (B, T, C)
+
+    def backward(self, g):
+        b, t, nh, hs = self.shape
+        gy = g.reshape(b, t, nh, hs).transpose(0, 2, 1, 3)                     # (B, nh, T, hs)
+        gq, gk, gv = self.core.backward(gy)
+        dqkv = get_array_module(g).empty((b, t, 3, nh, hs), dtype=g.dtype)
+        for i, gi in enumerate((gq, gk, gv)):
+            dqkv[:, :, i] = gi.transpose(0, 2, 1, 3)                           # (B, nh, T, hs) -> (B, T, nh, hs)
+        return (dqkv.reshape(b, t, 3 * nh * hs),)
+
+
+def self_attention(qkv: Tensor, n_head: int, causal: bool = False, mask: Any = None,
+                   dropout_p: float = 0.0, weights_out: list | None = None) -> Tensor:
+    """Multi-head attention of packed ``qkv`` (B, T, 3C) with itself -> (B, T, C).
+
+    ``mask``: boolean, broadcastable to (B, nh, T, T), True where attending is allowed.
+    """
+    if qkv.shape[-1] % (3 * n_head):
+        raise ValueError(f"qkv width {qkv.shape[-1]} is not 3 * n_head ({n_head}) * head size")
+    if mask is not None:
+        mask = get_array_module(qkv.data).asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
+    return SelfAttentionFunction.apply(qkv, n_head=n_head, causal=causal, mask=mask,
+                                       dropout_p=dropout_p, weights_out=weights_out)
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, for incremental decoding.
+
+    Preallocated to ``max_len`` positions: appending the new token's key and
+    value is a copy into the buffer, not a concatenation of the whole past.
+    """
+
+    def __init__(self, batch: int, n_head: int, max_len: int, head_dim: int, dtype: Any, xp: Any = None) -> None:
+        xp = xp or backend.xp()
+        self.k = xp.zeros((batch, n_head, max_len, head_dim), dtype=dtype)
+        self.v = xp.zeros((batch, n_head, max_len, head_dim), dtype=dtype)
+        self.max_len, self.pos = max_len, 0
+
+    def append(self, k: Any, v: Any) -> tuple[Any, Any]:
+        """Store k, v (B, nh, T, hs) after the past; return all keys and values so far."""
+        t = k.shape[2]
+        if self.pos + t > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; {self.pos} used, {t} more asked")
+        self.k[:, :, self.pos:self.pos + t] = k
+        self.v[:, :, self.pos:self.pos + t] = v
+        self.pos += t
+        return self.k[:, :, :self.pos], self.v[:, :, :self.pos]
+
+    def reset(self) -> None:
+        self.pos = 0
+
+
+class MultiHeadAttention(Module):
+    """Multi-head self-attention: fused QKV projection ``c_attn``, output projection ``c_proj``.
+
+    Args:
+        n_embd: model width C (divisible by n_head).
+        n_head: number of heads.
+        bias: biases in the projections.
+        dropout: dropout on the attention weights and on the output.
+        causal: each position attends only to itself and earlier ones (GPT).
+    """
+
+    def __init__(self, n_embd: int, n_head: int, bias: bool = True, dropout: float = 0.0, causal: bool = False) -> None:
+        super().__init__()
+        if n_embd % n_head:
+            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        self.n_embd, self.n_head, self.causal, self.dropout = n_embd, n_head, causal, dropout
+        self.c_attn = Linear(n_embd, 3 * n_embd, bias)
+        self.c_proj = Linear(n_embd, n_embd, bias)
+        self.resid_dropout = Dropout(dropout)
+
+    def forward(self, x: Tensor, padding_mask: Any = None, cache: KVCache | None = None,
+                return_weights: bool = False) -> Any:
+        """Attend over ``x`` (B, T, C).
+
+        Args:
+            padding_mask: (B, T_keys) boolean, True for real tokens and False for padding
+                (the Hugging Face ``attention_mask`` convention). With a cache it covers
+                every key so far.
+            cache: a :class:`KVCache`; the keys and values of ``x`` are appended to it and
+                queries attend to everything cached (inference only: records no gradient).
+            return_weights: also return the attention weights (B, nh, T, T_keys).
+        """
+        mask = None
+        if padding_mask is not None:
+            pm = padding_mask.data if isinstance(padding_mask, Tensor) else padding_mask
+            mask = get_array_module(x.data).asarray(pm, dtype=bool)[:, None, None, :]   # (B, 1, 1, Tk)
+        p = self.dropout if self.training else 0.0
+        weights: list | None = [] if return_weights else None
+        qkv = self.c_attn(x)                                                   # (B, T, C) -> (B, T, 3C)
+        if cache is None:
+            y = self_attention(qkv, self.n_head, self.causal, mask, p, weights)  # (B, T, C)
+        else:
+            y = self._attend_cached(qkv, cache, mask, weights)
+        y = self.resid_dropout(self.c_proj(y))                                 # (B, T, C)
+        return (y, Tensor._wrap(weights[0])) if return_weights else y
+
+    def _attend_cached(self, qkv: Tensor, cache: KVCache, mask: Any, weights: list | None) -> Tensor:
+        if is_grad_enabled() and qkv.requires_grad:
+            raise RuntimeError("the KV-cache path is for inference: run it under tinyllm.no_grad()")
+        b, t, _ = qkv.shape
+        hs = self.n_embd // self.n_head
+        heads = qkv.data.reshape(b, t, 3, self.n_head, hs).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        k_all, v_all = cache.append(heads[1], heads[2])                        # (B, nh, Tk, hs)
+        y = attention(Tensor._wrap(heads[0]), Tensor._wrap(k_all), Tensor._wrap(v_all), mask=mask,
+                      causal=self.causal, weights_out=weights)                 # (B, nh, T, hs)
+        return Tensor._wrap(y.data.transpose(0, 2, 1, 3).reshape(b, t, self.n_embd))
+
+    def extra_repr(self) -> str:
+        return f"n_embd={self.n_embd}, n_head={self.n_head}, causal={self.causal}"
