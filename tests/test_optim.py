@@ -1,0 +1,510 @@
+"""tinyllm.optim: update rules against NumPy reference loops, flat buffers, state_dict, errors."""
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tinyllm
+from tinyllm.optim import SGD, Adam, AdamW, Optimizer, clip_grad_norm_, make_schedule
+
+SHAPES = [(3, 4), (4,), (), (2, 1, 3)]
+
+
+def make_params(shapes=SHAPES, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return [tinyllm.tensor(rng.standard_normal(s).astype(dtype), requires_grad=True) for s in shapes]
+
+
+def grad_seq(shapes=SHAPES, steps=5, seed=1):
+    rng = np.random.default_rng(seed)
+    return [[rng.standard_normal(s) for s in shapes] for _ in range(steps)]
+
+
+def backward_with(params, grads):
+    """Make p.grad accumulate exactly g by a backward of sum(p * g)."""
+    loss = sum((p * tinyllm.tensor(g.astype(p.dtype))).sum() for p, g in zip(params, grads))
+    loss.backward()
+
+
+# ----------------------------------------------------------------------------- reference loops
+
+def ref_sgd(p0, seq, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    ps, bufs = [p.copy() for p in p0], [None] * len(p0)
+    for grads in seq:
+        for i, g in enumerate(grads):
+            d = g + weight_decay * ps[i]
+            if momentum:
+                bufs[i] = d.copy() if bufs[i] is None else momentum * bufs[i] + (1 - dampening) * d
+                d = d + momentum * bufs[i] if nesterov else bufs[i]
+            ps[i] = ps[i] - lr * d
+    return ps
+
+
+def ref_adam(p0, seq, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False, lrs=None):
+    b1, b2 = betas
+    ps = [p.copy() for p in p0]
+    ms, vs = [np.zeros_like(p) for p in p0], [np.zeros_like(p) for p in p0]
+    for t, grads in enumerate(seq, start=1):
+        lr_t = lr if lrs is None else lrs[t - 1]
+        for i, g in enumerate(grads):
+            if decoupled:
+                ps[i] = ps[i] * (1 - lr_t * weight_decay)
+            else:
+                g = g + weight_decay * ps[i]
+            ms[i] = b1 * ms[i] + (1 - b1) * g
+            vs[i] = b2 * vs[i] + (1 - b2) * g * g
+            m_hat, v_hat = ms[i] / (1 - b1 ** t), vs[i] / (1 - b2 ** t)
+            ps[i] = ps[i] - lr_t * m_hat / (np.sqrt(v_hat) + eps)
+    return ps
+
+
+def run(opt_cls, seq, params=None, **kw):
+    params = params or make_params()
+    opt = opt_cls(params, **kw)
+    for grads in seq:
+        opt.zero_grad()
+        backward_with(params, grads)
+        opt.step()
+    return params, opt
+
+
+def assert_close(params, ref, rtol=1e-12, atol=1e-14):
+    for p, r in zip(params, ref):
+        np.testing.assert_allclose(p.numpy(), r, rtol=rtol, atol=atol)
+
+
+# ----------------------------------------------------------------------------- update rules
+
+@pytest.mark.parametrize("kw", [
+    dict(lr=0.1),
+    dict(lr=0.1, weight_decay=0.05),
+    dict(lr=0.05, momentum=0.9),
+    dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01),
+    dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.02),
+])
+def test_sgd_matches_reference(kw):
+    seq, p0 = grad_seq(), [p.numpy().copy() for p in make_params()]
+    params, _ = run(SGD, seq, **kw)
+    assert_close(params, ref_sgd(p0, seq, **kw))
+
+
+@pytest.mark.parametrize("cls,kw", [
+    (Adam, dict(lr=0.01)),
+    (Adam, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    (AdamW, dict(lr=0.01, weight_decay=0.1)),
+    (AdamW, dict(lr=0.02, betas=(0.5, 0.9), eps=1e-3, weight_decay=0.0)),
+])
+def test_adam_matches_reference(cls, kw):
+    seq, p0 = grad_seq(steps=6), [p.numpy().copy() for p in make_params()]
+    params, _ = run(cls, seq, **kw)
+    kw.setdefault("weight_decay", 0.01 if cls is AdamW else 0.0)
+    assert_close(params, ref_adam(p0, seq, decoupled=cls is AdamW, **kw))
+
+
+@given(lr=st.floats(0.0, 0.5), b1=st.floats(0.0, 0.99), b2=st.floats(0.0, 0.999),
+       eps=st.floats(1e-8, 1e-2), wd=st.floats(0.0, 0.5), decoupled=st.booleans())
+def test_adam_matches_reference_any_hyperparameters(lr, b1, b2, eps, wd, decoupled):
+    seq, p0 = grad_seq(steps=3), [p.numpy().copy() for p in make_params()]
+    params, _ = run(AdamW if decoupled else Adam, seq, lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+    assert_close(params, ref_adam(p0, seq, lr, (b1, b2), eps, wd, decoupled), rtol=1e-10, atol=1e-12)
+
+
+def test_param_groups_and_schedule():
+    """Groups keep their own weight decay and lr_scale; set_lr every step drives all groups."""
+    params, seq = make_params(), grad_seq(steps=6)
+    p0 = [p.numpy().copy() for p in params]
+    sched = make_schedule("cosine", 0.05, min_lr=0.005, warmup=2, decay_iters=5)
+    groups = [{"params": params[:2], "weight_decay": 0.1},
+              {"params": params[2:], "weight_decay": 0.0, "lr_scale": 0.5, "name": "no_decay"}]
+    opt = AdamW(groups, lr=1.0)
+    for it, grads in enumerate(seq):
+        opt.set_lr(sched(it))
+        assert opt.lr == sched(it) and opt.param_groups[1]["lr"] == 0.5 * sched(it)
+        backward_with(params, grads)
+        opt.step()
+        opt.zero_grad()
+    lrs = [sched(it) for it in range(6)]
+    ref0 = ref_adam(p0[:2], [g[:2] for g in seq], None, weight_decay=0.1, decoupled=True, lrs=lrs)
+    ref1 = ref_adam(p0[2:], [g[2:] for g in seq], None, decoupled=True, lrs=[0.5 * x for x in lrs])
+    assert_close(params, ref0 + ref1)
+
+
+def test_group_lr_and_lr_property():
+    a, b = make_params()[:2]
+    opt = SGD([{"params": [a]}, {"params": [b], "lr": 0.3, "lr_scale": 0.5}], lr=0.1)
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.15] and opt.lr == 0.1
+    opt.lr = 0.2  # the setter is set_lr
+    assert [g["lr"] for g in opt.param_groups] == [0.2, 0.1] and opt.lr == 0.2
+
+
+def test_step_issues_one_update_per_group():
+    """The whole group is updated by one vectorised update_one call, not one per parameter."""
+    calls = []
+
+    class Spy(SGD):
+        def update_one(self, param, grad, state, step, group):
+            calls.append(param.size)
+            super().update_one(param, grad, state, step, group)
+
+    params = make_params()
+    opt = Spy([{"params": params[:3]}, {"params": params[3:]}], lr=0.1, momentum=0.9)
+    for grads in grad_seq(steps=3):
+        backward_with(params, grads)
+        opt.step()
+        opt.zero_grad()
+    assert calls == [17, 6] * 3
+
+
+# ----------------------------------------------------------------------------- flat buffers
+
+def test_views_and_in_place_accumulation():
+    params = make_params()
+    opt = SGD(params, lr=0.1)
+    flat = opt._flat[0]
+    assert all(np.shares_memory(p.data, flat.param) for p in params)
+    assert all(p.grad is None for p in params)
+    seq = grad_seq(steps=2)
+    backward_with(params, seq[0])
+    opt.step()
+    assert all(np.shares_memory(p.grad, flat.grad) for p in params)
+    opt.zero_grad()
+    assert all(p.grad is v for p, v in zip(params, flat.grad_views)) and not flat.grad.any()
+    backward_with(params, seq[0])
+    backward_with(params, seq[1])  # accumulates into the flat buffer
+    assert all(p.grad is v for p, v in zip(params, flat.grad_views))
+    for p, g0, g1 in zip(params, *seq):
+        np.testing.assert_allclose(p.grad, g0 + g1, rtol=1e-15)
+
+
+def test_gradient_accumulation_equals_full_batch():
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((8, 5)), rng.standard_normal((8, 2))
+    w0, b0 = rng.standard_normal((5, 2)), rng.standard_normal(2)
+
+    def loss(w, b, xs, ys):
+        return (((tinyllm.tensor(xs) @ w + b) - tinyllm.tensor(ys)) ** 2).mean()
+
+    results = []
+    for halves in (False, True):
+        w, b = tinyllm.tensor(w0.copy(), requires_grad=True), tinyllm.tensor(b0.copy(), requires_grad=True)
+        opt = AdamW([w, b], lr=0.01, weight_decay=0.1)
+        for _ in range(3):
+            if halves:
+                (loss(w, b, x[:4], y[:4]) * 0.5).backward()
+                (loss(w, b, x[4:], y[4:]) * 0.5).backward()
+            else:
+                loss(w, b, x, y).backward()
+            opt.step()
+            opt.zero_grad()
+        results.append((w.numpy(), b.numpy()))
+    for full, acc in zip(*results):
+        np.testing.assert_allclose(acc, full, rtol=1e-12)
+
+
+def test_weights_assigned_from_outside_are_adopted():
+    params = make_params()
+    opt = SGD(params, lr=0.5)
+    new = np.full((3, 4), 2.0)
+    params[0].data = new  # e.g. a model loading weights by assignment
+    grads = [np.ones(s) for s in SHAPES]
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
+    np.testing.assert_array_equal(params[0].numpy(), np.full((3, 4), 1.5))
+    assert np.shares_memory(params[0].data, opt._flat[0].param) and new[0, 0] == 2.0
+    params[1].data = np.zeros(5)
+    with pytest.raises(ValueError, match=r"parameter 1 got a new .data of shape \(5,\), expected \(4,\)"):
+        opt.step()
+    params[1].data = np.zeros(4)
+    params[1].grad = np.zeros(3)
+    with pytest.raises(ValueError, match=r"parameter 1 got a new .grad of shape"):
+        opt.step()
+    params[1].grad = [0.0] * 4
+    with pytest.raises(TypeError, match="not an array"):
+        opt.step()
+
+
+def test_params_without_grad_are_skipped_like_torch():
+    """grad None: no update, no weight decay, moments and step count untouched."""
+    params, seq = make_params(), grad_seq(steps=4)
+    p0 = [p.numpy().copy() for p in params]
+    opt = AdamW(params, lr=0.05, weight_decay=0.1)
+    for t, grads in enumerate(seq):
+        opt.zero_grad(set_to_none=True)
+        live = [i for i in range(4) if not (i == 1 and t in (1, 2))]  # param 1 sits out steps 1 and 2
+        backward_with([params[i] for i in live], [grads[i] for i in live])
+        opt.step()
+        if t == 1:
+            assert params[1].grad is None
+    assert [opt.state_of(p)["step"] for p in params] == [4, 2, 4, 4]
+    for i in (0, 2, 3):
+        assert_close([params[i]], ref_adam([p0[i]], [g[i:i + 1] for g in seq], 0.05, weight_decay=0.1,
+                                           decoupled=True))
+    ref1 = ref_adam([p0[1]], [[seq[0][1]], [seq[3][1]]], 0.05, weight_decay=0.1, decoupled=True)
+    assert_close([params[1]], ref1)
+
+
+def test_zero_grad_modes():
+    params = make_params()
+    opt = SGD(params, lr=0.1)
+    backward_with(params[:3], grad_seq()[0][:3])  # the last parameter gets no gradient
+    opt.step()
+    opt.zero_grad()
+    assert params[3].grad is None and all(not p.grad.any() for p in params[:3])
+    assert all(p.grad is v for p, v in zip(params[:3], opt._flat[0].grad_views))
+    opt.zero_grad(set_to_none=True)
+    assert all(p.grad is None for p in params)
+    p = params[0]
+    p.zero_grad()  # the engine's own reset, then a backward assigning a fresh array
+    backward_with([p], [np.ones(p.shape)])
+    opt.step()
+    assert p.grad is opt._flat[0].grad_views[0]
+
+
+def test_float32_stays_float32():
+    params = make_params(dtype=np.float32)
+    p0 = [p.numpy().astype(np.float64) for p in params]
+    seq = grad_seq(steps=4)
+    for cls in (SGD, Adam, AdamW):
+        ps = make_params(dtype=np.float32)
+        kw = dict(lr=0.01, weight_decay=0.1) | (dict(momentum=0.9, nesterov=True) if cls is SGD else {})
+        ps, opt = run(cls, seq, params=ps, **kw)
+        opt.clip_grad_norm_(0.5)
+        opt.step()
+        bufs = [p.data for p in ps] + [p.grad for p in ps] + list(opt.state[0].values())
+        bufs += [b for bs in opt._work.values() for b in bs]
+        assert all(b.dtype == np.float32 for b in bufs)
+    _, opt = run(Adam, seq, params=params, lr=0.01)
+    assert_close(params, ref_adam(p0, seq, 0.01), rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- clipping
+
+def test_clip_grad_norm_paths_agree():
+    seq = grad_seq()[0]
+    norm = float(np.sqrt(sum((g ** 2).sum() for g in seq[:3])))
+    for max_norm in (norm * 2, norm / 3):
+        a, b = make_params(), make_params()
+        opt = SGD(a, lr=0.1)
+        for ps in (a, b):
+            for p, g in zip(ps[:3], seq):
+                p.grad = g.copy()
+        assert opt.clip_grad_norm_(max_norm) == pytest.approx(norm, rel=1e-14)
+        assert clip_grad_norm_(b, max_norm) == pytest.approx(norm, rel=1e-14)
+        scale = min(1.0, max_norm / (norm + 1e-6))
+        for pa, pb, g in zip(a[:3], b[:3], seq[:3]):
+            np.testing.assert_allclose(pa.grad, g * scale, rtol=1e-14)
+            np.testing.assert_allclose(pb.grad, g * scale, rtol=1e-14)
+        assert a[3].grad is None and b[3].grad is None
+    assert clip_grad_norm_(b[3], 1.0) == 0.0
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="max_norm"):
+            opt.clip_grad_norm_(bad)
+        with pytest.raises(ValueError, match="max_norm"):
+            clip_grad_norm_(a, bad)
+
+
+def test_clip_ignores_stale_slices_of_params_without_grad():
+    params = make_params()
+    opt = SGD(params, lr=0.1)
+    backward_with(params, [np.full(s, 10.0) for s in SHAPES])
+    opt.step()
+    params[0].grad = None  # its slice still holds the old 10s
+    norm = opt.clip_grad_norm_(1e9)
+    assert norm == pytest.approx(10.0 * np.sqrt(4 + 1 + 6), rel=1e-14)
+
+
+# ----------------------------------------------------------------------------- state_dict
+
+def checkpoint(opt):
+    """What a checkpoint writer keeps: arrays copied, everything else through JSON."""
+    sd = opt.state_dict()
+    arrays = {k: np.array(v) for k, v in sd.pop("state").items()}
+    sd = json.loads(json.dumps(sd))
+    sd["state"] = arrays
+    return sd
+
+
+def build(cls, params, **kw):
+    groups = [{"params": params[:2], "weight_decay": 0.1}, {"params": params[2:], "weight_decay": 0.0,
+                                                             "lr_scale": 0.5}]
+    return cls(groups, lr=0.02, **kw)
+
+
+@pytest.mark.parametrize("cls,kw", [(AdamW, {}), (Adam, dict(betas=(0.8, 0.95))),
+                                    (SGD, dict(momentum=0.9, nesterov=True))])
+@pytest.mark.parametrize("assign_after", [False, True])
+def test_state_dict_resume_is_bit_identical(cls, kw, assign_after):
+    seq = grad_seq(steps=8, seed=5)
+    sched = make_schedule("cosine", 0.05, min_lr=0.01, warmup=2, decay_iters=6)
+
+    def train(opt, params, its):
+        for it in its:
+            opt.set_lr(sched(it))
+            live = [i for i in range(4) if (i, it) != (3, 2)]  # one parameter sits out one step
+            backward_with([params[i] for i in live], [seq[it][i] for i in live])
+            opt.clip_grad_norm_(1.5)
+            opt.step()
+            opt.zero_grad(set_to_none=it % 2 == 0)
+
+    ref_params = make_params(dtype=np.float32)
+    ref_opt = build(cls, ref_params, **kw)
+    train(ref_opt, ref_params, range(8))
+
+    params = make_params(dtype=np.float32)
+    opt = build(cls, params, **kw)
+    train(opt, params, range(4))
+    weights, saved = [p.numpy().copy() for p in params], checkpoint(opt)
+    steps_saved = saved["state"]["group0.step"].copy()
+    opt.step()  # the saved arrays are copies: stepping on must not change them
+    assert np.array_equal(saved["state"]["group0.step"], steps_saved)
+
+    if assign_after:  # fresh model, optimizer built first, then weights assigned to p.data
+        fresh = make_params(seed=9, dtype=np.float32)
+        opt2 = build(cls, fresh, **kw)
+        for p, w in zip(fresh, weights):
+            p.data = w
+    else:
+        fresh = [tinyllm.tensor(w, requires_grad=True) for w in weights]
+        opt2 = build(cls, fresh, **kw)
+    opt2.load_state_dict(saved)
+    assert opt2.step_count == 4 and opt2.lr == sched(3) and opt2.param_groups[1]["lr"] == 0.5 * sched(3)
+    train(opt2, fresh, range(4, 8))
+    for a, b in zip(fresh, ref_params):
+        assert a.dtype == b.dtype == np.float32
+        assert np.array_equal(a.numpy(), b.numpy())
+    for k, v in ref_opt.state_dict()["state"].items():
+        assert np.array_equal(opt2.state_dict()["state"][k], v), k
+
+
+def test_state_dict_is_json_and_copies():
+    params = make_params(dtype=np.float32)
+    opt = build(AdamW, params)
+    backward_with(params, grad_seq()[0])
+    opt.step()
+    sd = opt.state_dict()
+    state = sd.pop("state")
+    json.dumps(sd)  # everything but the arrays is JSON
+    assert sorted(state) == ["group0.exp_avg", "group0.exp_avg_sq", "group0.step",
+                             "group1.exp_avg", "group1.exp_avg_sq", "group1.step"]
+    assert state["group0.exp_avg"].dtype == np.float32 and state["group0.exp_avg"].shape == (16,)
+    before = state["group0.exp_avg"].copy()
+    opt.step()
+    assert np.array_equal(state["group0.exp_avg"], before)  # a copy, not the live buffer
+    assert sd["step"] == 1 and sd["param_groups"][1]["shapes"] == [[], [2, 1, 3]]
+
+
+def test_load_state_dict_errors_name_the_mismatch():
+    params = make_params()
+    opt = build(AdamW, params)
+    backward_with(params, grad_seq()[0])
+    opt.step()
+    good = checkpoint(opt)
+
+    def broken(edit):
+        sd = json.loads(json.dumps({k: v for k, v in good.items() if k != "state"}))
+        sd["state"] = {k: v.copy() for k, v in good["state"].items()}
+        edit(sd)
+        return sd
+
+    cases = [
+        (lambda sd: sd.update(type="SGD"), "state of a SGD optimizer given to AdamW"),
+        (lambda sd: sd["param_groups"].pop(), "1 param groups saved, 2 here"),
+        (lambda sd: sd["param_groups"][0].update(num_params=3), "param group 0 has 2 parameters here, 3"),
+        (lambda sd: sd["param_groups"][1]["shapes"].__setitem__(1, [3, 2]),
+         r"param group 1: parameter 1 has shape \(2, 1, 3\) here, \(3, 2\) saved"),
+        (lambda sd: sd["state"].pop("group1.exp_avg"), r"missing \['group1.exp_avg'\]"),
+        (lambda sd: sd["state"].update({"group0.exp_avg": np.zeros(15)}), r"group0.exp_avg has shape \(15,\)"),
+        (lambda sd: sd["param_groups"][0].update(betas=[0.9, 1.5]), "beta2 must be in"),
+        (lambda sd: sd["param_groups"][0].pop("eps"), r"hyperparameter\(s\) \['eps'\] missing"),
+        (lambda sd: sd.pop("step"), "missing key 'step'"),
+    ]
+    fresh = make_params(seed=4)
+    opt2 = build(AdamW, fresh)
+    for edit, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            opt2.load_state_dict(broken(edit))
+    assert not any(b.any() for b in opt2.state[0].values())  # nothing half-loaded
+    assert opt2.param_groups[0]["betas"] == (0.9, 0.999) and opt2.step_count == 0
+    opt2.load_state_dict(good)
+    assert opt2.param_groups[0]["betas"] == (0.9, 0.999) and opt2.step_count == 1
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def t(shape=(2,), dtype=np.float64, requires_grad=True):
+    return tinyllm.tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
+
+
+@pytest.mark.parametrize("make,err,msg", [
+    (lambda: SGD([t()], lr=-0.1), ValueError, "lr must be >= 0"),
+    (lambda: SGD([t()], lr="0.1"), TypeError, "lr must be a real number"),
+    (lambda: SGD([t()], lr=float("inf")), ValueError, "lr must be finite"),
+    (lambda: SGD([t()], momentum=-0.5), ValueError, "momentum must be >= 0"),
+    (lambda: SGD([t()], nesterov=True), ValueError, "Nesterov momentum requires"),
+    (lambda: SGD([t()], momentum=0.9, dampening=0.1, nesterov=True), ValueError, "Nesterov"),
+    (lambda: SGD([t()], weight_decay=-1e-3), ValueError, "weight_decay must be >= 0"),
+    (lambda: Adam([t()], betas=(0.9, 1.0)), ValueError, r"beta2 must be in \[0, 1\)"),
+    (lambda: Adam([t()], betas=(-0.1, 0.9)), ValueError, "beta1 must be in"),
+    (lambda: Adam([t()], betas=0.9), TypeError, "betas must be a pair"),
+    (lambda: AdamW([t()], eps=-1e-8), ValueError, "eps must be >= 0"),
+    (lambda: AdamW([]), ValueError, "empty parameter list"),
+    (lambda: AdamW([{"params": []}]), ValueError, "empty parameter list"),
+    (lambda: AdamW(t()), TypeError, "single Tensor"),
+    (lambda: AdamW([t(), np.ones(2)]), TypeError, "parameter 1 is a ndarray, not a Tensor"),
+    (lambda: AdamW([t(), {"params": [t()]}]), TypeError, "mixes Tensors and param-group dicts"),
+    (lambda: AdamW([{"weight_decay": 0.0}]), ValueError, "has no 'params' entry"),
+    (lambda: AdamW([{"params": [t()], "weight_deacy": 0.0}]), ValueError, r"unknown key\(s\) \['weight_deacy'\]"),
+    (lambda: AdamW([{"params": [t()], "lr_scale": -1.0}]), ValueError, "lr_scale must be >= 0"),
+    (lambda: AdamW([t(), t(dtype=np.float32)]), TypeError, "parameter 1 has dtype float32 but"),
+    (lambda: AdamW([t(), t(dtype=np.int64, requires_grad=False)]), TypeError, "only floating tensors"),
+    (lambda: AdamW([t() * 2]), ValueError, "not a leaf tensor"),
+    (lambda: make_schedule("cosine", 1.0), ValueError, "needs decay_iters"),
+])
+def test_bad_input_raises_clear_errors(make, err, msg):
+    with pytest.raises(err, match=msg):
+        make()
+
+
+def test_duplicates_and_shared_memory_are_rejected():
+    a, b = t(), t()
+    with pytest.raises(ValueError, match="appears twice in param group 0"):
+        SGD([a, b, a])
+    with pytest.raises(ValueError, match="appears in param groups 0 and param group 1"):
+        SGD([{"params": [a]}, {"params": [b, a]}])
+    base = np.zeros((4, 3))
+    c, d = tinyllm.tensor(base[:2], requires_grad=True), tinyllm.tensor(base[1:], requires_grad=True)
+    with pytest.raises(ValueError, match="parameters 0 and 1 share memory"):
+        SGD([c, d])
+    SGD([a, b])
+    SGD([a, b])  # a second optimizer over the same (now flat-backed) parameters is fine
+
+
+def test_bad_values_set_later_are_caught_at_step():
+    opt = SGD([t()], lr=0.1)
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        opt.set_lr(-1.0)
+    opt.param_groups[0]["momentum"] = -1.0
+    with pytest.raises(ValueError, match="param group 0: momentum must be >= 0"):
+        opt.step()
+    opt.param_groups[0]["momentum"] = 0.9
+    opt.param_groups[0]["params"][0].grad = np.ones(2)
+    with pytest.raises(ValueError, match="build a new optimizer to add momentum"):
+        opt.step()
+
+
+def test_empty_group_state_of_and_repr():
+    a, b = t((2, 3)), t()
+    opt = Adam([{"params": [a, b]}, {"params": [], "weight_decay": 0.0}], lr=0.1)
+    a.grad = np.ones((2, 3))
+    b.grad = np.ones(2)
+    opt.step()
+    st_a = opt.state_of(a)
+    assert st_a["step"] == 1 and st_a["exp_avg"].shape == (2, 3)
+    np.testing.assert_allclose(st_a["exp_avg"], 0.1)
+    assert np.shares_memory(st_a["exp_avg_sq"], opt.state[0]["exp_avg_sq"])
+    with pytest.raises(ValueError, match="not optimized by this optimizer"):
+        opt.state_of(t())
+    assert "group 1: 0 params" in repr(opt) and isinstance(opt, Optimizer)
+    assert opt.clip_grad_norm_(1.0) == pytest.approx(np.sqrt(8.0))
