@@ -1,0 +1,423 @@
+"""Checkpoints: save and load a training run safely (no pickle, atomic writes).
+
+A *run directory* (``tinyllm train --out DIR``) holds two checkpoints, each a
+directory of plain files::
+
+    DIR/
+      latest/            written at every evaluation, at the end, and on Ctrl-C
+      best/              the checkpoint with the lowest validation loss so far
+      metrics.jsonl      one JSON record per logged step
+    DIR/latest/
+      config.json        model kind + model config + training config (JSON)
+      tokenizer.json     the tokenizer, in its own save format
+      model.safetensors  the weights (``safetensors``: raw arrays, no code)
+      optimizer.safetensors + optimizer.json
+                         the optimizer's arrays, and everything else it keeps
+      state.json         iteration, best val loss, RNG and data-batcher states
+      manifest.json      size and sha256 of every file above, written LAST
+
+**Atomic writes.** A checkpoint is first written into a fresh temporary
+directory inside the run directory (``latest.tmp-XXXX/``); every file is
+fsync'ed, then the manifest is written, and only then does the new directory
+take the place of the old one: ``latest`` is renamed to ``latest.old``, the
+temporary directory is renamed to ``latest``, and ``latest.old`` is removed.
+A process killed at any moment therefore leaves one of:
+
+* the old ``latest`` untouched (killed while writing the temporary directory),
+* only ``latest.old`` (killed between the two renames): loading uses it,
+* the new ``latest`` and a stale ``latest.old`` (killed before the cleanup).
+
+Every case loads a complete checkpoint. Loading verifies the manifest, so a
+file truncated or edited afterwards is reported as "checkpoint DIR is
+incomplete or corrupt: ..." instead of surfacing as a strange shape error.
+
+**No pickle.** Arrays are stored with ``safetensors`` and everything else as
+JSON; loading never executes code from the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.numpy as st
+
+FORMAT = "tinyllm-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_NAMES = ("latest", "best")
+
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+WEIGHTS_FILE = "model.safetensors"
+OPTIMIZER_ARRAYS_FILE = "optimizer.safetensors"
+OPTIMIZER_FILE = "optimizer.json"
+STATE_FILE = "state.json"
+MANIFEST_FILE = "manifest.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, incomplete, corrupt, or does not fit what it is used for."""
+
+
+class CheckpointNotFoundError(CheckpointError):
+    """No checkpoint where one was expected."""
+
+
+@dataclass
+class Checkpoint:
+    """Everything one checkpoint directory holds, loaded and verified.
+
+    Attributes:
+        path: the checkpoint directory that was read.
+        config: ``config.json``: ``{"model": {"kind", "config"}, "train": {...}, ...}``.
+        weights: parameter name -> NumPy array (``model.safetensors``).
+        tokenizer_json: the tokenizer's JSON text, or None if the run saved none.
+        optimizer: the optimizer's ``state_dict()`` (arrays back in place), or None.
+        state: ``state.json``: iteration, best val loss, RNG and batcher states, ...
+    """
+
+    path: Path
+    config: dict
+    weights: dict[str, np.ndarray]
+    tokenizer_json: str | None = None
+    optimizer: dict | None = None
+    state: dict = field(default_factory=dict)
+
+    @property
+    def iteration(self) -> int:
+        """How many optimizer steps the saved model has taken."""
+        return int(self.state.get("iteration", 0))
+
+    @property
+    def model_kind(self) -> str:
+        return str(self.config.get("model", {}).get("kind", "?"))
+
+    @property
+    def model_config(self) -> dict:
+        return dict(self.config.get("model", {}).get("config", {}))
+
+
+# ----------------------------------------------------------------------------- JSON with arrays split out
+
+def split_arrays(obj: Any, prefix: str = "") -> tuple[Any, dict[str, np.ndarray]]:
+    """Replace every array inside a nested dict/list by a reference; return (JSON-able tree, arrays).
+
+    An array at path ``state -> m`` becomes ``{"__array__": "state/m"}`` in the
+    tree and ``arrays["state/m"]`` in the dict (written to safetensors). NumPy
+    scalars become Python numbers. :func:`join_arrays` undoes it.
+    """
+    arrays: dict[str, np.ndarray] = {}
+
+    def walk(x: Any, path: str) -> Any:
+        if isinstance(x, dict):
+            for k in x:
+                if not isinstance(k, str):
+                    raise TypeError(f"checkpoint: dict keys must be strings, got {k!r} at '{path}'")
+            return {k: walk(v, f"{path}/{k}" if path else k) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [walk(v, f"{path}/{i}" if path else str(i)) for i, v in enumerate(x)]
+        if hasattr(x, "__array__") and not isinstance(x, (np.generic, bool, int, float)):
+            from .backend import to_numpy  # noqa: PLC0415  (cupy arrays come back to the host)
+            arrays[path] = np.ascontiguousarray(to_numpy(x))
+            return {"__array__": path}
+        if isinstance(x, np.generic):
+            return x.item()
+        return x
+
+    return walk(obj, prefix), arrays
+
+
+def join_arrays(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Put the arrays back where :func:`split_arrays` left references."""
+    if isinstance(tree, dict):
+        if set(tree) == {"__array__"}:
+            return arrays[tree["__array__"]]
+        return {k: join_arrays(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [join_arrays(v, arrays) for v in tree]
+    return tree
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"checkpoint: {type(x).__name__} is not JSON-serializable")
+
+
+def to_json(obj: Any) -> str:
+    """JSON text for checkpoint files (NaN/inf written as null-safe strings are not allowed)."""
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not math.isfinite(x):
+            return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+    return json.dumps(clean(obj), indent=1, default=_json_default, allow_nan=False) + "\n"
+
+
+# ----------------------------------------------------------------------------- low-level file writing
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or a new file inside ``path`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> dict:
+    """Write ``data`` to ``path`` and fsync it; return its manifest entry (size, sha256)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename (a crash leaves the old file)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(to_json(obj).encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+# ----------------------------------------------------------------------------- saving
+
+def _aside(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.old"
+
+
+def recover(run_dir: str | os.PathLike, name: str) -> None:
+    """Finish or undo a save that a crash interrupted, and remove its leftovers.
+
+    Killed between the two renames, a run has ``name.old`` but no ``name``:
+    the old checkpoint is renamed back. A stale ``name.old`` beside a complete
+    ``name`` and unfinished ``name.tmp-*`` directories are removed.
+    """
+    run_dir = Path(run_dir)
+    current, old = run_dir / name, _aside(run_dir, name)
+    if not current.exists() and old.is_dir():
+        os.rename(old, current)
+        _fsync_dir(run_dir)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in run_dir.glob(f"{name}.tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_checkpoint(run_dir: str | os.PathLike, name: str, *, config: dict, weights: dict[str, Any],
+                    tokenizer_json: str | None = None, optimizer: dict | None = None,
+                    state: dict | None = None) -> Path:
+    """Write checkpoint ``run_dir/name`` atomically (see the module docstring); return its path.
+
+    Args:
+        run_dir: the run directory (created if missing).
+        name: the checkpoint's name, e.g. "latest" or "best".
+        config: JSON-able: model kind and config, training config.
+        weights: parameter name -> array (NumPy or CuPy), e.g. ``model.state_dict()``.
+        tokenizer_json: the tokenizer serialized (``tokenizer.to_json()``).
+        optimizer: the optimizer's ``state_dict()``; its arrays go to safetensors, the rest to JSON.
+        state: JSON-able training state (iteration, RNG states, batcher state, ...).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recover(run_dir, name)
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f"{name}.tmp-"))
+    try:
+        files: dict[str, dict] = {}
+        _, weight_arrays = split_arrays(dict(weights))
+        files[WEIGHTS_FILE] = _write_file(tmp / WEIGHTS_FILE, st.save(weight_arrays))
+        files[CONFIG_FILE] = _write_file(tmp / CONFIG_FILE, to_json(config).encode("utf-8"))
+        if tokenizer_json is not None:
+            files[TOKENIZER_FILE] = _write_file(tmp / TOKENIZER_FILE, tokenizer_json.encode("utf-8"))
+        if optimizer is not None:
+            tree, arrays = split_arrays(optimizer)
+            files[OPTIMIZER_ARRAYS_FILE] = _write_file(tmp / OPTIMIZER_ARRAYS_FILE, st.save(arrays))
+            files[OPTIMIZER_FILE] = _write_file(tmp / OPTIMIZER_FILE, to_json(tree).encode("utf-8"))
+        files[STATE_FILE] = _write_file(tmp / STATE_FILE, to_json(state or {}).encode("utf-8"))
+        manifest = {"format": FORMAT, "version": FORMAT_VERSION, "files": files}
+        _write_file(tmp / MANIFEST_FILE, to_json(manifest).encode("utf-8"))  # LAST: marks it complete
+        _fsync_dir(tmp)
+
+        current, old = run_dir / name, _aside(run_dir, name)
+        if current.exists():
+            os.rename(current, old)          # from here until the next rename, loading uses name.old
+        os.rename(tmp, current)
+        _fsync_dir(run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(_aside(run_dir, name), ignore_errors=True)
+    return current
+
+
+# ----------------------------------------------------------------------------- loading
+
+def _corrupt(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {path} is incomplete or corrupt: {why}")
+
+
+def is_checkpoint_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` looks like one checkpoint (it has a manifest or a config and weights)."""
+    p = Path(path)
+    return p.is_dir() and ((p / MANIFEST_FILE).exists() or (p / WEIGHTS_FILE).exists())
+
+
+def find_checkpoint(path: str | os.PathLike, prefer: str = "latest") -> Path:
+    """The checkpoint directory ``path`` stands for.
+
+    Args:
+        path: a checkpoint directory itself, or a run directory.
+        prefer: in a run directory, which checkpoint to use ("latest" or "best");
+            the other one is used if it is the only one there.
+
+    Raises:
+        CheckpointNotFoundError: nothing that looks like a checkpoint is there.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointNotFoundError(f"checkpoint directory '{path}' does not exist")
+    if not p.is_dir():
+        raise CheckpointNotFoundError(f"'{path}' is a file, not a checkpoint or run directory")
+    if is_checkpoint_dir(p):
+        return p
+    order = [prefer] + [n for n in CHECKPOINT_NAMES if n != prefer]
+    for name in order:
+        for candidate in (p / name, _aside(p, name)):  # name.old: a save was killed between renames
+            if candidate.is_dir() and is_checkpoint_dir(candidate):
+                return candidate
+    raise CheckpointNotFoundError(f"no checkpoint in '{path}' (expected {'/ or '.join(CHECKPOINT_NAMES)}/ "
+                                  "written by tinyllm train)")
+
+
+def _read_verified(ckpt: Path, manifest: dict, name: str, required: bool = True) -> bytes | None:
+    entry = manifest["files"].get(name)
+    if entry is None:
+        if required:
+            raise _corrupt(ckpt, f"{name} is not listed in {MANIFEST_FILE}")
+        return None
+    p = ckpt / name
+    if not p.is_file():
+        raise _corrupt(ckpt, f"{name} is missing")
+    data = p.read_bytes()
+    if len(data) != entry.get("size"):
+        raise _corrupt(ckpt, f"{name} has {len(data)} bytes, the manifest says {entry.get('size')} "
+                             "(truncated?)")
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise _corrupt(ckpt, f"{name} does not match its sha256 in {MANIFEST_FILE}")
+    return data
+
+
+def _parse_json(ckpt: Path, name: str, data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _corrupt(ckpt, f"{name} is not valid JSON ({exc})") from None
+
+
+def _parse_safetensors(ckpt: Path, name: str, data: bytes) -> dict[str, np.ndarray]:
+    try:
+        return dict(st.load(data))
+    except Exception as exc:  # safetensors raises its own error types for a bad header
+        raise _corrupt(ckpt, f"{name} is not a valid safetensors file ({exc})") from None
+
+
+def read_manifest(ckpt: str | os.PathLike) -> dict:
+    """The verified-format manifest of checkpoint directory ``ckpt``."""
+    ckpt = Path(ckpt)
+    mpath = ckpt / MANIFEST_FILE
+    if not mpath.is_file():
+        raise _corrupt(ckpt, f"{MANIFEST_FILE} is missing (the save did not finish)")
+    manifest = _parse_json(ckpt, MANIFEST_FILE, mpath.read_bytes())
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(
+            manifest.get("files"), dict):
+        raise _corrupt(ckpt, f"{MANIFEST_FILE} is not a tinyllm checkpoint manifest")
+    if manifest.get("version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {ckpt} was written by a newer tinyllm (format version "
+                              f"{manifest['version']}); upgrade tinyllm to read it")
+    return manifest
+
+
+def load_checkpoint(path: str | os.PathLike, prefer: str = "latest", with_optimizer: bool = True) -> Checkpoint:
+    """Load and verify a checkpoint (see :func:`find_checkpoint` for ``path`` and ``prefer``).
+
+    Every file is checked against the manifest's size and sha256 before it is
+    parsed. Raises :class:`CheckpointError` with a one-line message otherwise.
+    """
+    ckpt = find_checkpoint(path, prefer)
+    manifest = read_manifest(ckpt)
+    config = _parse_json(ckpt, CONFIG_FILE, _read_verified(ckpt, manifest, CONFIG_FILE))
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise _corrupt(ckpt, f"{CONFIG_FILE} has no model section")
+    weights = _parse_safetensors(ckpt, WEIGHTS_FILE, _read_verified(ckpt, manifest, WEIGHTS_FILE))
+    tok = _read_verified(ckpt, manifest, TOKENIZER_FILE, required=False)
+    state = _parse_json(ckpt, STATE_FILE, _read_verified(ckpt, manifest, STATE_FILE))
+    optimizer = None
+    if with_optimizer and OPTIMIZER_FILE in manifest["files"]:
+        tree = _parse_json(ckpt, OPTIMIZER_FILE, _read_verified(ckpt, manifest, OPTIMIZER_FILE))
+        arrays = _parse_safetensors(ckpt, OPTIMIZER_ARRAYS_FILE,
+                                    _read_verified(ckpt, manifest, OPTIMIZER_ARRAYS_FILE))
+        try:
+            optimizer = join_arrays(tree, arrays)
+        except KeyError as exc:
+            raise _corrupt(ckpt, f"{OPTIMIZER_FILE} refers to array {exc} that is not saved") from None
+    return Checkpoint(path=ckpt, config=config, weights=weights,
+                      tokenizer_json=tok.decode("utf-8") if tok is not None else None,
+                      optimizer=optimizer, state=state if isinstance(state, dict) else {})
+
+
+def load_state_json(path: str | os.PathLike, prefer: str = "latest") -> tuple[Path, dict, dict]:
+    """Only (checkpoint dir, config, state) of a checkpoint, verified: cheap, for ``tinyllm info``."""
+    ckpt = find_checkpoint(path, prefer)
+    manifest = read_manifest(ckpt)
+    config = _parse_json(ckpt, CONFIG_FILE, _read_verified(ckpt, manifest, CONFIG_FILE))
+    state = _parse_json(ckpt, STATE_FILE, _read_verified(ckpt, manifest, STATE_FILE))
+    return ckpt, config, state
+
+
+# ----------------------------------------------------------------------------- run directories
+
+RUN_MARKERS = ("latest", "best", "latest.old", "best.old", "metrics.jsonl")
+
+
+def holds_run(path: str | os.PathLike) -> bool:
+    """Whether directory ``path`` already holds a training run (checkpoints or metrics)."""
+    p = Path(path)
+    return p.is_dir() and any((p / m).exists() for m in RUN_MARKERS)
+
+
+def clear_run(path: str | os.PathLike) -> None:
+    """Remove a run's checkpoints, metrics and plots from ``path`` (``--force``); other files stay."""
+    p = Path(path)
+    for name in CHECKPOINT_NAMES:
+        for d in [p / name, _aside(p, name), *p.glob(f"{name}.tmp-*")]:
+            if d.is_dir():
+                shutil.rmtree(d)
+    for f in ("metrics.jsonl", "loss.png"):
+        (p / f).unlink(missing_ok=True)
