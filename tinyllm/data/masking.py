@@ -28,7 +28,7 @@ def special_tokens_mask(ids: np.ndarray, special_ids: Sequence[int | None]) -> n
     return np.isin(ids, np.asarray(wanted, dtype=np.int64))
 
 
-def mask_tokens(ids: np.ndarray, *, mask_id: int, vocab_size: int, special_mask: np.ndarray,
+def mask_tokens(ids: np.ndarray, mask_id: int, vocab_size: int, special_mask: np.ndarray,
                 rng: np.random.Generator, prob: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
     """BERT's masking of a batch of token ids.
 

@@ -152,9 +152,10 @@ class TokenFile:
         recorded = self.meta.get("tokenizer")
         if recorded is None:
             return
-        if recorded.get("hash") != tokenizer.fingerprint():
+        mine = tokenizer.fingerprint()
+        if recorded.get("hash") != mine:
             raise DataError(f"token file '{self.path}' was written by another tokenizer ({recorded.get('kind')} "
-                            f"{recorded.get('hash')}) than this one ({tokenizer.kind} {tokenizer.fingerprint()}); "
+                            f"{recorded.get('hash')}) than this one ({tokenizer.kind} {mine}); "
                             "tokenize the corpus again")
 
     def __len__(self) -> int:
