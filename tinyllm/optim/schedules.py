@@ -6,14 +6,15 @@ The warmup + cosine schedule is nanoGPT's ``get_lr``.
 from __future__ import annotations
 
 import math
+import numbers
 
 from .optimizer import _nonnegative
 
 
 def _iters(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return value
+    return int(value)
 
 
 class Schedule:
