@@ -168,17 +168,18 @@ def scatter_add(shape: tuple, index: Any, values: Any) -> Any:
 
     Args:
         shape: shape of the result; ``shape[1:] == values.shape[index.ndim:]``.
-        index: integer array of row indices into axis 0 of the result.
+        index: integer array of row indices into axis 0 of the result (negative
+            ones count from the end, as in NumPy indexing).
         values: array of shape ``index.shape + shape[1:]``.
 
     This is the backward of an embedding lookup / integer indexing. ``np.add.at``
-    is exact but slow; on NumPy we sort-free reduce with a one-hot matmul when
-    the table is small, and ``np.bincount`` per column otherwise. CuPy has a fast
-    atomic ``scatter_add``.
+    is exact but slow; on NumPy we reduce with a one-hot matmul when the table
+    is small, and otherwise sort the indices and sum each run of equal ones
+    (``np.add.reduceat``). CuPy's ``add.at`` is a fast atomic scatter kernel.
     """
     mod = get_array_module(values)
-    index = index.reshape(-1)
     rows = shape[0]
+    index = index.reshape(-1) % rows  # -1 and rows-1 name the same row: one run after sorting
     flat = values.reshape(index.shape[0], -1)
     if mod is not np:
         out = mod.zeros((rows, flat.shape[1]), dtype=values.dtype)
