@@ -184,12 +184,17 @@ def embedding(weight: Tensor, idx: Any, padding_idx: int | None = None) -> Tenso
     return Embedding.apply(weight, idx=idx, padding_idx=padding_idx)
 
 
+def _uniform_dtype(dtype: Any) -> Any:
+    """The generators draw float32 or float64 only: float16 masks are drawn in float32."""
+    return dtype if dtype == "float64" else "float32"
+
+
 class Dropout(Function):
     """y = x * m / (1 - p), m_i ~ Bernoulli(1 - p) (so E[y] = x);  dx = g * m / (1 - p)."""
 
     def forward(self, x, p=0.5):
         xp = get_array_module(x)
-        keep = backend.rng(xp).random(x.shape, dtype=x.dtype) >= p
+        keep = backend.rng(xp).random(x.shape, dtype=_uniform_dtype(x.dtype)) >= p
         self.scale = keep * x.dtype.type(1.0 / (1.0 - p))
         return x * self.scale
 
@@ -252,15 +257,15 @@ class Attention(Function):
         s -= m
         xp.exp(s, out=s)
         denom = s.sum(axis=-1, keepdims=True)
-        if mask is not None:
-            denom[denom == 0] = 1
+        if causal or mask is not None:
+            denom[denom == 0] = 1                                       # ... get zero weights
         s /= denom
         self.p = s                                                    # (..., Tq, Tk)
         if weights_out is not None:
             weights_out.append(s)
         self.drop = None
         if dropout_p > 0.0:
-            keep = backend.rng(xp).random(s.shape, dtype=s.dtype) >= dropout_p
+            keep = backend.rng(xp).random(s.shape, dtype=_uniform_dtype(s.dtype)) >= dropout_p
             self.drop = keep * s.dtype.type(1.0 / (1.0 - dropout_p))
             s = s * self.drop
         self.pd = s

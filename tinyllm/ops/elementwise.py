@@ -226,7 +226,7 @@ class Relu(Function):
 
     def forward(self, x):
         self.mask = x > 0
-        return x * self.mask
+        return get_array_module(x).maximum(x, 0.0)  # not x * mask: -inf * 0 would be nan
 
     def backward(self, g):
         return (g * self.mask,)
