@@ -30,7 +30,11 @@ OP_REGISTRY: dict[str, type] = {}  # every differentiable op, for the gradient-c
 # ----------------------------------------------------------------------------- grad mode
 
 class no_grad:
-    """Record nothing inside: as ``with tinyllm.no_grad():`` or as ``@tinyllm.no_grad()``."""
+    """Record nothing inside: ``with tinyllm.no_grad():``, ``@tinyllm.no_grad()`` or ``@tinyllm.no_grad``."""
+
+    def __new__(cls, fn: Callable | None = None) -> Any:
+        self = super().__new__(cls)
+        return self if fn is None else self(fn)  # bare @no_grad: decorate fn at once
 
     def __enter__(self) -> None:
         global _grad_enabled
@@ -253,24 +257,25 @@ class Tensor:
             _accumulate_leaf(self, grad, alias=True)
             return
         grads: dict[int, Any] = {id(self): grad}
-        for node in reversed(_toposort(self)):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if node._retain:
-                node.grad = g
+        order = _toposort(self)
+        while order:  # outputs before inputs; popping drops each node as soon as it is done
+            node = order.pop()
             ctx = node._ctx
-            in_grads = ctx.backward(g)
-            for inp, ig, need in zip(ctx.inputs, in_grads, ctx.needs_grad):
-                if ig is None or not need:
-                    continue
-                if ig.shape != inp.data.shape:
-                    ig = sum_to(ig, inp.data.shape)
-                if inp._ctx is None:
-                    _accumulate_leaf(inp, ig, alias=ig is g or ig.base is not None)
-                else:
-                    prev = grads.get(id(inp))
-                    grads[id(inp)] = ig if prev is None else prev + ig
+            g = grads.pop(id(node), None)
+            if g is not None:
+                if node._retain:
+                    node.grad = g
+                in_grads = ctx.backward(g)
+                for inp, ig, need in zip(ctx.inputs, in_grads, ctx.needs_grad):
+                    if ig is None or not need:
+                        continue
+                    if ig.shape != inp.data.shape:
+                        ig = sum_to(ig, inp.data.shape)
+                    if inp._ctx is None:
+                        _accumulate_leaf(inp, ig, alias=ig is g or ig.base is not None)
+                    else:
+                        prev = grads.get(id(inp))
+                        grads[id(inp)] = ig if prev is None else prev + ig
             if not retain_graph:  # free as we go: drop the saved arrays and the inputs
                 ctx.inputs = None
                 ctx.__dict__.clear()
