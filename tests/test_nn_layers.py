@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tinyllm
@@ -13,8 +13,6 @@ from gradcases import grad_case
 from tinyllm import nn
 from tinyllm.nn import functional_call
 
-# Module gradient checks cost two forward passes per weight: fewer examples than the default.
-FEW = settings(max_examples=max(6, settings().max_examples // 3))
 
 
 def gradcheck_module(module: nn.Module, x: tinyllm.Tensor, *args, **kwargs) -> None:
@@ -136,7 +134,6 @@ def test_layer_norm_rows_have_mean_zero_variance_one_before_the_affine(dim, seed
 
 # ----------------------------------------------------------------------------- MLP and activations
 
-@FEW
 @given(dim=st.integers(1, 3), hidden=st.integers(1, 4), activation=st.sampled_from(["gelu", "relu"]),
        bias=st.booleans(), t=st.integers(1, 3), seed=st.integers(0, 2**16))
 def test_mlp_gradients(dim, hidden, activation, bias, t, seed):
@@ -147,7 +144,7 @@ def test_mlp_gradients(dim, hidden, activation, bias, t, seed):
     if activation == "relu":  # keep the hidden pre-activations away from relu's kink
         with tinyllm.no_grad():
             h = mlp.c_fc(x).numpy()
-        assume(np.abs(h).min() > 1e-3)
+        assume(np.abs(h).min() > 1e-4)
     gradcheck_module(mlp, x)
 
 

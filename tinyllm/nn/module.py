@@ -40,6 +40,9 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         if "_param_names" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        if name in self._param_names and isinstance(value, Tensor) and not isinstance(value, Parameter):
+            raise TypeError(f"cannot assign a plain Tensor to parameter {name!r} of {type(self).__name__}: "
+                            f"wrap it in nn.Parameter (or assign None to remove it)")
         for names in (self._param_names, self._module_names, self._buffer_names):
             if name in names:
                 names.remove(name)

@@ -1,0 +1,236 @@
+"""Multi-head attention and the Transformer block: gradients of every weight in
+float64, a NumPy reference, and what the masks and the KV cache mean."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import tinyllm
+from gradcases import grad_case
+from tinyllm import nn
+from tinyllm.nn import KVCache, functional_call
+
+
+# A block has ~250 weights at these sizes and a gradient check runs two forward passes per weight.
+HALF = settings(max_examples=max(8, settings().max_examples // 2))
+
+
+def gradcheck_module(module, x, *args, **kwargs):
+    names, params = zip(*module.named_parameters())
+    tinyllm.gradcheck(lambda x, *ws: functional_call(module, dict(zip(names, ws)), x, *args, **kwargs),
+                      x, *params)
+
+
+@st.composite
+def attention_sizes(draw):
+    """(B, T, n_head, n_embd) kept tiny: heads 1..2, head size 1..2, T 1..4."""
+    n_head = draw(st.integers(1, 2))
+    return draw(st.integers(1, 2)), draw(st.integers(1, 4)), n_head, n_head * draw(st.integers(1, 2))
+
+
+def padding_masks(b, t, rng):
+    """(B, T) True for real tokens: each row keeps a random-length prefix (at least one token)."""
+    lengths = rng.integers(1, t + 1, size=b)
+    return np.arange(t)[None, :] < lengths[:, None]
+
+
+def np_attention(x, w_qkv, b_qkv, w_o, b_o, n_head, causal, pad):
+    """Multi-head self-attention written out with NumPy, one head at a time."""
+    b, t, c = x.shape
+    hs = c // n_head
+    q, k, v = np.split(x @ w_qkv.T + b_qkv, 3, axis=-1)
+    allowed = np.ones((b, t, t), dtype=bool)
+    if causal:
+        allowed &= np.tril(np.ones((t, t), dtype=bool))
+    if pad is not None:
+        allowed &= pad[:, None, :]
+    heads, weights = [], []
+    for h in range(n_head):
+        sl = slice(h * hs, (h + 1) * hs)
+        s = q[..., sl] @ k[..., sl].transpose(0, 2, 1) / math.sqrt(hs)
+        s = np.where(allowed, s, -np.inf)
+        m = s.max(-1, keepdims=True)
+        e = np.exp(s - np.where(np.isfinite(m), m, 0))
+        p = e / np.maximum(e.sum(-1, keepdims=True), 1e-300)
+        heads.append(p @ v[..., sl])
+        weights.append(p)
+    return np.concatenate(heads, -1) @ w_o.T + b_o, np.stack(weights, 1)
+
+
+# ----------------------------------------------------------------------------- gradients
+
+@grad_case("SelfAttentionFunction")
+@given(sizes=attention_sizes(), causal=st.booleans(), padded=st.booleans(), seed=st.integers(0, 2**16))
+def test_multi_head_attention_gradients(sizes, causal, padded, seed):
+    b, t, n_head, c = sizes
+    tinyllm.set_default_dtype("float64")
+    tinyllm.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    mha = nn.MultiHeadAttention(c, n_head, causal=causal)
+    x = tinyllm.tensor(rng.standard_normal((b, t, c)), requires_grad=True)
+    pad = padding_masks(b, t, rng) if padded else None
+    gradcheck_module(mha, x, padding_mask=pad)
+
+
+@grad_case("SelfAttentionFunction")
+def test_self_attention_function_gradient_with_a_full_mask_and_an_empty_row():
+    """The packed (B, T, 3C) input alone, with a (B, nh, T, T) mask that leaves query 0 of batch 0 nothing."""
+    tinyllm.set_default_dtype("float64")
+    rng = np.random.default_rng(1)
+    qkv = tinyllm.tensor(rng.standard_normal((2, 3, 12)), requires_grad=True)
+    mask = rng.uniform(size=(2, 2, 3, 3)) > 0.3
+    mask[0, :, 0, :] = False
+    out = nn.self_attention(qkv, 2, mask=mask)
+    np.testing.assert_array_equal(out.numpy()[0, 0], 0)                # no key allowed: zero output
+    tinyllm.gradcheck(lambda z: nn.self_attention(z, 2, causal=True, mask=mask), qkv)
+
+
+@HALF
+@given(sizes=attention_sizes(), norm_first=st.booleans(), causal=st.booleans(),
+       activation=st.sampled_from(["gelu", "relu"]), seed=st.integers(0, 2**16))
+def test_transformer_block_gradients(sizes, norm_first, causal, activation, seed):
+    b, t, n_head, c = sizes
+    tinyllm.set_default_dtype("float64")
+    tinyllm.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    block = nn.TransformerBlock(c, n_head, causal=causal, norm_first=norm_first, activation=activation)
+    for p in (block.ln_1.weight, block.ln_1.bias, block.ln_2.weight, block.ln_2.bias):
+        p.data[...] = rng.uniform(0.5, 1.5, p.shape)                   # not the 1 / 0 start
+    x = tinyllm.tensor(rng.standard_normal((b, t, c)), requires_grad=True)
+    pad = padding_masks(b, t, rng)
+    if activation == "relu":  # finite differences need the MLP's pre-activations away from relu's kink
+        with tinyllm.no_grad():
+            if norm_first:
+                mlp_in = block.ln_2(x + block.attn(block.ln_1(x), pad))
+            else:
+                mlp_in = block.ln_1(x + block.attn(x, pad))
+            assume(np.abs(block.mlp.c_fc(mlp_in).numpy()).min() > 1e-4)
+    gradcheck_module(block, x, padding_mask=pad)
+
+
+# ----------------------------------------------------------------------------- forward meaning
+
+@given(sizes=attention_sizes(), causal=st.booleans(), padded=st.booleans(), seed=st.integers(0, 2**16))
+def test_multi_head_attention_matches_a_per_head_numpy_reference(sizes, causal, padded, seed):
+    b, t, n_head, c = sizes
+    tinyllm.set_default_dtype("float64")
+    tinyllm.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    mha = nn.MultiHeadAttention(c, n_head, causal=causal)
+    x = rng.standard_normal((b, t, c))
+    pad = padding_masks(b, t, rng) if padded else None
+    y, w = mha(tinyllm.tensor(x), padding_mask=pad, return_weights=True)
+    y_ref, w_ref = np_attention(x, mha.c_attn.weight.numpy(), mha.c_attn.bias.numpy(), mha.c_proj.weight.numpy(),
+                                mha.c_proj.bias.numpy(), n_head, causal, pad)
+    np.testing.assert_allclose(y.numpy(), y_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(w.numpy(), w_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_causal_output_at_t_ignores_every_later_token():
+    tinyllm.set_default_dtype("float64")
+    rng = np.random.default_rng(0)
+    block = nn.TransformerBlock(8, 2, causal=True)
+    x = rng.standard_normal((2, 6, 8))
+    y = block(tinyllm.tensor(x)).numpy()
+    for t in range(6):
+        x2 = x.copy()
+        x2[:, t + 1:] = rng.standard_normal(x2[:, t + 1:].shape) * 10   # change the future
+        y2 = block(tinyllm.tensor(x2)).numpy()
+        np.testing.assert_allclose(y2[:, :t + 1], y[:, :t + 1], rtol=1e-12, atol=1e-12)
+        if t < 5:
+            assert not np.allclose(y2[:, t + 1:], y[:, t + 1:])        # ... which the future does see
+    bidirectional = nn.TransformerBlock(8, 2, causal=False)
+    x2 = x.copy()
+    x2[:, -1] += rng.standard_normal(x2[:, -1].shape)                   # (not a constant: LN would remove it)
+    assert not np.allclose(bidirectional(tinyllm.tensor(x2)).numpy()[:, 0], bidirectional(tinyllm.tensor(x)).numpy()[:, 0])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_padded_keys_get_exactly_zero_weight_and_do_not_matter(causal):
+    rng = np.random.default_rng(0)
+    mha = nn.MultiHeadAttention(8, 2, causal=causal)
+    x = rng.standard_normal((3, 5, 8)).astype(np.float32)
+    pad = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=bool)
+    y, w = mha(tinyllm.tensor(x), padding_mask=pad, return_weights=True)
+    w = w.numpy()
+    assert w.shape == (3, 2, 5, 5)
+    assert np.all(w[~np.broadcast_to(pad[:, None, None, :], w.shape)] == 0.0)   # exactly zero
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-6)
+    x2 = x.copy()
+    x2[~pad] = rng.standard_normal(x2[~pad].shape) * 100                        # change the padding
+    y2 = mha(tinyllm.tensor(x2), padding_mask=pad).numpy()
+    np.testing.assert_allclose(y2[pad], y.numpy()[pad], rtol=1e-5, atol=1e-5)   # real tokens unchanged
+
+
+def test_attention_dropout_is_off_in_eval_and_random_in_train():
+    tinyllm.manual_seed(0)
+    mha = nn.MultiHeadAttention(8, 2, dropout=0.5)
+    x = tinyllm.tensor(np.random.default_rng(0).standard_normal((2, 4, 8)).astype(np.float32))
+    mha.eval()
+    a, b = mha(x).numpy(), mha(x).numpy()
+    np.testing.assert_array_equal(a, b)
+    mha.train()
+    assert not np.allclose(mha(x).numpy(), a)
+
+
+# ----------------------------------------------------------------------------- KV cache
+
+def _stack(norm_first, c=8, n_head=2, layers=2):
+    return [nn.TransformerBlock(c, n_head, causal=True, norm_first=norm_first) for _ in range(layers)]
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+@pytest.mark.parametrize("prefill", [1, 3])
+def test_kv_cache_decoding_equals_full_recomputation(norm_first, prefill):
+    tinyllm.set_default_dtype("float64")
+    blocks = _stack(norm_first)
+    rng = np.random.default_rng(0)
+    b, t, c = 2, 6, 8
+    x = rng.standard_normal((b, t, c))
+    full = tinyllm.tensor(x)
+    for blk in blocks:
+        full = blk(full)
+    full = full.numpy()
+    caches = [KVCache(b, 2, t, c // 2, np.float64) for _ in blocks]
+    with tinyllm.no_grad():
+        h = tinyllm.tensor(x[:, :prefill])                              # prefill the prompt at once
+        for blk, cache in zip(blocks, caches):
+            h = blk(h, cache=cache)
+        np.testing.assert_allclose(h.numpy(), full[:, :prefill], rtol=1e-10, atol=1e-12)
+        for pos in range(prefill, t):                                   # then one token at a time
+            h = tinyllm.tensor(x[:, pos:pos + 1])
+            for blk, cache in zip(blocks, caches):
+                h = blk(h, cache=cache)
+            np.testing.assert_allclose(h.numpy()[:, 0], full[:, pos], rtol=1e-10, atol=1e-12)
+    assert all(cache.pos == t for cache in caches)
+
+
+def test_kv_cache_with_padding_mask_and_its_limits():
+    tinyllm.set_default_dtype("float64")
+    mha = nn.MultiHeadAttention(4, 2, causal=True)
+    x = np.random.default_rng(1).standard_normal((2, 4, 4))
+    pad = np.array([[0, 1, 1, 1], [1, 1, 1, 1]], dtype=bool)            # left padding in row 0
+    full = mha(tinyllm.tensor(x), padding_mask=pad).numpy()
+    cache = KVCache(2, 2, 4, 2, np.float64)
+    with tinyllm.no_grad():
+        first = mha(tinyllm.tensor(x[:, :3]), padding_mask=pad[:, :3], cache=cache).numpy()
+        last = mha(tinyllm.tensor(x[:, 3:]), padding_mask=pad, cache=cache).numpy()
+        np.testing.assert_allclose(first[1:], full[1:, :3], rtol=1e-10)
+        np.testing.assert_allclose(first[0, 1:], full[0, 1:3], rtol=1e-10)   # query 0 of row 0 sees nothing
+        np.testing.assert_allclose(last[:, 0], full[:, 3], rtol=1e-10)
+        with pytest.raises(ValueError, match="KV cache holds 4 positions"):
+            mha(tinyllm.tensor(x[:, :1]), cache=cache)
+    cache.reset()
+    with pytest.raises(RuntimeError, match="no_grad"):
+        mha(tinyllm.tensor(x[:, :1], requires_grad=True), cache=cache)
+
+
+def test_attention_argument_checks_and_repr():
+    with pytest.raises(ValueError, match="divisible"):
+        nn.MultiHeadAttention(6, 4)
+    with pytest.raises(ValueError, match="qkv width"):
+        nn.self_attention(tinyllm.tensor(np.zeros((1, 2, 7), dtype=np.float32)), 2)
+    assert "n_head=2" in repr(nn.MultiHeadAttention(4, 2))
+    assert "post-LN" in repr(nn.TransformerBlock(4, 2, norm_first=False))
