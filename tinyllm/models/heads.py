@@ -1,0 +1,123 @@
+"""A sequence classifier: a fresh linear head on a pre-trained GPT or BERT.
+
+    h      = backbone.encode(x)           (B, T) -> (B, T, C) hidden states
+    u      = pool(h)                      (B, T, C) -> (B, C), one vector per sequence:
+               "cls"    the first token (BERT's [CLS])
+               "last"   the last real token (GPT: the only one that has read the whole text)
+               "mean"   the mean over real tokens
+               "pooler" tanh(W h_first + b), BERT's pooler, trained with the head
+    logits = Dropout(u) W_c^T + b_c       (B, C) -> (B, K)
+    loss   = cross-entropy(logits, labels)
+
+With ``freeze_backbone`` the backbone's weights get ``requires_grad=False``:
+no graph is recorded through it, only the head learns (a linear probe).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from .. import functional as F
+from ..backend import get_array_module
+from ..nn import Dropout, Linear, Module, init
+from ..tensor import Tensor
+from .bert import BERT
+from .common import configure_adamw, padding_mask, token_ids
+from .embedding import mean_pool
+from .gpt import GPT
+
+POOLINGS = ("cls", "last", "mean", "pooler")
+
+
+class SequenceClassifier(Module):
+    """Classify whole sequences with a pre-trained backbone and a new linear head ``classifier``.
+
+    Args:
+        backbone: a :class:`GPT` or :class:`BERT` (its weights usually loaded from a checkpoint).
+        num_classes: number of labels K (>= 2).
+        pooling: one of ``POOLINGS``; default "last" for GPT, "cls" for BERT.
+        freeze_backbone: train the head only.
+        dropout: on the pooled vector; default the backbone's dropout.
+    """
+
+    def __init__(self, backbone: Module, num_classes: int, pooling: str | None = None,
+                 freeze_backbone: bool = False, dropout: float | None = None) -> None:
+        super().__init__()
+        if isinstance(backbone, GPT):
+            kind = "gpt"
+        elif isinstance(backbone, BERT):
+            kind = "bert"
+        else:
+            raise TypeError(f"the backbone must be a GPT or a BERT, got {type(backbone).__name__}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        pooling = pooling or ("last" if kind == "gpt" else "cls")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        c = backbone.config.n_embd
+        self.kind, self.num_classes, self.pooling = kind, int(num_classes), pooling
+        self.backbone = backbone
+        if pooling == "pooler":
+            self.pooler = Linear(c, c)
+            init.normal_(self.pooler.weight, 0.0, 0.02)
+            init.zeros_(self.pooler.bias)
+        self.drop = Dropout(backbone.config.dropout if dropout is None else dropout)
+        self.classifier = Linear(c, self.num_classes)
+        init.normal_(self.classifier.weight, 0.0, 0.02)
+        init.zeros_(self.classifier.bias)
+        self.freeze_backbone = bool(freeze_backbone)
+        if freeze_backbone:
+            backbone.requires_grad_(False)
+
+    @classmethod
+    def from_backbone_state(cls, kind: str, config: dict[str, Any], state_dict: dict[str, Any], num_classes: int,
+                            pooling: str | None = None, freeze_backbone: bool = False) -> "SequenceClassifier":
+        """Build a ``kind`` backbone from its config dict, load a checkpoint's weights into it
+        (strictly: every name must match), and put a fresh head on it."""
+        from . import build_model  # noqa: PLC0415  (the registry lives in the package __init__)
+        backbone = build_model(kind, config)
+        backbone.load_state_dict(state_dict, strict=True)
+        return cls(backbone, num_classes, pooling, freeze_backbone)
+
+    def pool(self, h: Tensor, attention_mask: Any = None) -> Tensor:
+        """One vector per sequence from the hidden states, (B, T, C) -> (B, C)."""
+        b, t, _ = h.shape
+        if self.pooling in ("cls", "pooler"):
+            u = h[:, 0, :]                                            # (B, T, C) -> (B, C)
+            return (self.pooler(u)).tanh() if self.pooling == "pooler" else u
+        if self.pooling == "mean":
+            return mean_pool(h, attention_mask)                       # (B, T, C) -> (B, C)
+        xp = get_array_module(h.data)
+        if attention_mask is None:
+            return h[:, -1, :]                                        # (B, T, C) -> (B, C)
+        mask = padding_mask(attention_mask, (b, t))
+        last = t - 1 - mask[:, ::-1].argmax(axis=1)                   # (B,) index of the last real token
+        return h[xp.arange(b), last]                                  # (B, T, C) -> (B, C)
+
+    def forward(self, idx: Any, labels: Any = None, attention_mask: Any = None,
+                segment_ids: Any = None) -> tuple[Tensor, Tensor | None]:
+        """Class scores (B, num_classes) and, with ``labels`` (B,) in [0, K), the mean cross-entropy.
+
+        ``attention_mask`` (B, T): True/1 for real tokens, False/0 for padding.
+        ``segment_ids`` (BERT only): sentence A/B ids for pair tasks.
+        """
+        ids = token_ids(idx)
+        if self.kind == "bert":
+            h = self.backbone.encode(ids, attention_mask, segment_ids)    # (B, T) -> (B, T, C)
+        else:
+            if segment_ids is not None:
+                raise ValueError("segment_ids are for a BERT backbone; this one is a GPT")
+            h = self.backbone.encode(ids, attention_mask)                 # (B, T) -> (B, T, C)
+        u = self.pool(h, attention_mask)                                  # (B, T, C) -> (B, C)
+        logits = self.classifier(self.drop(u))                            # (B, C) -> (B, K)
+        loss = None if labels is None else F.cross_entropy(logits, labels)
+        return logits, loss
+
+    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
+                            eps: float = 1e-8) -> Any:
+        """AdamW over the trainable parameters (the head only when the backbone is frozen)."""
+        return configure_adamw(self, lr, weight_decay, betas, eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}, num_classes={self.num_classes}, pooling={self.pooling!r}, " \
+               f"freeze_backbone={self.freeze_backbone}"

@@ -1,0 +1,193 @@
+"""Hugging Face GPT-2 checkpoints, read and written without torch.
+
+A directory written by ``GPT2LMHeadModel.save_pretrained`` holds
+
+    config.json                    sizes: n_positions, n_embd, n_layer, n_head, vocab_size, ...
+    model.safetensors              the weights (or shards listed in model.safetensors.index.json)
+    tokenizer.json                 optional (or vocab.json + merges.txt, the older layout)
+
+The weights are read with ``safetensors.numpy`` (no pickle, no torch). Names
+are GPT-2's own, so the mapping is small:
+
+* drop the ``transformer.`` prefix (files saved from ``GPT2Model`` lack it);
+* HF's ``Conv1D`` layers (``c_attn``, ``c_proj``, ``c_fc``) store W as (in, out),
+  our ``Linear`` as (out, in): transpose;
+* skip the causal-mask buffers ``attn.bias`` / ``attn.masked_bias`` of old
+  files, and ``lm_head.weight`` when it is tied to ``wte.weight``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backend import to_numpy
+from .config import GPTConfig
+from .gpt import GPT
+
+CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")   # all the tanh approximation our GELU computes
+SKIPPED_BUFFERS = (".attn.bias", ".attn.masked_bias")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return obj
+
+
+def gpt_config_from_hf(cfg: dict[str, Any]) -> GPTConfig:
+    """A :class:`GPTConfig` from a Hugging Face GPT-2 ``config.json`` (ValueError if we cannot run it exactly)."""
+    kind = cfg.get("model_type")
+    if kind != "gpt2":
+        raise ValueError(f"unsupported model_type {kind!r} in config.json: only 'gpt2' checkpoints can be loaded")
+    missing = [k for k in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head") if k not in cfg]
+    if missing:
+        raise ValueError(f"config.json lacks {', '.join(missing)}")
+    eps = cfg.get("layer_norm_epsilon", 1e-5)
+    if abs(eps - 1e-5) > 1e-12:
+        raise ValueError(f"layer_norm_epsilon {eps} is not supported: GPT models use 1e-5")
+    act = cfg.get("activation_function", "gelu_new")
+    if act not in TANH_GELUS:
+        raise ValueError(f"activation_function {act!r} is not supported: GPT models use the tanh GELU "
+                         f"({', '.join(TANH_GELUS)})")
+    n_inner = cfg.get("n_inner")
+    if n_inner is not None and n_inner != 4 * cfg["n_embd"]:
+        raise ValueError(f"n_inner {n_inner} is not supported: the MLP width is 4 * n_embd = {4 * cfg['n_embd']}")
+    if cfg.get("scale_attn_by_inverse_layer_idx") or cfg.get("scale_attn_weights") is False:
+        raise ValueError("only the standard attention scaling 1/sqrt(head size) is supported")
+    return GPTConfig(vocab_size=cfg["vocab_size"], block_size=cfg["n_positions"], n_layer=cfg["n_layer"],
+                     n_head=cfg["n_head"], n_embd=cfg["n_embd"], dropout=float(cfg.get("resid_pdrop", 0.0)),
+                     bias=True, tie_weights=bool(cfg.get("tie_word_embeddings", True)))
+
+
+def gpt_state_from_hf(tensors: dict[str, np.ndarray], config: GPTConfig) -> dict[str, np.ndarray]:
+    """Map Hugging Face GPT-2 tensor names and layouts to ours (see the module docstring)."""
+    out = {}
+    for name, arr in tensors.items():
+        key = name[len("transformer."):] if name.startswith("transformer.") else name
+        if key.endswith(SKIPPED_BUFFERS) or (key == "lm_head.weight" and config.tie_weights):
+            continue
+        if key.endswith(CONV1D_SUFFIXES):
+            if arr.ndim != 2:
+                raise ValueError(f"checkpoint tensor {name} should be a matrix, got shape {arr.shape}")
+            arr = arr.T                                               # HF Conv1D (in, out) -> Linear (out, in)
+        out[key] = arr
+    if config.tie_weights and "wte.weight" in out:
+        out["lm_head.weight"] = out["wte.weight"]
+    return out
+
+
+def _weight_files(path: Path) -> list[Path]:
+    single, index = path / "model.safetensors", path / "model.safetensors.index.json"
+    if single.is_file():
+        return [single]
+    if index.is_file():
+        weight_map = _read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ValueError(f"{index} has no weight_map")
+        files = [path / f for f in sorted(set(weight_map.values()))]
+        absent = [str(f) for f in files if not f.is_file()]
+        if absent:
+            raise ValueError(f"{index} lists missing shard(s): {', '.join(absent)}")
+        return files
+    if (path / "pytorch_model.bin").is_file():
+        raise ValueError(f"{path} holds pytorch_model.bin only; tinyllm reads safetensors (no pickle): "
+                         "re-save it with save_pretrained(..., safe_serialization=True)")
+    raise ValueError(f"{path} has no model.safetensors")
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """The tokenizer of a Hugging Face directory: ``tokenizer.json``, else ``vocab.json`` + ``merges.txt``
+    (byte-level BPE, GPT-2's layout), else None."""
+    import tokenizers as hf_tok  # noqa: PLC0415  (Hugging Face's tokenizers library)
+
+    from ..data import BPETokenizer  # noqa: PLC0415
+
+    p = Path(path)
+    if (p / "tokenizer.json").is_file():
+        return BPETokenizer.from_file(p / "tokenizer.json")
+    vocab, merges = p / "vocab.json", p / "merges.txt"
+    if not (vocab.is_file() and merges.is_file()):
+        return None
+    tok = hf_tok.Tokenizer(hf_tok.models.BPE.from_file(str(vocab), str(merges)))
+    tok.pre_tokenizer = hf_tok.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = hf_tok.decoders.ByteLevel()
+    if tok.token_to_id("<|endoftext|>") is not None:
+        tok.add_special_tokens(["<|endoftext|>"])
+    return BPETokenizer(tok)
+
+
+def load_pretrained(path: str | Path) -> tuple[GPT, Any]:
+    """Load a local Hugging Face GPT-2 directory: ``(model, tokenizer or None)``. Nothing is downloaded.
+
+    The model is built in the default dtype (``tinyllm.set_default_dtype``) and
+    the weights are cast to it; it comes back in eval mode (call ``train()`` to fine-tune). A missing directory or file, another model type,
+    or a tensor whose name or shape does not fit the config is a ValueError naming it.
+    """
+    from safetensors.numpy import load_file  # noqa: PLC0415
+
+    p = Path(path)
+    if not p.is_dir():
+        raise ValueError(f"pretrained model directory {p} does not exist")
+    if not (p / "config.json").is_file():
+        raise ValueError(f"{p} has no config.json (not a Hugging Face model directory)")
+    config = gpt_config_from_hf(_read_json(p / "config.json"))
+    tensors: dict[str, np.ndarray] = {}
+    for f in _weight_files(p):
+        try:
+            tensors.update(load_file(str(f)))
+        except Exception as exc:  # safetensors raises its own error types (bad header, bfloat16, ...)
+            raise ValueError(f"cannot read {f}: {exc}") from None
+    state = gpt_state_from_hf(tensors, config)
+    model = GPT(config)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise ValueError(f"{p}: the weights do not match a GPT-2 of this config: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    for k, arr in state.items():
+        if tuple(arr.shape) != tuple(expected[k].shape):
+            raise ValueError(f"{p}: tensor {k} has shape {tuple(arr.shape)} (in our (out, in) layout), "
+                             f"config.json implies {tuple(expected[k].shape)}")
+    model.load_state_dict(state)
+    model.eval()                                                      # as Hugging Face: dropout off until train()
+    return model, load_tokenizer(p)
+
+
+def save_pretrained(model: GPT, path: str | Path, tokenizer: Any = None) -> None:
+    """Write ``model`` as a Hugging Face GPT-2 directory that ``GPT2LMHeadModel.from_pretrained``
+    (and :func:`load_pretrained`) reads: config.json, model.safetensors, tokenizer.json if given."""
+    from safetensors.numpy import save_file  # noqa: PLC0415
+
+    if not isinstance(model, GPT):
+        raise TypeError(f"save_pretrained writes GPT models, got {type(model).__name__}")
+    c = model.config
+    if not c.bias:
+        raise ValueError("Hugging Face GPT-2 has biases: a model with bias=False cannot be saved in its layout")
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for name, arr in model.state_dict().items():
+        if name == "lm_head.weight" and c.tie_weights:
+            continue                                                  # tied: HF re-ties it to wte on load
+        arr = to_numpy(arr)
+        if name.endswith(CONV1D_SUFFIXES):
+            arr = arr.T                                               # Linear (out, in) -> HF Conv1D (in, out)
+        tensors[name if name == "lm_head.weight" else f"transformer.{name}"] = np.ascontiguousarray(arr)
+    save_file(tensors, str(p / "model.safetensors"), metadata={"format": "pt"})
+    hf_config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": c.vocab_size,
+                 "n_positions": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head,
+                 "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+                 "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
+                 "tie_word_embeddings": c.tie_weights}
+    (p / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
+    if tokenizer is not None:
+        (p / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
