@@ -11,6 +11,7 @@ Select a backend with the environment variable ``TINYLLM_BACKEND=numpy|cupy``
 """
 from __future__ import annotations
 
+import math
 import os
 from types import ModuleType
 from typing import Any
@@ -178,14 +179,14 @@ def scatter_add(shape: tuple, index: Any, values: Any) -> Any:
     (``np.add.reduceat``). CuPy's ``add.at`` is a fast atomic scatter kernel.
     """
     mod = get_array_module(values)
-    rows = shape[0]
+    rows, width = shape[0], math.prod(shape[1:])
     index = index.reshape(-1) % rows  # -1 and rows-1 name the same row: one run after sorting
-    flat = values.reshape(index.shape[0], -1)
+    n = index.shape[0]
+    flat = values.reshape(n, width)
     if mod is not np:
-        out = mod.zeros((rows, flat.shape[1]), dtype=values.dtype)
+        out = mod.zeros((rows, width), dtype=values.dtype)
         mod.add.at(out, index, flat)  # cupy's add.at is an atomic scatter kernel
         return out.reshape(shape)
-    n, width = flat.shape
     if rows * n <= 4_000_000:
         # One-hot (rows, n) @ (n, width): a single BLAS call, exact sums.
         onehot = np.zeros((rows, n), dtype=values.dtype)
