@@ -84,9 +84,9 @@ def grid_arrays(shape: tuple, step: float = 2.0 ** -10) -> st.SearchStrategy:
 
 
 def index_arrays(n: int, max_dims: int = 2) -> st.SearchStrategy:
-    """Integer arrays (0-d to ``max_dims``-d) of indices into an axis of length n;
-    negative indices and duplicates included."""
-    return hnp.arrays(np.int64, shapes(0, max_dims), elements=st.integers(-n, n - 1))
+    """Integer arrays (0-d to ``max_dims``-d, maybe empty) of indices into an axis of
+    length n; negative indices and duplicates included."""
+    return hnp.arrays(np.int64, shapes(0, max_dims, min_side=0), elements=st.integers(-n, n - 1))
 
 
 # ----------------------------------------------------------------------------- axes
