@@ -188,6 +188,8 @@ def save_pretrained(model: GPT, path: str | Path, tokenizer: Any = None) -> None
                  "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
                  "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
                  "tie_word_embeddings": c.tie_weights}
+    eos = getattr(tokenizer, "eos_id", None)
+    hf_config["bos_token_id"] = hf_config["eos_token_id"] = eos      # None: no end-of-text token known
     (p / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
     if tokenizer is not None:
         (p / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
