@@ -156,6 +156,22 @@ def test_step_issues_one_update_per_group():
     assert calls == [17, 6] * 3
 
 
+def test_chunked_updates_are_bit_identical_to_whole_buffer_updates():
+    seq = grad_seq(steps=4)
+    results = []
+    for chunk in (1 << 17, 5):
+        params = make_params(dtype=np.float32)
+        opt = AdamW([{"params": params[:3]}, {"params": params[3:], "weight_decay": 0.0}], lr=0.01)
+        opt.chunk_size = chunk
+        for it, grads in enumerate(seq):
+            live = [i for i in range(4) if (i, it) != (1, 2)]
+            backward_with([params[i] for i in live], [grads[i] for i in live])
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        results.append([p.numpy() for p in params] + list(opt.state_dict()["state"].values()))
+    assert all(np.array_equal(a, b) for a, b in zip(*results))
+
+
 # ----------------------------------------------------------------------------- flat buffers
 
 def test_views_and_in_place_accumulation():

@@ -14,8 +14,8 @@ gradient clipping on the flat buffers, and a checkpointable ``state_dict``.
 Parameters without a gradient (``p.grad is None``) are skipped, as torch does:
 no update, no weight decay, their moments untouched and their step count not
 advanced. Step counts are therefore kept per parameter; consecutive parameters
-with a gradient and equal counts form one *run*, updated by one
-``update_one`` call (normally the whole group is one run).
+with a gradient and equal counts form one *run* (normally the whole group),
+updated by ``update_one`` calls on cache-sized chunks of it.
 """
 from __future__ import annotations
 
@@ -79,7 +79,13 @@ class Optimizer:
             learning rate used for the group and may be edited between steps.
         state: per group, ``{moment name: flat buffer}``.
         step_count: number of ``step()`` calls so far.
+        chunk_size: on the CPU, ``update_one`` sees at most this many values at
+            a time, so the dozen passes of an update run over arrays that stay
+            in cache (1.5-2x faster than whole-buffer passes over 12M float32
+            values); on the GPU it sees whole runs.
     """
+
+    chunk_size: int = 1 << 17
 
     def __init__(self, params: Iterable, lr: float, **hyper: Any) -> None:
         self.defaults = self.check_hyperparameters({"lr": lr, **hyper}, "optimizer")
@@ -172,10 +178,13 @@ class Optimizer:
             group.update(self.check_hyperparameters(dict(group), f"param group {gi}"))
         for gi, (group, flat) in enumerate(zip(self.param_groups, self._flat)):
             has_grad, steps = flat.sync(), self._steps[gi]
+            chunk = self.chunk_size if flat.xp is np else max(flat.size, 1)
             for i, j in _runs(has_grad, steps):
-                a, b, t = flat.offsets[i], flat.offsets[j], steps[i] + 1
-                state = {name: buf[a:b] for name, buf in self.state[gi].items()}
-                self.update_one(flat.param[a:b], flat.grad[a:b], state, t, group)
+                t = steps[i] + 1
+                for a in range(flat.offsets[i], flat.offsets[j], chunk):
+                    b = min(a + chunk, flat.offsets[j])
+                    state = {name: buf[a:b] for name, buf in self.state[gi].items()}
+                    self.update_one(flat.param[a:b], flat.grad[a:b], state, t, group)
                 steps[i:j] = [t] * (j - i)
         self.step_count += 1
 
@@ -183,7 +192,7 @@ class Optimizer:
         """``k`` work arrays shaped like the flat run ``like``, reused across steps and groups."""
         key = (type(like), like.dtype.str)
         bufs = self._work.setdefault(key, [])
-        n = max(max(f.size for f in self._flat), like.size)
+        n = max(min(max(f.size for f in self._flat), self.chunk_size), like.size)
         xp = get_array_module(like)
         for i in range(k):
             if i == len(bufs) or bufs[i].size < like.size:
