@@ -159,7 +159,7 @@ def test_step_issues_one_update_per_group():
 def test_chunked_updates_are_bit_identical_to_whole_buffer_updates():
     seq = grad_seq(steps=4)
     results = []
-    for chunk in (1 << 17, 5):
+    for chunk in (1 << 18, 5):
         params = make_params(dtype=np.float32)
         opt = AdamW([{"params": params[:3]}, {"params": params[3:], "weight_decay": 0.0}], lr=0.01)
         opt.chunk_size = chunk

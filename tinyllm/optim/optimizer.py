@@ -85,7 +85,7 @@ class Optimizer:
             values); on the GPU it sees whole runs.
     """
 
-    chunk_size: int = 1 << 17
+    chunk_size: int = 1 << 18
 
     def __init__(self, params: Iterable, lr: float, **hyper: Any) -> None:
         self.defaults = self.check_hyperparameters({"lr": lr, **hyper}, "optimizer")
