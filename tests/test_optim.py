@@ -435,12 +435,15 @@ def test_load_state_dict_errors_name_the_mismatch():
         (lambda sd: sd["param_groups"][0].update(betas=[0.9, 1.5]), "beta2 must be in"),
         (lambda sd: sd["param_groups"][0].pop("eps"), r"hyperparameter\(s\) \['eps'\] missing"),
         (lambda sd: sd.pop("step"), "missing key 'step'"),
+        (lambda sd: sd["param_groups"][0].pop("shapes"), "'shapes' lists 0 parameters, expected 2"),
     ]
     fresh = make_params(seed=4)
     opt2 = build(AdamW, fresh)
     for edit, msg in cases:
         with pytest.raises(ValueError, match=msg):
             opt2.load_state_dict(broken(edit))
+    with pytest.raises(TypeError, match="group0.step is a list, not an array"):
+        opt2.load_state_dict(broken(lambda sd: sd["state"].update({"group0.step": [1, 1]})))
     assert not any(b.any() for b in opt2.state[0].values())  # nothing half-loaded
     assert opt2.param_groups[0]["betas"] == (0.9, 0.999) and opt2.step_count == 0
     opt2.load_state_dict(good)

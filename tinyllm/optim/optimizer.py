@@ -254,8 +254,10 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore what :meth:`state_dict` returned (arrays may be NumPy; they move to the backend).
 
-        Everything is checked before anything changes; a mismatch raises a
-        ValueError naming the group, parameter or buffer that differs.
+        Hyperparameters, step counts and moments are restored (moments cast to
+        the parameters' dtype); the parameters themselves are the model's to
+        load. Everything is checked before anything changes; a mismatch raises
+        a ValueError naming the group, parameter or buffer that differs.
         """
         for key in ("param_groups", "state", "step"):
             if key not in state_dict:
@@ -273,7 +275,10 @@ class Optimizer:
             if saved.get("num_params") != len(f.params):
                 raise ValueError(f"{where} has {len(f.params)} parameters here, "
                                  f"{saved.get('num_params')} saved")
-            for i, (shape, old) in enumerate(zip(f.shapes, saved.get("shapes", []))):
+            shapes = saved.get("shapes") or []
+            if len(shapes) != len(f.params):
+                raise ValueError(f"{where}: 'shapes' lists {len(shapes)} parameters, expected {len(f.params)}")
+            for i, (shape, old) in enumerate(zip(f.shapes, shapes)):
                 if tuple(old) != shape:
                     raise ValueError(f"{where}: parameter {i} has shape {shape} here, {tuple(old)} saved")
             missing = [k for k in group if k != "params" and k not in saved and k != "name"]
@@ -291,6 +296,8 @@ class Optimizer:
             raise ValueError(f"load_state_dict: state buffers missing {sorted(set(expected) - set(arrays))}"
                              f", unexpected {sorted(set(arrays) - set(expected))}")
         for name, shape in expected.items():
+            if not hasattr(arrays[name], "shape"):
+                raise TypeError(f"load_state_dict: {name} is a {type(arrays[name]).__name__}, not an array")
             if tuple(arrays[name].shape) != shape:
                 raise ValueError(f"load_state_dict: {name} has shape {tuple(arrays[name].shape)}, "
                                  f"expected {shape}")
