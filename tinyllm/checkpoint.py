@@ -284,9 +284,12 @@ def _corrupt(path: Path, why: str) -> CheckpointError:
 
 
 def is_checkpoint_dir(path: str | os.PathLike) -> bool:
-    """Whether ``path`` looks like one checkpoint (it has a manifest or a config and weights)."""
+    """Whether ``path`` looks like one tinyllm checkpoint (its manifest or its state file is there).
+
+    A Hugging Face model directory (``config.json`` + ``model.safetensors``) is not one.
+    """
     p = Path(path)
-    return p.is_dir() and ((p / MANIFEST_FILE).exists() or (p / WEIGHTS_FILE).exists())
+    return p.is_dir() and ((p / MANIFEST_FILE).exists() or (p / STATE_FILE).exists())
 
 
 def find_checkpoint(path: str | os.PathLike, prefer: str = "latest") -> Path:

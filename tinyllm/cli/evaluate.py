@@ -1,0 +1,52 @@
+"""``tinyllm eval``: loss and perplexity of a language model, or accuracy of a classifier, on a data file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import use_engine
+
+EPILOG = """\b
+Examples:
+  tinyllm eval --ckpt runs/tiny --data shakespeare          # loss and perplexity on a corpus
+  tinyllm eval --ckpt runs/tiny --data held_out.txt --max-batches 50
+  tinyllm eval --ckpt runs/tiny-classify --data test.csv    # accuracy and confusion matrix
+\b
+Language models are scored on every consecutive window of the file (BERT:
+on a fixed 15% of masked tokens); classifiers on every labeled row."""
+
+
+@click.command("eval", epilog=EPILOG, short_help="Loss/perplexity or accuracy on a data file.")
+@click.option("--ckpt", required=True, type=click.Path(), help="Run or checkpoint directory.")
+@click.option("--data", required=True, help="Text/.bin/corpus name (language models) or .csv/.tsv/.jsonl (classifiers).")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Sequences per batch.")
+@click.option("--max-batches", type=int, default=None, help="Language models: evaluate at most this many batches.")
+@click.option("--latest", is_flag=True, help="Use the run's latest checkpoint instead of its best.")
+@click.option("--backend", type=click.Choice(["numpy", "cupy"]), default="numpy", show_default=True)
+def eval_command(ckpt: str, data: str, batch_size: int, max_batches: int | None, latest: bool, backend: str) -> None:
+    """Score a checkpoint on a data file: loss/perplexity (LMs) or accuracy (classifiers)."""
+    from ..train.evaluate import evaluate_classifier, evaluate_lm, format_confusion  # noqa: PLC0415
+    from ..train.restore import restore  # noqa: PLC0415
+
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    if max_batches is not None and max_batches < 1:
+        raise ValueError(f"--max-batches must be at least 1, got {max_batches}")
+    use_engine(backend, None)
+    restored = restore(ckpt, prefer="latest" if latest else "best")
+    where = restored.checkpoint.path if restored.checkpoint else Path(ckpt)
+    if restored.kind == "classifier":
+        report = evaluate_classifier(restored, data, batch_size)
+        click.echo(f"{where} on {data}: {report.examples} examples")
+        click.echo(f"accuracy  {report.accuracy:.2%}")
+        click.echo("confusion matrix:")
+        for line in format_confusion(report):
+            click.echo("  " + line)
+    else:
+        report = evaluate_lm(restored, data, batch_size, max_batches)
+        what = "masked tokens" if restored.kind == "bert" else "tokens"
+        click.echo(f"{where} on {data}: {report.tokens:,} {what}")
+        click.echo(f"loss        {report.loss:.4f}")
+        click.echo(f"perplexity  {report.perplexity:.2f}")
+        click.echo(f"accuracy    {report.accuracy:.2%} ({'masked' if restored.kind == 'bert' else 'next'}-token)")

@@ -1,0 +1,46 @@
+"""``tinyllm finetune``: a classifier head on a pre-trained model, or LM training on prompt/response pairs."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .common import ENGINE_OPTIONS, OPTIMIZATION_OPTIONS, add_options, given, option_names
+
+EPILOG = """\b
+Examples:
+  tinyllm finetune --ckpt runs/tiny --data reviews.csv --task classify
+  tinyllm finetune --ckpt runs/bert --data reviews.jsonl --task classify --freeze-backbone --out runs/probe
+  tinyllm finetune --ckpt runs/tiny --data pairs.jsonl --task lm --iters 200 --out runs/tiny-chat
+  tinyllm finetune --task classify --out runs/tiny-classify --resume
+\b
+classify: rows of text and label, as CSV/TSV with a header "text,label" or JSONL
+{"text": ..., "label": ...}. lm: JSONL {"prompt": ..., "response": ...}; the loss
+counts the response tokens only. The source checkpoint (its best/) is only read;
+the fine-tuned run goes to --out (default: <source run>-<task>), with the same
+checkpoints, Ctrl-C, --resume and --early-stop as tinyllm train."""
+
+
+@click.command("finetune", epilog=EPILOG, short_help="Fine-tune: classifier head or LM on pairs.")
+@click.option("--ckpt", type=click.Path(), default=None, help="The pre-trained run or checkpoint directory.")
+@click.option("--data", default=None, help="Labeled .csv/.tsv/.jsonl (classify) or prompt/response .jsonl (lm).")
+@click.option("--task", type=click.Choice(["classify", "lm"]), required=True, help="What to fine-tune for.")
+@click.option("--freeze-backbone", is_flag=True, help="classify: train the new head only (a linear probe).")
+@click.option("--pooling", type=click.Choice(["cls", "last", "mean", "pooler"]), default=None,
+              help="classify: how a sequence becomes one vector (default: last for GPT, cls for BERT).")
+@add_options(OPTIMIZATION_OPTIONS)
+@add_options(ENGINE_OPTIONS)
+@click.option("--out", type=click.Path(), default=None, help="Run directory of the fine-tuned model.")
+@click.option("--resume", is_flag=True, help="Continue the fine-tuning run in --out.")
+@click.option("--force", is_flag=True, help="Replace a run already in --out.")
+@click.pass_context
+def finetune_command(ctx: click.Context, ckpt: str | None, data: str | None, task: str, freeze_backbone: bool,
+                     pooling: str | None, out: str | None, resume: bool, force: bool, **_: Any) -> None:
+    """Fine-tune a pre-trained checkpoint: classify text, or continue LM training on pairs."""
+    from ..train.finetune import finetune  # noqa: PLC0415
+
+    if resume and force:
+        raise ValueError("--resume continues the run in --out and --force replaces it: use one of them")
+    settings = given(ctx, option_names(OPTIMIZATION_OPTIONS + ENGINE_OPTIONS))
+    finetune(ckpt, data, task, settings, out=out, resume=resume, force=force, freeze_backbone=freeze_backbone,
+             pooling=pooling)

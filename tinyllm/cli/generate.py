@@ -1,0 +1,69 @@
+"""``tinyllm generate``: sample text from a trained GPT, streamed as it is made."""
+from __future__ import annotations
+
+import click
+
+from .common import use_engine
+
+EPILOG = """\b
+Examples:
+  tinyllm generate --ckpt runs/tiny --prompt "ROMEO:"
+  tinyllm generate --ckpt runs/tiny --prompt "To be" --greedy --max-new-tokens 100
+  tinyllm generate --ckpt runs/tiny --prompt "KING" --temperature 0.7 --top-k 20 --num-samples 3 --seed 1
+  tinyllm generate --ckpt path/to/gpt2 --prompt "Hello, I'm a language model,"   # a Hugging Face GPT-2 dir
+\b
+--ckpt takes a run directory (its best/ checkpoint; --latest for latest/), a
+checkpoint directory, or a local Hugging Face GPT-2 directory (config.json,
+model.safetensors, tokenizer.json). Tokens stream to the terminal as they are
+made, using a KV cache."""
+
+
+@click.command("generate", epilog=EPILOG, short_help="Sample text from a GPT, streamed.")
+@click.option("--ckpt", required=True, type=click.Path(), help="Run, checkpoint or Hugging Face GPT-2 directory.")
+@click.option("--prompt", default="\n", show_default="a newline", help="Text to continue.")
+@click.option("--max-new-tokens", type=int, default=200, show_default=True, help="Tokens to add.")
+@click.option("--temperature", type=float, default=0.8, show_default=True,
+              help="Divide the logits by this; lower is more conservative.")
+@click.option("--top-k", type=int, default=None, help="Sample among the k most likely tokens only.")
+@click.option("--top-p", type=float, default=None, help="Sample among the smallest set of tokens with probability >= p.")
+@click.option("--greedy", is_flag=True, help="Always take the most likely token (deterministic).")
+@click.option("--seed", type=int, default=None, help="Seed for reproducible samples.")
+@click.option("--num-samples", type=int, default=1, show_default=True, help="Independent samples to draw.")
+@click.option("--latest", is_flag=True, help="Use the run's latest checkpoint instead of its best.")
+@click.option("--backend", type=click.Choice(["numpy", "cupy"]), default="numpy", show_default=True)
+def generate_command(ckpt: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None,
+                     top_p: float | None, greedy: bool, seed: int | None, num_samples: int, latest: bool,
+                     backend: str) -> None:
+    """Continue a prompt with a trained GPT, streaming tokens as they are sampled."""
+    from ..generate import check_sampling_args  # noqa: PLC0415
+    from ..train.data import encode_text  # noqa: PLC0415
+    from ..train.restore import restore  # noqa: PLC0415
+    from ..train.sampling import stream_text  # noqa: PLC0415
+
+    check_sampling_args(temperature, top_k, top_p, greedy)
+    if max_new_tokens < 0:
+        raise ValueError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
+    if num_samples < 1:
+        raise ValueError(f"--num-samples must be at least 1, got {num_samples}")
+    use_engine(backend, None)
+    restored = restore(ckpt, prefer="latest" if latest else "best")
+    if restored.kind != "gpt":
+        raise ValueError(f"generate needs a GPT checkpoint; '{ckpt}' holds a "
+                         f"{'BERT (masked-LM) model' if restored.kind == 'bert' else 'classifier'}")
+    tok = restored.tokenizer
+    ids = encode_text(tok, prompt, "prompt")
+    if not ids:
+        raise ValueError("the prompt encodes to no tokens; give at least one character")
+
+    def write(piece: str) -> None:
+        click.echo(piece, nl=False)
+
+    for i in range(num_samples):
+        if num_samples > 1:
+            click.echo(f"--- sample {i + 1} ---")
+        click.echo(prompt, nl=False)
+        sample_seed = None if seed is None else seed + i
+        stream = restored.model.generate_stream([ids], max_new_tokens, temperature=temperature, top_k=top_k,
+                                                top_p=top_p, greedy=greedy, seed=sample_seed)
+        stream_text(stream, tok, write)
+        click.echo()

@@ -1,0 +1,166 @@
+"""``tinyllm finetune``: adapt a pre-trained checkpoint to a task.
+
+Two tasks:
+
+* ``classify`` - a :class:`~tinyllm.models.SequenceClassifier`: the checkpoint's
+  GPT or BERT as the backbone, a new linear head on top, trained with
+  cross-entropy on labeled text (CSV/TSV/JSONL). ``freeze_backbone`` trains the
+  head alone (a linear probe). Reports validation accuracy.
+* ``lm`` - the checkpoint's GPT keeps training as a language model on
+  prompt/response pairs (JSONL), with the loss on the response tokens only
+  (prompt targets are -100). Reports validation loss.
+
+The run goes to its own directory, with the same checkpoints, resume and
+early stopping as ``tinyllm train``; the source checkpoint is only read.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..checkpoint import CheckpointError, CheckpointNotFoundError, clear_run, load_checkpoint
+from ..data import DataError, load_labeled, load_pairs, train_val_split
+from .config import TrainConfig
+from .data import ExampleSource, chunk, classification_arrays, pair_arrays, tokenizer_from_json
+from .loop import Trainer, TrainResult
+from .metrics import Progress
+from .pretrain import check_out_dir, describe_model, report_end, resumed_config, setup_engine
+from .restore import RUN_FORMAT, build_from_config, check_tokenizer_fits
+
+TASKS = ("classify", "lm")
+
+# Fine-tuning starts from trained weights: fewer steps, a smaller learning rate.
+FINETUNE_DEFAULTS: dict[str, Any] = dict(iters=300, batch_size=16, lr=3e-4, min_lr=3e-5, warmup=20,
+                                         weight_decay=0.01, eval_interval=50, eval_iters=50, log_interval=10)
+
+
+def _inside(path: Path, other: Path) -> bool:
+    path, other = path.resolve(), other.resolve()
+    return path == other or other in path.parents
+
+
+def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[str, Any], out: str | None = None,
+             resume: bool = False, force: bool = False, freeze_backbone: bool = False, pooling: str | None = None,
+             progress: Progress | None = None) -> TrainResult:
+    """Fine-tune the model in ``ckpt_path`` on ``data`` for ``task``, writing run directory ``out``.
+
+    Args:
+        ckpt_path: the pre-trained run (its ``best`` checkpoint is used) or checkpoint directory.
+        data: labeled examples (classify) or prompt/response pairs (lm).
+        task: "classify" or "lm".
+        settings: training settings the user gave (iters, lr, batch_size, ...).
+        out: the new run directory (default ``<source run>-<task>``); never the source's.
+        resume: continue the fine-tuning run in ``out``.
+        force: replace a run already in ``out``.
+        freeze_backbone, pooling: classifier options (see SequenceClassifier).
+    """
+    progress = progress or Progress()
+    if task not in TASKS:
+        raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
+    if resume:
+        if out is None:
+            raise ValueError("--resume needs --out DIR, the fine-tuning run to continue")
+        try:
+            own = load_checkpoint(out, prefer="latest")
+        except CheckpointNotFoundError:
+            raise CheckpointError(f"--resume: no checkpoint to resume from in '{out}'") from None
+        saved_task = own.config.get("task", {})
+        if saved_task.get("name") != task:
+            raise CheckpointError(f"'{out}' holds a {saved_task.get('name')} run, not a {task} fine-tuning run")
+        cfg = resumed_config(own.config["train"], {k: v for k, v in settings.items() if k != "data"}, Path(out))
+        run_dir, weights, section = Path(out), own.weights, own.config["model"]
+        tokenizer = tokenizer_from_json(own.tokenizer_json or "", str(own.path))
+        task_info = saved_task
+    else:
+        if ckpt_path is None or data is None:
+            raise ValueError("finetune needs --ckpt (the pre-trained run) and --data")
+        src = load_checkpoint(ckpt_path, prefer="best", with_optimizer=False)
+        src_kind = src.config["model"]["kind"]
+        if src_kind not in ("gpt", "bert"):
+            raise CheckpointError(f"finetune needs a pre-trained GPT or BERT checkpoint; '{ckpt_path}' holds a {src_kind}")
+        if task == "lm" and src_kind != "gpt":
+            raise ValueError("--task lm continues next-token training and needs a GPT checkpoint; this one is a BERT")
+        src_run = src.path.parent if src.path.name in ("latest", "best") else src.path
+        run_dir = Path(out) if out is not None else src_run.with_name(f"{src_run.name}-{task}")
+        if _inside(run_dir, src_run) or _inside(src_run, run_dir):
+            raise ValueError(f"--out '{run_dir}' would overlap the source checkpoint's directory '{src_run}'; "
+                             "fine-tuning writes to a directory of its own")
+        check_out_dir(run_dir, force)
+        tokenizer = tokenizer_from_json(src.tokenizer_json or "", str(src.path))
+        check_tokenizer_fits(tokenizer, src.config["model"], src.path)
+        shape = src.config["model"]["config"]
+        base = {**FINETUNE_DEFAULTS, **settings, "data": data, "model": src_kind, "tokenizer": "checkpoint",
+                "n_layer": shape["n_layer"], "n_head": shape["n_head"], "n_embd": shape["n_embd"],
+                "block_size": shape["block_size"], "dropout": shape.get("dropout", 0.0)}
+        cfg = TrainConfig(**base)
+        cfg.validate()
+        weights = src.weights
+        section = {"kind": src_kind, "config": shape}
+        task_info = {"name": task, "source": str(src.path)}
+
+    setup_engine(cfg)
+    if task == "classify":
+        texts, labels, names = load_labeled(cfg.data)
+        if resume and names != task_info.get("labels"):
+            raise DataError(f"the labels in '{cfg.data}' ({', '.join(names)}) differ from the run's "
+                            f"({', '.join(task_info.get('labels', []))})")
+        arrays = classification_arrays(texts, labels, tokenizer, cfg.block_size, cfg.model)
+    else:
+        arrays = pair_arrays(load_pairs(cfg.data), tokenizer, cfg.block_size)
+    n = len(arrays["idx"])
+    if n < 2:
+        raise DataError(f"'{cfg.data}' has {n} example; fine-tuning needs at least 2 (some for validation)")
+    train_rows, val_rows = train_val_split(n, cfg.val_fraction, cfg.seed)
+    train_arrays = {k: v[train_rows] for k, v in arrays.items()}
+    val_arrays = {k: v[val_rows] for k, v in arrays.items()}
+
+    if resume:
+        model = build_from_config(section)
+    elif task == "classify":
+        from ..models import SequenceClassifier, build_model  # noqa: PLC0415
+        backbone = build_model(section["kind"], section["config"])
+        backbone.load_state_dict(weights, strict=True)
+        model = SequenceClassifier(backbone, len(names), pooling, freeze_backbone=freeze_backbone)
+        section = {"kind": "classifier", "config": {"backbone": section["kind"], "backbone_config": section["config"],
+                                                     "num_classes": len(names), "pooling": model.pooling,
+                                                     "freeze_backbone": bool(freeze_backbone)}}
+        task_info = {**task_info, "labels": names}
+    else:
+        model = build_from_config(section)
+        model.load_state_dict(weights, strict=True)
+
+    from ..optim import make_schedule  # noqa: PLC0415
+    optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
+    schedule = make_schedule("cosine", cfg.lr, cfg.min_lr, cfg.warmup, cfg.iters)
+    source = ExampleSource(train_arrays, cfg.batch_size, cfg.seed)
+    val_batches = chunk(val_arrays, cfg.batch_size)[:cfg.eval_iters]
+    ckpt_config = {"format": RUN_FORMAT, "tinyllm_version": __version__, "model": section, "train": cfg.to_dict(),
+                   "task": task_info}
+    if not resume:
+        if force:
+            clear_run(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    seq_len = arrays["idx"].shape[1]
+    trainer = Trainer(model, optimizer, schedule, source, val_batches, cfg, run_dir, ckpt_config, tokenizer.to_json(),
+                      source.batch_size * seq_len, progress, accuracy=task == "classify",
+                      resume_hint=f"tinyllm finetune --task {task} --out {run_dir} --resume")
+    if resume:
+        trainer.resume(own)
+
+    backbone = model.backbone if task == "classify" else model
+    progress.line(f"run        {run_dir}" + (f" (resuming at iteration {trainer.iteration})" if resume else
+                                              f" (from {task_info['source']})"))
+    what = (f"{n} labeled examples, {len(task_info['labels'])} classes ({', '.join(task_info['labels'][:8])}"
+            f"{' ...' if len(task_info['labels']) > 8 else ''})" if task == "classify" else f"{n} prompt/response pairs")
+    progress.line(f"data       {cfg.data}: {what}; train {len(train_rows)} / val {len(val_rows)}")
+    progress.line(f"model      {describe_model(backbone, cfg.model)}"
+                  + (f" + classifier head ({model.pooling} pooling"
+                     f"{', backbone frozen' if model.freeze_backbone else ''})" if task == "classify" else ""))
+    progress.line(f"training   {cfg.iters:,} iters x {source.batch_size} examples, AdamW lr {cfg.lr:g} -> {cfg.min_lr:g}")
+    start = time.perf_counter()
+    result = trainer.fit()
+    result.seconds = time.perf_counter() - start
+    report_end(progress, run_dir, result)
+    return result

@@ -1,0 +1,313 @@
+"""The training loop: one readable step, evaluation, checkpoints, resume, early stopping.
+
+One optimizer step, as :meth:`Trainer.step` does it::
+
+    lr = schedule(it);  optimizer.set_lr(lr)          # warmup + cosine decay
+    for each of grad_accum micro-batches:
+        batch = source.next()                          # NumPy arrays on the host
+        batch -> backend                               # once per micro-batch
+        logits, loss = model(**batch)                  # forward
+        (loss / grad_accum).backward()                 # gradients add up in .grad
+    clip the global gradient norm to grad_clip
+    optimizer.step();  optimizer.zero_grad()
+
+Every ``eval_interval`` steps (and at the last one) the model is evaluated on
+fixed validation batches (eval mode, no graph recorded), the ``latest``
+checkpoint is written, ``best`` too when the validation loss improved, and
+training stops early after ``early_stop`` evaluations without improvement.
+
+**Exact resume.** A checkpoint holds everything the next step depends on:
+weights, optimizer moments and step counts, the iteration (which fixes the
+learning rate), the backend's random generator (dropout) and the batch
+source's position. A run resumed from iteration k therefore computes bit for
+bit what the uninterrupted run computed after k.
+
+**Interrupts.** Ctrl-C (SIGINT) or SIGTERM lets the current step finish,
+writes ``latest`` and raises :class:`TrainingInterrupted`; a second Ctrl-C stops
+at once (``latest`` then holds the previous checkpoint, intact). A non-finite
+loss, gradient norm or validation loss raises :class:`TrainingDiverged`
+without saving, so ``latest`` keeps the last good state.
+
+Testing hook: with the environment variable ``TINYLLM_KILL_AFTER_CHECKPOINT=k``
+the process kills itself with SIGKILL right after writing a checkpoint at
+iteration >= k (how the resume tests simulate a crash at a known point).
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import backend
+from ..checkpoint import Checkpoint, save_checkpoint
+from ..tensor import no_grad
+from .config import TrainConfig
+from .metrics import MetricsLog, Progress, format_duration
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradients stopped being finite numbers."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C or SIGTERM: a checkpoint was saved and training stopped."""
+
+
+@dataclass
+class TrainResult:
+    """How a run ended."""
+
+    iteration: int
+    best_val_loss: float | None
+    last_val_loss: float | None
+    stopped_early: bool
+    seconds: float
+    records: list = field(default_factory=list)
+
+
+def to_backend(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Move a batch of host arrays to the active backend (a no-op on NumPy)."""
+    if backend.get_backend() == "numpy":
+        return batch
+    return {k: backend.asarray(v) for k, v in batch.items()}
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+class Trainer:
+    """Runs the loop for one model, optimizer, schedule and batch source.
+
+    Args:
+        model: returns ``(logits, loss)`` from ``model(**batch)``.
+        optimizer: a ``tinyllm.optim`` optimizer over the model's trainable parameters.
+        schedule: ``it -> lr``.
+        source: the training batch source (see ``tinyllm.train.data``).
+        val_batches: the fixed validation batches.
+        cfg: the training settings (iters, grad_accum, eval_interval, ...).
+        run_dir: where checkpoints and ``metrics.jsonl`` go.
+        ckpt_config: the JSON saved as each checkpoint's ``config.json``.
+        tokenizer_json: the tokenizer, saved with each checkpoint.
+        tokens_per_batch: tokens in one micro-batch (for tokens/s).
+        progress: where status and lines go.
+        accuracy: also report accuracy on the validation batches (classifiers; MLM).
+        resume_hint: the command that continues this run, shown after Ctrl-C.
+    """
+
+    def __init__(self, model: Any, optimizer: Any, schedule: Callable[[int], float], source: Any,
+                 val_batches: list[dict], cfg: TrainConfig, run_dir: str | os.PathLike, ckpt_config: dict,
+                 tokenizer_json: str | None, tokens_per_batch: int, progress: Progress | None = None,
+                 accuracy: bool = False, resume_hint: str = "") -> None:
+        self.model, self.optimizer, self.schedule, self.source = model, optimizer, schedule, source
+        self.val_batches, self.cfg, self.run_dir = val_batches, cfg, Path(run_dir)
+        self.ckpt_config, self.tokenizer_json = ckpt_config, tokenizer_json
+        self.tokens_per_batch, self.accuracy = tokens_per_batch, accuracy
+        self.progress = progress or Progress()
+        self.resume_hint = resume_hint or f"tinyllm train --out {self.run_dir} --resume"
+        self.iteration = 0
+        self.best_val_loss: float | None = None
+        self.last_val_loss: float | None = None
+        self.evals_since_best = 0
+        self.elapsed_before = 0.0      # seconds spent by earlier sessions of a resumed run
+        self.resumed = False
+        self._interrupts = 0
+
+    # ------------------------------------------------------------------ state
+    def resume(self, ckpt: Checkpoint) -> None:
+        """Continue from a checkpoint: weights, optimizer, iteration, RNG and data position."""
+        self.model.load_state_dict(ckpt.weights, strict=True)
+        if ckpt.optimizer is None:
+            raise ValueError(f"checkpoint {ckpt.path} has no optimizer state to resume from")
+        self.optimizer.load_state_dict(ckpt.optimizer)
+        st = ckpt.state
+        self.iteration = int(st["iteration"])
+        self.best_val_loss = st.get("best_val_loss")
+        self.last_val_loss = st.get("last_val_loss")
+        self.evals_since_best = int(st.get("evals_since_best", 0))
+        self.elapsed_before = float(st.get("elapsed", 0.0))
+        self.source.load_state_dict(st["data"])
+        backend.set_rng_state(st["rng"])
+        self.resumed = True
+
+    def state(self, elapsed: float) -> dict:
+        """The JSON-able training state saved in ``state.json``."""
+        return {"iteration": self.iteration, "best_val_loss": self.best_val_loss,
+                "last_val_loss": self.last_val_loss, "evals_since_best": self.evals_since_best,
+                "elapsed": elapsed, "rng": backend.get_rng_state(), "data": self.source.state_dict(),
+                "lr": self.schedule(self.iteration)}
+
+    def save(self, name: str, elapsed: float) -> Path:
+        return save_checkpoint(self.run_dir, name, config=self.ckpt_config, weights=self.model.state_dict(),
+                               tokenizer_json=self.tokenizer_json, optimizer=self.optimizer.state_dict(),
+                               state=self.state(elapsed))
+
+    # ------------------------------------------------------------------ one step
+    def step(self) -> tuple[float, float]:
+        """One optimizer step (with gradient accumulation); returns (mean loss, lr)."""
+        cfg = self.cfg
+        lr = self.schedule(self.iteration)
+        self.optimizer.set_lr(lr)
+        total = 0.0
+        for _ in range(cfg.grad_accum):
+            batch = to_backend(self.source.next())
+            _, loss = self.model(**batch)
+            (loss if cfg.grad_accum == 1 else loss * (1.0 / cfg.grad_accum)).backward()
+            total += float(loss.data)
+        loss_value = total / cfg.grad_accum
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(self._diverged(f"the training loss is {loss_value}"))
+        if cfg.grad_clip > 0:
+            norm = self.optimizer.clip_grad_norm_(cfg.grad_clip)
+            if not math.isfinite(norm):
+                raise TrainingDiverged(self._diverged(f"the gradient norm is {norm}"))
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.iteration += 1
+        return loss_value, lr
+
+    def _diverged(self, what: str) -> str:
+        latest = self.run_dir / "latest"
+        kept = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written"
+        return (f"training diverged at iteration {self.iteration + 1}: {what}; {kept}. "
+                f"Try a smaller --lr (now {self.cfg.lr:g}) or --grad-clip")
+
+    # ------------------------------------------------------------------ evaluation
+    @no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Mean loss (and accuracy) over the validation batches, in eval mode."""
+        self.model.eval()
+        losses, correct, counted = [], 0, 0
+        try:
+            for batch in self.val_batches:
+                logits, loss = self.model(**to_backend(batch))
+                losses.append(float(loss.data))
+                if self.accuracy:
+                    c, n = _correct(logits, batch)
+                    correct, counted = correct + c, counted + n
+        finally:
+            self.model.train()
+        out = {"val_loss": float(np.mean(losses)) if losses else float("nan")}
+        if self.accuracy:
+            out["val_acc"] = correct / max(counted, 1)
+        return out
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> TrainResult:
+        """Train from ``self.iteration`` to ``cfg.iters`` (or an early stop)."""
+        cfg = self.cfg
+        log = MetricsLog(self.run_dir / "metrics.jsonl", resume_iter=self.iteration if self.resumed else None)
+        start = time.perf_counter()
+        start_iter = self.iteration
+        window_loss, window_steps, window_time = 0.0, 0, 0.0
+        stopped_early = False
+        previous = _install_interrupt_handlers(self)
+        try:
+            self.model.train()
+            while self.iteration < cfg.iters:
+                t0 = time.perf_counter()
+                loss, lr = self.step()
+                dt = time.perf_counter() - t0
+                window_loss, window_steps, window_time = window_loss + loss, window_steps + 1, window_time + dt
+                it = self.iteration
+                tok_s = self.tokens_per_batch * cfg.grad_accum * window_steps / max(window_time, 1e-9)
+                done = it - start_iter
+                eta = (time.perf_counter() - start) / done * (cfg.iters - it)
+                self.progress.status(f"iter {it}/{cfg.iters}  loss {loss:.4f}  lr {lr:.2e}  "
+                                     f"{tok_s:,.0f} tok/s  ETA {format_duration(eta)}")
+                is_eval = it % cfg.eval_interval == 0 or it == cfg.iters
+                record = None
+                if it % cfg.log_interval == 0 or is_eval:
+                    record = {"iter": it, "loss": window_loss / window_steps, "val_loss": None, "lr": lr,
+                              "tokens_per_sec": tok_s, "elapsed": self.elapsed_before + time.perf_counter() - start}
+                    window_loss, window_steps, window_time = 0.0, 0, 0.0
+                if is_eval:
+                    stopped_early = self._eval_and_save(record, start, eta)
+                if record is not None:
+                    log.write(record)
+                self._after_checkpoint(is_eval)
+                if self._interrupts:
+                    self._save_interrupted(start, already_saved=is_eval)
+                if stopped_early:
+                    break
+        finally:
+            _restore_interrupt_handlers(previous)
+            self.progress.clear()
+        return TrainResult(self.iteration, self.best_val_loss, self.last_val_loss, stopped_early,
+                           time.perf_counter() - start, log.records)
+
+    def _eval_and_save(self, record: dict, start: float, eta: float) -> bool:
+        """Evaluate, save ``latest`` (and ``best``), print the eval line; return True to stop early."""
+        cfg = self.cfg
+        metrics = self.evaluate()
+        val = metrics["val_loss"]
+        if not math.isfinite(val):
+            raise TrainingDiverged(self._diverged(f"the validation loss is {val}").replace(
+                f"iteration {self.iteration + 1}", f"iteration {self.iteration}"))
+        record.update(metrics)
+        self.last_val_loss = val
+        improved = self.best_val_loss is None or val < self.best_val_loss
+        if improved:
+            self.best_val_loss, self.evals_since_best = val, 0
+        else:
+            self.evals_since_best += 1
+        elapsed = self.elapsed_before + time.perf_counter() - start
+        self.save("latest", elapsed)
+        if improved:
+            self.save("best", elapsed)
+        acc = f" | val acc {metrics['val_acc']:.1%}" if "val_acc" in metrics else ""
+        eta_text = f", ETA {format_duration(eta)}" if self.iteration < cfg.iters else ""
+        self.progress.line(f"iter {self.iteration:>{len(str(cfg.iters))}}/{cfg.iters} | loss {record['loss']:.4f} | "
+                           f"val {val:.4f}{acc} | lr {record['lr']:.2e} | {record['tokens_per_sec']:,.0f} tok/s | "
+                           f"{format_duration(elapsed)}{eta_text}{' | best' if improved else ''}")
+        if cfg.early_stop and self.evals_since_best >= cfg.early_stop:
+            self.progress.line(f"early stop: no val improvement in {cfg.early_stop} evaluations "
+                               f"(best {self.best_val_loss:.4f})")
+            return True
+        return False
+
+    def _after_checkpoint(self, saved: bool) -> None:
+        kill_at = os.environ.get("TINYLLM_KILL_AFTER_CHECKPOINT")
+        if saved and kill_at and self.iteration >= int(kill_at):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _save_interrupted(self, start: float, already_saved: bool) -> None:
+        path = self.run_dir / "latest"
+        if not already_saved:
+            path = self.save("latest", self.elapsed_before + time.perf_counter() - start)
+        raise TrainingInterrupted(f"interrupted at iteration {self.iteration}: saved {path}; "
+                                  f"continue with: {self.resume_hint}")
+
+
+def _correct(logits: Any, batch: dict) -> tuple[int, int]:
+    """(right, counted) predictions: classifier labels, or the non-ignored targets of an LM."""
+    pred = backend.to_numpy(logits.data).argmax(axis=-1)
+    target = batch["labels"] if "labels" in batch else batch["targets"]
+    valid = target != -100
+    return int(((pred == target) & valid).sum()), int(valid.sum())
+
+
+def _install_interrupt_handlers(trainer: Trainer) -> dict:
+    """SIGINT/SIGTERM set a flag the loop checks after each step; a second SIGINT stops at once."""
+    def handler(signum: int, frame: Any) -> None:
+        trainer._interrupts += 1
+        if trainer._interrupts > 1:
+            raise KeyboardInterrupt
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave the default handling
+            pass
+    return previous
+
+
+def _restore_interrupt_handlers(previous: dict) -> None:
+    for sig, h in previous.items():
+        signal.signal(sig, h)

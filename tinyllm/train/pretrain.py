@@ -1,0 +1,197 @@
+"""``tinyllm train``: pre-train a GPT (next token) or a BERT (masked tokens) on a corpus.
+
+:func:`pretrain` puts the pieces together, in the order a reader would:
+settings -> engine (backend, dtype, seed) -> data and tokenizer -> model,
+optimizer and schedule -> run directory -> :class:`~tinyllm.train.loop.Trainer`
+-> loss curve and a sample. Everything that can be wrong with the input is
+checked before the run directory is touched, so a bad flag never costs a
+previous run anything.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, backend
+from ..checkpoint import CheckpointError, CheckpointNotFoundError, clear_run, holds_run, load_checkpoint
+from .config import TrainConfig, resolve
+from .data import LMSource, MLMSource, lm_eval_set, load_lm_data, tokenizer_from_json
+from .loop import Trainer, TrainResult
+from .metrics import Progress, format_duration, loss_curve_text, plot_losses
+from .restore import RUN_FORMAT, check_tokenizer_fits
+from .sampling import start_tokens, stream_text
+
+# Settings a resumed run may change: how long it goes on and how it reports, not what it learns.
+RESUMABLE_CHANGES = ("iters", "eval_interval", "eval_iters", "early_stop", "log_interval", "sample_tokens",
+                     "backend")
+
+
+@dataclass
+class PretrainOutcome:
+    run_dir: Path
+    result: TrainResult
+    sample: str | None
+
+
+def setup_engine(cfg: TrainConfig) -> None:
+    """Select the backend and dtype and seed every generator (raises BackendError without CuPy/GPU)."""
+    backend.set_backend(cfg.backend)
+    backend.set_default_dtype(cfg.dtype)
+    backend.manual_seed(cfg.seed)
+
+
+def default_out(cfg: TrainConfig) -> Path:
+    """``runs/<model>-<preset>-<YYYYmmdd-HHMMSS>`` (a new directory for every run)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{cfg.model}-{cfg.preset}-{stamp}"
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def check_out_dir(out: Path, force: bool) -> None:
+    """Refuse to write a new run over another one unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out '{out}' is a file, not a directory")
+    if holds_run(out) and not force:
+        raise ValueError(f"output directory '{out}' already holds a run; continue it with --resume, "
+                         "replace it with --force, or choose another --out")
+
+
+def resumed_config(ckpt_train: dict, settings: dict[str, Any], where: Path) -> TrainConfig:
+    """The saved settings, with the changes a resumed run allows; other differences are errors."""
+    saved = TrainConfig.from_dict(ckpt_train)
+    merged = saved.to_dict()
+    for key, value in settings.items():
+        if key in RESUMABLE_CHANGES:
+            merged[key] = value
+        elif key in merged and merged[key] != value:
+            raise ValueError(f"--{key.replace('_', '-')} {value} differs from the run in '{where}' "
+                             f"({key}={merged[key]}); a resumed run keeps its settings (only "
+                             f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_CHANGES)} may change)")
+    cfg = TrainConfig(**merged)
+    cfg.validate()
+    if cfg.warmup > cfg.iters:
+        raise ValueError(f"iters ({cfg.iters}) must be at least the run's warmup ({cfg.warmup})")
+    return cfg
+
+
+def model_config(cfg: TrainConfig, tokenizer: Any) -> dict[str, Any]:
+    """The model's config dict: the shape from the settings, the vocabulary from the tokenizer."""
+    shape = dict(vocab_size=tokenizer.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
+                 n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout)
+    if cfg.model == "bert":
+        shape["pad_id"] = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+    return shape
+
+
+def describe_model(model: Any, kind: str) -> str:
+    c = model.config
+    return (f"{kind.upper()} {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}: "
+            f"{model.num_parameters() / 1e6:.2f}M parameters, {model.flops_per_token() / 1e6:.1f} MFLOPs/token")
+
+
+def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = False, force: bool = False,
+             progress: Progress | None = None) -> PretrainOutcome:
+    """Train a model from ``settings`` (see :class:`TrainConfig`) into run directory ``out``.
+
+    Args:
+        settings: the settings the user gave (config file and flags), by name.
+        out: the run directory (default: a new ``runs/...`` directory).
+        resume: continue the run in ``out`` from its ``latest`` checkpoint.
+        force: replace a run that is already in ``out``.
+        progress: where to report.
+    """
+    from ..models import build_model  # noqa: PLC0415
+    from ..optim import make_schedule  # noqa: PLC0415
+
+    progress = progress or Progress()
+    ckpt = None
+    if resume:
+        if out is None:
+            raise ValueError("--resume needs --out DIR, the run directory to continue")
+        run_dir = Path(out)
+        try:
+            ckpt = load_checkpoint(run_dir, prefer="latest")
+        except CheckpointNotFoundError:
+            raise CheckpointError(f"--resume: no checkpoint to resume from in '{out}'") from None
+        if ckpt.config.get("task", {}).get("name") != "pretrain":
+            raise CheckpointError(f"'{out}' holds a fine-tuning run; continue it with tinyllm finetune --resume")
+        cfg = resumed_config(ckpt.config["train"], settings, run_dir)
+        tokenizer = tokenizer_from_json(ckpt.tokenizer_json or "", str(ckpt.path))
+        check_tokenizer_fits(tokenizer, ckpt.config["model"], ckpt.path)
+    else:
+        cfg = resolve(settings)
+        run_dir = Path(out) if out is not None else default_out(cfg)
+        check_out_dir(run_dir, force)
+        tokenizer = None
+
+    setup_engine(cfg)
+    data = load_lm_data(cfg, tokenizer)
+    tokenizer = data.tokenizer
+    mcfg = ckpt.config["model"]["config"] if ckpt else model_config(cfg, tokenizer)
+    model = build_model(cfg.model, mcfg)
+    optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
+    schedule = make_schedule("cosine", cfg.lr, cfg.min_lr, cfg.warmup, cfg.iters)
+    if cfg.model == "bert":
+        source: Any = MLMSource(data.train, cfg.block_size, cfg.batch_size, cfg.seed, tokenizer, cfg.mlm_prob)
+    else:
+        source = LMSource(data.train, cfg.block_size, cfg.batch_size, cfg.seed)
+    val_batches = lm_eval_set(cfg, data.val, tokenizer)
+
+    ckpt_config = {"format": RUN_FORMAT, "tinyllm_version": __version__,
+                   "model": {"kind": cfg.model, "config": model.config.to_dict()},
+                   "train": cfg.to_dict(), "task": {"name": "pretrain", "data": data.description}}
+    if not resume:
+        if force:
+            clear_run(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(model, optimizer, schedule, source, val_batches, cfg, run_dir, ckpt_config,
+                      tokenizer.to_json(), cfg.batch_size * cfg.block_size, progress, accuracy=cfg.model == "bert",
+                      resume_hint=f"tinyllm train --out {run_dir} --resume")
+    if ckpt is not None:
+        trainer.resume(ckpt)
+
+    progress.line(f"run        {run_dir}" + (f" (resuming at iteration {trainer.iteration})" if resume else ""))
+    progress.line(f"data       {data.description} (train {len(data.train):,} / val {len(data.val):,})")
+    progress.line(f"tokenizer  {tokenizer.kind}, {tokenizer.vocab_size:,} tokens")
+    progress.line(f"model      {describe_model(model, cfg.model)}")
+    progress.line(f"training   {cfg.iters:,} iters x {cfg.batch_size * cfg.grad_accum} x {cfg.block_size} tokens, "
+                  f"AdamW lr {cfg.lr:g} -> {cfg.min_lr:g} (warmup {cfg.warmup}, cosine), "
+                  f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}")
+    result = trainer.fit()
+    report_end(progress, run_dir, result)
+    sample = None
+    if cfg.model == "gpt" and cfg.sample_tokens > 0:
+        sample = print_sample(progress, model, tokenizer, cfg.sample_tokens, cfg.seed)
+    progress.line(f"\nnext: tinyllm generate --ckpt {run_dir} --prompt \"...\"   |   tinyllm info --ckpt {run_dir}")
+    return PretrainOutcome(run_dir, result, sample)
+
+
+def report_end(progress: Progress, run_dir: Path, result: TrainResult) -> None:
+    """The closing lines: time, best val loss, loss curves (sparklines) and loss.png."""
+    best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
+    progress.line(f"done: {result.iteration} iterations in {format_duration(result.seconds)}, "
+                  f"best val loss {best}; checkpoints in {run_dir}/latest and {run_dir}/best")
+    for line in loss_curve_text(result.records):
+        progress.line(line)
+    if plot_losses(result.records, run_dir / "loss.png"):
+        progress.line(f"loss curve written to {run_dir / 'loss.png'}")
+
+
+def print_sample(progress: Progress, model: Any, tokenizer: Any, n_tokens: int, seed: int) -> str:
+    """Stream ``n_tokens`` sampled tokens, starting from a newline, to the terminal; return the text."""
+    progress.line("sample (temperature 0.8, top-k 40):")
+
+    def write(piece: str) -> None:
+        progress.stream.write(piece)
+        progress.stream.flush()
+
+    tokens = model.generate_stream([start_tokens(tokenizer)], n_tokens, temperature=0.8, top_k=40, seed=seed)
+    text = stream_text(tokens, tokenizer, write)
+    write("\n")
+    return text

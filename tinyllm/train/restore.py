@@ -1,0 +1,121 @@
+"""Rebuild a model and its tokenizer from a checkpoint (or a Hugging Face GPT-2 directory).
+
+A checkpoint's ``config.json`` names the model kind and its config:
+
+* ``{"kind": "gpt" | "bert", "config": {...}}`` - a pre-trained (or LM fine-tuned) model;
+* ``{"kind": "classifier", "config": {"backbone": "gpt" | "bert", "backbone_config": {...},
+  "num_classes": K, "pooling": ..., "freeze_backbone": ...}}`` - a fine-tuned classifier.
+
+Everything is checked against everything else before it is used: the weights
+against the model's parameters (names and shapes), the tokenizer's
+vocabulary against the model's, so a checkpoint put together from different
+runs is reported as such rather than producing garbage.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from ..data import Tokenizer
+from .data import tokenizer_from_json
+
+RUN_FORMAT = "tinyllm-run"
+
+
+@dataclass
+class Restored:
+    """A model ready to use, its tokenizer, and where it came from."""
+
+    model: Any
+    tokenizer: Tokenizer
+    kind: str                  # "gpt", "bert" or "classifier"
+    checkpoint: Checkpoint | None
+    labels: list[str] | None = None   # a classifier's class names
+
+    @property
+    def lm_kind(self) -> str:
+        """The language-model kind: the model's own, or a classifier's backbone's."""
+        if self.kind == "classifier":
+            return self.checkpoint.config["model"]["config"]["backbone"]
+        return self.kind
+
+
+def is_hf_dir(path: str | os.PathLike) -> bool:
+    """A Hugging Face model directory: ``config.json`` and ``model.safetensors``, no tinyllm manifest."""
+    p = Path(path)
+    return (p / "config.json").is_file() and (p / "model.safetensors").is_file() \
+        and not (p / "manifest.json").exists()
+
+
+def build_from_config(model_section: dict) -> Any:
+    """A freshly initialized model from a checkpoint's ``config["model"]`` section."""
+    from ..models import SequenceClassifier, build_model  # noqa: PLC0415
+
+    kind, cfg = model_section.get("kind"), model_section.get("config")
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"the model config is missing or not a table: {cfg!r}")
+    if kind == "classifier":
+        backbone = build_model(cfg["backbone"], cfg["backbone_config"])
+        return SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"),
+                                  freeze_backbone=bool(cfg.get("freeze_backbone", False)))
+    return build_model(kind, cfg)
+
+
+def model_vocab_size(model_section: dict) -> int:
+    cfg = model_section["config"]
+    return int(cfg["backbone_config"]["vocab_size"] if model_section["kind"] == "classifier" else cfg["vocab_size"])
+
+
+def restore(path: str | os.PathLike, prefer: str = "best") -> Restored:
+    """Load a model for use (not for resuming training): weights, tokenizer, checks.
+
+    Args:
+        path: a run directory (``prefer`` picks best/ or latest/), a checkpoint
+            directory, or a Hugging Face GPT-2 directory.
+        prefer: "best" (the lowest validation loss) or "latest".
+
+    Raises:
+        CheckpointError: missing, incomplete or corrupt checkpoint; weights or a
+            tokenizer that do not belong to the model.
+    """
+    if is_hf_dir(path):
+        from ..models import GPT  # noqa: PLC0415
+        model = GPT.from_pretrained(path)
+        if model.tokenizer is None:
+            raise CheckpointError(f"Hugging Face directory '{path}' has no tokenizer.json to encode prompts with")
+        model.eval()
+        return Restored(model, model.tokenizer, "gpt", None)
+    ckpt = load_checkpoint(path, prefer=prefer, with_optimizer=False)
+    section = ckpt.config["model"]
+    try:
+        model = build_from_config(section)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {ckpt.path} has an unusable model config: {_msg(exc)}") from None
+    try:
+        model.load_state_dict(ckpt.weights, strict=True)
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {ckpt.path}: the weights do not fit its {section.get('kind')} "
+                              f"config ({_msg(exc)})") from None
+    if ckpt.tokenizer_json is None:
+        raise CheckpointError(f"checkpoint {ckpt.path} has no tokenizer")
+    tokenizer = tokenizer_from_json(ckpt.tokenizer_json, str(ckpt.path))
+    check_tokenizer_fits(tokenizer, section, ckpt.path)
+    model.eval()
+    labels = ckpt.config.get("task", {}).get("labels")
+    return Restored(model, tokenizer, section["kind"], ckpt, labels)
+
+
+def check_tokenizer_fits(tokenizer: Tokenizer, model_section: dict, where: Any) -> None:
+    """Raise CheckpointError if the tokenizer's vocabulary is not the model's."""
+    expected = model_vocab_size(model_section)
+    if tokenizer.vocab_size != expected:
+        raise CheckpointError(f"checkpoint {where}: its tokenizer has {tokenizer.vocab_size} tokens but the model "
+                              f"was built for {expected}; the tokenizer comes from a different run")
+
+
+def _msg(exc: BaseException) -> str:
+    """An exception's message without the quotes ``str(KeyError)`` adds."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
