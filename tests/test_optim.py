@@ -527,3 +527,17 @@ def test_empty_group_state_of_and_repr():
         opt.state_of(t())
     assert "group 1: 0 params" in repr(opt) and isinstance(opt, Optimizer)
     assert opt.clip_grad_norm_(1.0) == pytest.approx(np.sqrt(8.0))
+
+
+def test_mixed_backends_in_one_group_are_rejected(monkeypatch):
+    """Without a GPU here, pretend one parameter's array belongs to another array module."""
+    import tinyllm.optim.flat as flat
+    a, b = t(), t()
+    foreign, real = b.data, flat.get_array_module
+    monkeypatch.setattr(flat, "get_array_module", lambda *xs: object() if xs[0] is foreign else real(*xs))
+    with pytest.raises(TypeError, match="param group 0: parameter 1 is on another backend"):
+        SGD([a, b])
+    opt = SGD([a], lr=0.1)
+    a.data = foreign  # e.g. the model was moved to the GPU after the optimizer was built
+    with pytest.raises(TypeError, match="not an array of this group's backend"):
+        opt.step()
