@@ -1,0 +1,94 @@
+"""Convergence: tinyllm and the PyTorch reference trained with nanoGPT's CPU recipe.
+
+    python bench/converge.py [--iters 2000] [--data PATH]
+
+Char-level Tiny Shakespeare (90/10 split), batch 12, block 64, 4 layers,
+4 heads, 128 wide, dropout 0; AdamW (betas 0.9/0.99, weight decay 0.1),
+lr 1e-3 with 100 warmup iterations and cosine decay to 1e-4, gradient
+clipping at 1.0. Both start from the same weights and see the same batches.
+Reports the validation loss of each over 200 batches (nanoGPT reports 1.88).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train import build_tinyllm, build_torch  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def lr_at(it: int, iters: int, warmup: int = 100, max_lr: float = 1e-3, min_lr: float = 1e-4) -> float:
+    if it < warmup:
+        return max_lr * (it + 1) / (warmup + 1)
+    ratio = min(1.0, (it - warmup) / max(1, iters - warmup))
+    return min_lr + 0.5 * (1 + math.cos(math.pi * ratio)) * (max_lr - min_lr)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iters", type=int, default=2000)
+    ap.add_argument("--eval-batches", type=int, default=200)
+    ap.add_argument("--data", type=Path, default=None)
+    args = ap.parse_args()
+    path = args.data or DEFAULT_DATA
+    if not path.exists():
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tinyllm" / "tinyshakespeare.txt"
+        path = cache
+    if not path.exists():
+        sys.exit(f"Tiny Shakespeare not found (tried {DEFAULT_DATA} and {path}); pass --data")
+    import torch
+    import tinyllm
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    text = path.read_text(encoding="utf-8")
+    chars = sorted(set(text))
+    lut = {c: i for i, c in enumerate(chars)}
+    data = np.fromiter((lut[c] for c in text), dtype=np.int64, count=len(text))
+    n = int(0.9 * len(data))
+    train, val = data[:n], data[n:]
+    cfg = dict(vocab_size=len(chars), block_size=64, n_layer=4, n_head=4, n_embd=128, batch_size=12)
+    B, T = cfg["batch_size"], cfg["block_size"]
+    model, tl_step, tl_opt = build_tinyllm(cfg)
+    state = {k: tinyllm.backend.to_numpy(v) for k, v in model.state_dict().items()}
+    ref, th_step, th_opt = build_torch(cfg, state)
+    rng = np.random.default_rng(1337)
+    offsets = np.arange(T + 1)
+
+    def batch(src: np.ndarray) -> tuple:
+        w = src[rng.integers(0, len(src) - T - 1, B)[:, None] + offsets]
+        return w[:, :-1], w[:, 1:]
+
+    t0 = time.perf_counter()
+    for it in range(args.iters):
+        lr = lr_at(it, args.iters)
+        x, y = batch(train)
+        tl_opt.set_lr(lr)
+        for g in th_opt.param_groups:
+            g["lr"] = lr
+        l1 = tl_step(x, y).item()
+        l2 = th_step(torch.from_numpy(x), torch.from_numpy(y)).item()
+        if it % 200 == 0 or it == args.iters - 1:
+            print(f"iter {it:5d}  lr {lr:.2e}  loss tinyllm {l1:.4f}  torch {l2:.4f}  ({time.perf_counter() - t0:.0f}s)")
+    erng = np.random.default_rng(7)
+    losses = {"tinyllm": [], "torch": []}
+    model.eval()
+    ref.eval()
+    with tinyllm.no_grad(), torch.no_grad():
+        for _ in range(args.eval_batches):
+            w = val[erng.integers(0, len(val) - T - 1, B)[:, None] + offsets]
+            x, y = w[:, :-1], w[:, 1:]
+            losses["tinyllm"].append(model(x, y)[1].item())
+            losses["torch"].append(ref(torch.from_numpy(x), torch.from_numpy(y))[1].item())
+    v1, v2 = float(np.mean(losses["tinyllm"])), float(np.mean(losses["torch"]))
+    print(f"val loss after {args.iters} iters: tinyllm {v1:.4f}  torch {v2:.4f}  difference {v1 - v2:+.4f}")
+
+
+if __name__ == "__main__":
+    main()
