@@ -125,7 +125,10 @@ def split_arrays(obj: Any, prefix: str = "") -> tuple[Any, dict[str, np.ndarray]
             return [walk(v, f"{path}/{i}" if path else str(i)) for i, v in enumerate(x)]
         if hasattr(x, "__array__") and not isinstance(x, (np.generic, bool, int, float)):
             from .backend import to_numpy  # noqa: PLC0415  (cupy arrays come back to the host)
-            arrays[path] = np.ascontiguousarray(to_numpy(x))
+            arr = np.ascontiguousarray(to_numpy(x))
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"checkpoint: array '{path}' has dtype {arr.dtype}; only numbers can be saved")
+            arrays[path] = arr
             return {"__array__": path}
         if isinstance(x, np.generic):
             return x.item()

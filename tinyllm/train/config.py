@@ -55,8 +55,8 @@ class TrainConfig:
         val_fraction: the share of the corpus (its end) kept for validation.
         mlm_prob: BERT only, the share of tokens masked.
     Optimization (AdamW, warmup + cosine decay):
-        iters, batch_size, grad_accum (micro-batches per step), lr, min_lr, warmup,
-        weight_decay, beta2, grad_clip (0 to turn it off).
+        iters, batch_size, grad_accum (micro-batches per step), lr, min_lr, warmup
+        (capped at iters), weight_decay, beta2, grad_clip (0 to turn it off).
     Evaluation and stopping:
         eval_interval, eval_iters, early_stop (evaluations without improvement before
         stopping; 0 = never), log_interval (iterations between metric records).
@@ -117,8 +117,6 @@ class TrainConfig:
             _nonnegative(name, getattr(self, name), int)
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
-        if self.warmup > self.iters:
-            raise ValueError(f"warmup ({self.warmup}) must not exceed iters ({self.iters})")
         for name in ("dropout", "mlm_prob"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
@@ -127,6 +125,11 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be between 0 and 1, got {self.val_fraction!r}")
         if not 0.0 < self.beta2 < 1.0:
             raise ValueError(f"beta2 must be between 0 and 1, got {self.beta2!r}")
+
+    def schedule(self) -> Any:
+        """The learning-rate schedule: linear warmup to ``lr``, cosine decay to ``min_lr`` at ``iters``."""
+        from ..optim import make_schedule  # noqa: PLC0415
+        return make_schedule("cosine", self.lr, self.min_lr, min(self.warmup, self.iters), self.iters)
 
     def model_shape(self) -> dict[str, Any]:
         """The model's sizes (everything but the vocabulary size)."""

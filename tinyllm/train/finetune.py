@@ -131,9 +131,8 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         model = build_from_config(section)
         model.load_state_dict(weights, strict=True)
 
-    from ..optim import make_schedule  # noqa: PLC0415
     optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
-    schedule = make_schedule("cosine", cfg.lr, cfg.min_lr, cfg.warmup, cfg.iters)
+    schedule = cfg.schedule()
     source = ExampleSource(train_arrays, cfg.batch_size, cfg.seed)
     val_batches = chunk(val_arrays, cfg.batch_size)[:cfg.eval_iters]
     ckpt_config = {"format": RUN_FORMAT, "tinyllm_version": __version__, "model": section, "train": cfg.to_dict(),

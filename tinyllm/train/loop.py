@@ -201,46 +201,51 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainResult:
         """Train from ``self.iteration`` to ``cfg.iters`` (or an early stop)."""
-        cfg = self.cfg
         log = MetricsLog(self.run_dir / "metrics.jsonl", resume_iter=self.iteration if self.resumed else None)
         start = time.perf_counter()
-        start_iter = self.iteration
-        window_loss, window_steps, window_time = 0.0, 0, 0.0
-        stopped_early = False
         previous = _install_interrupt_handlers(self)
         try:
-            self.model.train()
-            while self.iteration < cfg.iters:
-                t0 = time.perf_counter()
-                loss, lr = self.step()
-                dt = time.perf_counter() - t0
-                window_loss, window_steps, window_time = window_loss + loss, window_steps + 1, window_time + dt
-                it = self.iteration
-                tok_s = self.tokens_per_batch * cfg.grad_accum * window_steps / max(window_time, 1e-9)
-                done = it - start_iter
-                eta = (time.perf_counter() - start) / done * (cfg.iters - it)
-                self.progress.status(f"iter {it}/{cfg.iters}  loss {loss:.4f}  lr {lr:.2e}  "
-                                     f"{tok_s:,.0f} tok/s  ETA {format_duration(eta)}")
-                is_eval = it % cfg.eval_interval == 0 or it == cfg.iters
-                record = None
-                if it % cfg.log_interval == 0 or is_eval:
-                    record = {"iter": it, "loss": window_loss / window_steps, "val_loss": None, "lr": lr,
-                              "tokens_per_sec": tok_s, "elapsed": self.elapsed_before + time.perf_counter() - start}
-                    window_loss, window_steps, window_time = 0.0, 0, 0.0
-                if is_eval:
-                    stopped_early = self._eval_and_save(record, start, eta)
-                if record is not None:
-                    log.write(record)
-                self._after_checkpoint(is_eval)
-                if self._interrupts:
-                    self._save_interrupted(start, already_saved=is_eval)
-                if stopped_early:
-                    break
+            # Overflow to inf/nan is caught as a diverged run, with a clear message; numpy's own
+            # floating-point warnings would only add noise (and are errors under pytest).
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                stopped_early = self._loop(log, start)
         finally:
             _restore_interrupt_handlers(previous)
             self.progress.clear()
         return TrainResult(self.iteration, self.best_val_loss, self.last_val_loss, stopped_early,
                            time.perf_counter() - start, log.records)
+
+    def _loop(self, log: MetricsLog, start: float) -> bool:
+        """Steps, status, metric records, evaluations; returns True if it stopped early."""
+        cfg = self.cfg
+        start_iter = self.iteration
+        window_loss, window_steps, window_time = 0.0, 0, 0.0
+        self.model.train()
+        while self.iteration < cfg.iters:
+            t0 = time.perf_counter()
+            loss, lr = self.step()
+            dt = time.perf_counter() - t0
+            window_loss, window_steps, window_time = window_loss + loss, window_steps + 1, window_time + dt
+            it = self.iteration
+            tok_s = self.tokens_per_batch * cfg.grad_accum * window_steps / max(window_time, 1e-9)
+            eta = (time.perf_counter() - start) / (it - start_iter) * (cfg.iters - it)
+            self.progress.status(f"iter {it}/{cfg.iters}  loss {loss:.4f}  lr {lr:.2e}  "
+                                 f"{tok_s:,.0f} tok/s  ETA {format_duration(eta)}")
+            is_eval = it % cfg.eval_interval == 0 or it == cfg.iters
+            record = None
+            if it % cfg.log_interval == 0 or is_eval:
+                record = {"iter": it, "loss": window_loss / window_steps, "val_loss": None, "lr": lr,
+                          "tokens_per_sec": tok_s, "elapsed": self.elapsed_before + time.perf_counter() - start}
+                window_loss, window_steps, window_time = 0.0, 0, 0.0
+            stop = self._eval_and_save(record, start, eta) if is_eval else False
+            if record is not None:
+                log.write(record)
+            self._after_checkpoint(is_eval)
+            if self._interrupts:
+                self._save_interrupted(start, already_saved=is_eval)
+            if stop:
+                return True
+        return False
 
     def _eval_and_save(self, record: dict, start: float, eta: float) -> bool:
         """Evaluate, save ``latest`` (and ``best``), print the eval line; return True to stop early."""

@@ -75,8 +75,6 @@ def resumed_config(ckpt_train: dict, settings: dict[str, Any], where: Path) -> T
                              f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_CHANGES)} may change)")
     cfg = TrainConfig(**merged)
     cfg.validate()
-    if cfg.warmup > cfg.iters:
-        raise ValueError(f"iters ({cfg.iters}) must be at least the run's warmup ({cfg.warmup})")
     return cfg
 
 
@@ -89,10 +87,19 @@ def model_config(cfg: TrainConfig, tokenizer: Any) -> dict[str, Any]:
     return shape
 
 
+def human(n: float) -> str:
+    """``1234567 -> '1.23M'``, ``45600 -> '45.6K'``, ``512 -> '512'``."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.0f}"
+
+
 def describe_model(model: Any, kind: str) -> str:
     c = model.config
-    return (f"{kind.upper()} {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}: "
-            f"{model.num_parameters() / 1e6:.2f}M parameters, {model.flops_per_token() / 1e6:.1f} MFLOPs/token")
+    return (f"{kind.upper()} {c.n_layer} layer{'s' if c.n_layer > 1 else ''}, {c.n_head} heads, {c.n_embd} wide, "
+            f"context {c.block_size}: {human(model.num_parameters())} parameters, "
+            f"{human(model.flops_per_token())} FLOPs/token")
 
 
 def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = False, force: bool = False,
@@ -107,7 +114,6 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
         progress: where to report.
     """
     from ..models import build_model  # noqa: PLC0415
-    from ..optim import make_schedule  # noqa: PLC0415
 
     progress = progress or Progress()
     ckpt = None
@@ -136,7 +142,7 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     mcfg = ckpt.config["model"]["config"] if ckpt else model_config(cfg, tokenizer)
     model = build_model(cfg.model, mcfg)
     optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
-    schedule = make_schedule("cosine", cfg.lr, cfg.min_lr, cfg.warmup, cfg.iters)
+    schedule = cfg.schedule()
     if cfg.model == "bert":
         source: Any = MLMSource(data.train, cfg.block_size, cfg.batch_size, cfg.seed, tokenizer, cfg.mlm_prob)
     else:
