@@ -101,7 +101,7 @@ class Function:
         ctx = cls.__new__(cls)
         out = ctx.forward(*[t.data for t in inputs], **params)
         if _grad_enabled and cls.differentiable:
-            needs = tuple(t.requires_grad for t in inputs)
+            needs = tuple([t.requires_grad for t in inputs])  # a list is faster than a generator here
             if True in needs:
                 ctx.inputs = inputs
                 ctx.needs_grad = needs
