@@ -10,7 +10,7 @@ import pytest
 
 from tinyllm.checkpoint import load_checkpoint
 from tinyllm.data import CharTokenizer, DataError
-from tinyllm.train import PRESETS, TrainConfig, TrainingDiverged, pretrain, read_config_file, resolve, restore
+from tinyllm.train import PRESETS, TrainConfig, TrainingDiverged, pretrain, read_config_file, resolve, restore_model
 from tinyllm.train.config import DEFAULT_PRESET
 from tinyllm.train.data import ExampleSource, LMSource, MLMSource, tokenizer_from_json
 from tinyllm.train.evaluate import evaluate_classifier, evaluate_lm, format_confusion
@@ -194,7 +194,7 @@ def test_bert_pretraining_reports_masked_accuracy(tmp_path: Path, corpus: Path) 
     p = quiet()
     pretrain({**SMALL, "model": "bert", "data": str(corpus), "dropout": 0.1}, out=str(out), progress=p)
     assert any("val acc" in line for line in p.lines)  # type: ignore[attr-defined]
-    r = restore(out)
+    r = restore_model(out)
     assert r.kind == "bert" and r.tokenizer.mask_id is not None
     report = evaluate_lm(r, str(corpus), batch_size=4, max_batches=3)
     assert 0 < report.tokens and math.isfinite(report.loss)
@@ -226,7 +226,7 @@ def test_finetune_classify_then_evaluate(tmp_path: Path, pretrained: Path) -> No
     out = pretrained.with_name("base-classify")
     assert result.iteration == 30 and (out / "best").exists()
     assert load_checkpoint(pretrained).iteration == 12           # the source is untouched
-    r = restore(out)
+    r = restore_model(out)
     assert r.kind == "classifier" and r.labels == ["j", "r"]
     report = evaluate_classifier(r, str(data))
     assert report.examples == 40 and report.confusion.sum() == 40 and report.accuracy > 0.9
@@ -240,7 +240,7 @@ def test_finetune_lm_on_pairs_learns_the_responses(tmp_path: Path, pretrained: P
     result = finetune(str(pretrained), str(data), "lm", {"iters": 40, "eval_interval": 10, "lr": 1e-2, "warmup": 2},
                       out=str(out), progress=quiet())
     assert result.best_val_loss < 1.0
-    r = restore(out)
+    r = restore_model(out)
     assert r.kind == "gpt"
     ids = r.tokenizer.encode("ROMEO:\n")
     text = r.tokenizer.decode(r.model.generate([ids], 7, greedy=True)[0, len(ids):].tolist())

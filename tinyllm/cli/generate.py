@@ -37,7 +37,7 @@ def generate_command(ckpt: str, prompt: str, max_new_tokens: int, temperature: f
     """Continue a prompt with a trained GPT, streaming tokens as they are sampled."""
     from ..generate import check_sampling_args  # noqa: PLC0415
     from ..train.data import encode_text  # noqa: PLC0415
-    from ..train.restore import restore  # noqa: PLC0415
+    from ..train.restore import restore_model  # noqa: PLC0415
     from ..train.sampling import stream_text  # noqa: PLC0415
 
     check_sampling_args(temperature, top_k, top_p, greedy)
@@ -46,7 +46,7 @@ def generate_command(ckpt: str, prompt: str, max_new_tokens: int, temperature: f
     if num_samples < 1:
         raise ValueError(f"--num-samples must be at least 1, got {num_samples}")
     use_engine(backend, None)
-    restored = restore(ckpt, prefer="latest" if latest else "best")
+    restored = restore_model(ckpt, prefer="latest" if latest else "best")
     if restored.kind != "gpt":
         raise ValueError(f"generate needs a GPT checkpoint; '{ckpt}' holds a "
                          f"{'BERT (masked-LM) model' if restored.kind == 'bert' else 'classifier'}")

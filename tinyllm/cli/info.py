@@ -59,9 +59,9 @@ def parameter_table(model: Any, prefix: str = "", seen: set[int] | None = None) 
 def info_command(ckpt: str, as_json: bool) -> None:
     """Describe a checkpoint: model config, tokenizer, parameters by module, FLOPs/token, training state."""
     from ..checkpoint import load_state_json  # noqa: PLC0415
-    from ..train.restore import restore  # noqa: PLC0415
+    from ..train.restore import restore_model  # noqa: PLC0415
 
-    restored = restore(ckpt, prefer="latest")
+    restored = restore_model(ckpt, prefer="latest")
     ck = restored.checkpoint
     model, tok = restored.model, restored.tokenizer
     lm = model.backbone if restored.kind == "classifier" else model

@@ -15,7 +15,7 @@ Reading order:
 from .config import PRESETS, TrainConfig, read_config_file, resolve
 from .loop import Trainer, TrainingDiverged, TrainingInterrupted, TrainResult
 from .pretrain import pretrain
-from .restore import Restored, restore
+from .restore import Restored, restore_model
 
 __all__ = ["PRESETS", "Restored", "TrainConfig", "TrainResult", "Trainer", "TrainingDiverged", "TrainingInterrupted",
-           "pretrain", "read_config_file", "resolve", "restore"]
+           "pretrain", "read_config_file", "resolve", "restore_model"]

@@ -69,7 +69,7 @@ def model_vocab_size(model_section: dict) -> int:
     return int(cfg["backbone_config"]["vocab_size"] if model_section["kind"] == "classifier" else cfg["vocab_size"])
 
 
-def restore(path: str | os.PathLike, prefer: str = "best") -> Restored:
+def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
     """Load a model for use (not for resuming training): weights, tokenizer, checks.
 
     Args:
