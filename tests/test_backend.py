@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -41,6 +42,29 @@ def test_set_backend_cupy_without_it_names_the_extra_and_keeps_numpy() -> None:
     assert tinyllm.get_backend() == "numpy" and backend.xp() is np
     with pytest.raises(BackendError, match="tinyllm"):
         tinyllm.tensor([1.0]).to("cupy")
+
+
+class _FakeCupy(types.ModuleType):
+    """Stands in for an installed CuPy on a machine whose CUDA sees ``devices`` GPUs."""
+
+    def __init__(self, devices: int | None) -> None:
+        super().__init__("cupy")
+
+        def count() -> int:
+            if devices is None:
+                raise RuntimeError("cudaErrorInsufficientDriver")
+            return devices
+
+        self.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=count))
+
+
+@pytest.mark.parametrize("devices, error", [(0, "no CUDA GPU is visible"), (None, "no usable CUDA GPU")])
+def test_cupy_without_a_gpu_names_the_extra(monkeypatch, devices, error) -> None:
+    monkeypatch.setitem(sys.modules, "cupy", _FakeCupy(devices))
+    monkeypatch.setattr(backend, "_cupy", None)
+    with pytest.raises(BackendError, match=error + r".*" + EXTRA_HINT.replace("[", r"\[")):
+        tinyllm.set_backend("cupy")
+    assert tinyllm.get_backend() == "numpy" and backend._cupy is None
 
 
 def test_numpy_backend_by_name_and_by_env_var() -> None:
