@@ -1,5 +1,6 @@
 """Multi-head attention and the Transformer block: gradients of every weight in
 float64, a NumPy reference, and what the masks and the KV cache mean."""
+import contextlib
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ import tinyllm
 from gradcases import grad_case
 from tinyllm import nn
 from tinyllm.nn import KVCache, functional_call
+from tinyllm.nn import attention as attention_module
 
 
 # A block has ~250 weights at these sizes and a gradient check runs two forward passes per weight.
@@ -28,6 +30,16 @@ def attention_sizes(draw):
     """(B, T, n_head, n_embd) kept tiny: heads 1..2, head size 1..2, T 1..4."""
     n_head = draw(st.integers(1, 2))
     return draw(st.integers(1, 2)), draw(st.integers(1, 4)), n_head, n_head * draw(st.integers(1, 2))
+
+
+@contextlib.contextmanager
+def query_block(size):
+    """Run causal self-attention in query blocks of ``size`` (tiny, so short test sequences use several)."""
+    old, attention_module.QUERY_BLOCK = attention_module.QUERY_BLOCK, size
+    try:
+        yield
+    finally:
+        attention_module.QUERY_BLOCK = old
 
 
 def padding_masks(b, t, rng):
@@ -62,8 +74,9 @@ def np_attention(x, w_qkv, b_qkv, w_o, b_o, n_head, causal, pad):
 # ----------------------------------------------------------------------------- gradients
 
 @grad_case("SelfAttentionFunction")
-@given(sizes=attention_sizes(), causal=st.booleans(), padded=st.booleans(), seed=st.integers(0, 2**16))
-def test_multi_head_attention_gradients(sizes, causal, padded, seed):
+@given(sizes=attention_sizes(), causal=st.booleans(), padded=st.booleans(), block=st.sampled_from([1, 2, 64]),
+       seed=st.integers(0, 2**16))
+def test_multi_head_attention_gradients(sizes, causal, padded, block, seed):
     b, t, n_head, c = sizes
     tinyllm.set_default_dtype("float64")
     tinyllm.manual_seed(seed)
@@ -71,7 +84,8 @@ def test_multi_head_attention_gradients(sizes, causal, padded, seed):
     mha = nn.MultiHeadAttention(c, n_head, causal=causal)
     x = tinyllm.tensor(rng.standard_normal((b, t, c)), requires_grad=True)
     pad = padding_masks(b, t, rng) if padded else None
-    gradcheck_module(mha, x, padding_mask=pad)
+    with query_block(block):
+        gradcheck_module(mha, x, padding_mask=pad)
 
 
 @grad_case("SelfAttentionFunction")
@@ -85,6 +99,27 @@ def test_self_attention_function_gradient_with_a_full_mask_and_an_empty_row():
     out = nn.self_attention(qkv, 2, mask=mask)
     np.testing.assert_array_equal(out.numpy()[0, 0], 0)                # no key allowed: zero output
     tinyllm.gradcheck(lambda z: nn.self_attention(z, 2, causal=True, mask=mask), qkv)
+    with query_block(2):
+        tinyllm.gradcheck(lambda z: nn.self_attention(z, 2, causal=True, mask=mask), qkv)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5])
+@pytest.mark.parametrize("mask_shape", [None, (2, 1, 1, 5), (5, 5), (2, 2, 5, 5)])
+def test_causal_query_blocks_give_the_same_values_and_gradients(block, mask_shape):
+    """Skipping the masked upper-right blocks changes nothing but the work done."""
+    tinyllm.set_default_dtype("float64")
+    rng = np.random.default_rng(2)
+    qkv_np, g = rng.standard_normal((2, 5, 12)), rng.standard_normal((2, 5, 4))
+    mask = None if mask_shape is None else rng.uniform(size=mask_shape) > 0.3
+    results = []
+    for size in (block, 1000):                                         # blocked, then all at once
+        qkv = tinyllm.tensor(qkv_np, requires_grad=True)
+        with query_block(size):
+            y = nn.self_attention(qkv, 2, causal=True, mask=mask)
+        y.backward(g)
+        results.append((y.numpy(), qkv.grad))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-14)
 
 
 @HALF
@@ -107,7 +142,8 @@ def test_transformer_block_gradients(sizes, norm_first, causal, activation, seed
             else:
                 mlp_in = block.ln_1(x + block.attn(x, pad))
             assume(np.abs(block.mlp.c_fc(mlp_in).numpy()).min() > 1e-4)
-    gradcheck_module(block, x, padding_mask=pad)
+    with query_block(2):
+        gradcheck_module(block, x, padding_mask=pad)
 
 
 # ----------------------------------------------------------------------------- forward meaning
@@ -128,19 +164,21 @@ def test_multi_head_attention_matches_a_per_head_numpy_reference(sizes, causal, 
     np.testing.assert_allclose(w.numpy(), w_ref, rtol=1e-10, atol=1e-12)
 
 
-def test_causal_output_at_t_ignores_every_later_token():
+@pytest.mark.parametrize("block", [2, 64])
+def test_causal_output_at_t_ignores_every_later_token(block):
     tinyllm.set_default_dtype("float64")
     rng = np.random.default_rng(0)
-    block = nn.TransformerBlock(8, 2, causal=True)
+    layer = nn.TransformerBlock(8, 2, causal=True)
     x = rng.standard_normal((2, 6, 8))
-    y = block(tinyllm.tensor(x)).numpy()
-    for t in range(6):
-        x2 = x.copy()
-        x2[:, t + 1:] = rng.standard_normal(x2[:, t + 1:].shape) * 10   # change the future
-        y2 = block(tinyllm.tensor(x2)).numpy()
-        np.testing.assert_allclose(y2[:, :t + 1], y[:, :t + 1], rtol=1e-12, atol=1e-12)
-        if t < 5:
-            assert not np.allclose(y2[:, t + 1:], y[:, t + 1:])        # ... which the future does see
+    with query_block(block):
+        y = layer(tinyllm.tensor(x)).numpy()
+        for t in range(6):
+            x2 = x.copy()
+            x2[:, t + 1:] = rng.standard_normal(x2[:, t + 1:].shape) * 10   # change the future
+            y2 = layer(tinyllm.tensor(x2)).numpy()
+            np.testing.assert_allclose(y2[:, :t + 1], y[:, :t + 1], rtol=1e-12, atol=1e-12)
+            if t < 5:
+                assert not np.allclose(y2[:, t + 1:], y[:, t + 1:])    # ... which the future does see
     bidirectional = nn.TransformerBlock(8, 2, causal=False)
     x2 = x.copy()
     x2[:, -1] += rng.standard_normal(x2[:, -1].shape)                   # (not a constant: LN would remove it)
@@ -190,8 +228,9 @@ def test_kv_cache_decoding_equals_full_recomputation(norm_first, prefill):
     b, t, c = 2, 6, 8
     x = rng.standard_normal((b, t, c))
     full = tinyllm.tensor(x)
-    for blk in blocks:
-        full = blk(full)
+    with query_block(4):                                               # the full pass in two query blocks
+        for blk in blocks:
+            full = blk(full)
     full = full.numpy()
     caches = [KVCache(b, 2, t, c // 2, np.float64) for _ in blocks]
     with tinyllm.no_grad():

@@ -122,6 +122,16 @@ def test_multi_head_attention(causal, padded, bias):
     compare(mha(x, padding_mask=pad), torch_attention(tx, tp, "", 2, causal, pad), x, tx, mha, tp)
 
 
+@pytest.mark.parametrize("t", [64, 150])
+def test_causal_attention_over_several_query_blocks(t):
+    """Sequences longer than QUERY_BLOCK run causal attention block by block: still the same as PyTorch."""
+    mha = nn.MultiHeadAttention(8, 2, causal=True)
+    tp = torch_params(mha)
+    x, tx = inputs(2, t, 8)
+    pad = np.arange(t)[None, :] < np.array([[t], [t - 20]])
+    compare(mha(x, padding_mask=pad), torch_attention(tx, tp, "", 2, True, pad), x, tx, mha, tp)
+
+
 def torch_block(tx, tp, n_head, causal, norm_first, eps, pad=None):
     """A Transformer block in PyTorch, written out: pre-LN (GPT-2) or post-LN (BERT)."""
     def ln(name, z):
