@@ -203,3 +203,36 @@ def test_the_installed_console_script_runs(tmp_path: Path, corpus: Path) -> None
     assert "iter 2/2" in proc.stdout and (out / "latest").is_dir()
     proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "tinyllm" in proc.stdout
+
+
+def test_bpe_tokenizer_and_token_file_data(tmp_path: Path, corpus: Path) -> None:
+    from tinyllm.data import BPETokenizer, tokenize_file
+    code, out = run("train", "--data", corpus, "--tokenizer", "bpe", "--vocab-size", "300", "--out", tmp_path / "bpe",
+                    *SMALL, "--iters", "2", "--eval-interval", "2")
+    assert code == 0, out
+    assert "tokenizer  bpe" in out
+    tok = BPETokenizer.train([TEXT], 280)
+    tok.save(tmp_path / "tok.json")
+    tokenize_file(corpus, tmp_path / "ids.bin", tok)
+    code, out = run("train", "--data", tmp_path / "ids.bin", "--tokenizer", tmp_path / "tok.json",
+                    "--out", tmp_path / "bin", *SMALL, "--iters", "2", "--eval-interval", "2")
+    assert code == 0, out
+    assert "ids.bin" in out and load_checkpoint(tmp_path / "bin").config["model"]["config"]["vocab_size"] == 280
+    code, out = run("eval", "--ckpt", tmp_path / "bin", "--data", tmp_path / "ids.bin", "--max-batches", "2")
+    assert code == 0 and "perplexity" in out
+
+
+def test_generate_and_info_accept_a_hugging_face_gpt2_directory(tmp_path: Path) -> None:
+    from tinyllm.data import BPETokenizer
+    from tinyllm.models import GPT, GPTConfig
+    from tinyllm.models.hf import save_pretrained
+    tok = BPETokenizer.train([TEXT], 270)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16))
+    save_pretrained(model, tmp_path / "gpt2", tok)
+    code, out = run("generate", "--ckpt", tmp_path / "gpt2", "--prompt", "ROMEO", "--max-new-tokens", "5", "--greedy")
+    assert code == 0, out
+    ids = tok.encode("ROMEO")
+    expected = tok.decode(model.generate([ids], 5, greedy=True)[0].tolist())
+    assert out == expected + "\n"
+    code, out = run("info", "--ckpt", tmp_path / "gpt2")
+    assert code == 0 and "tokenizer    bpe, 270 tokens" in out

@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 import safetensors.numpy as st
 
+from .backend import to_numpy
+
 FORMAT = "tinyllm-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINT_NAMES = ("latest", "best")
@@ -124,8 +126,7 @@ def split_arrays(obj: Any, prefix: str = "") -> tuple[Any, dict[str, np.ndarray]
         if isinstance(x, (list, tuple)):
             return [walk(v, f"{path}/{i}" if path else str(i)) for i, v in enumerate(x)]
         if hasattr(x, "__array__") and not isinstance(x, (np.generic, bool, int, float)):
-            from .backend import to_numpy  # noqa: PLC0415  (cupy arrays come back to the host)
-            arr = np.ascontiguousarray(to_numpy(x))
+            arr = np.ascontiguousarray(to_numpy(x))            # a CuPy array comes back to the host
             if arr.dtype.kind not in "biuf":
                 raise TypeError(f"checkpoint: array '{path}' has dtype {arr.dtype}; only numbers can be saved")
             arrays[path] = arr
@@ -148,25 +149,17 @@ def join_arrays(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
     return tree
 
 
-def _json_default(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"checkpoint: {type(x).__name__} is not JSON-serializable")
-
-
 def to_json(obj: Any) -> str:
-    """JSON text for checkpoint files (NaN/inf written as null-safe strings are not allowed)."""
+    """Strict JSON text for checkpoint files: NaN and infinities (which JSON lacks) become null."""
     def clean(x: Any) -> Any:
-        if isinstance(x, float) and not math.isfinite(x):
-            return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
         if isinstance(x, dict):
             return {k: clean(v) for k, v in x.items()}
         if isinstance(x, (list, tuple)):
             return [clean(v) for v in x]
-        return x
-    return json.dumps(clean(obj), indent=1, default=_json_default, allow_nan=False) + "\n"
+        if isinstance(x, np.generic) or isinstance(x, Path):
+            x = x.item() if isinstance(x, np.generic) else str(x)
+        return None if isinstance(x, float) and not math.isfinite(x) else x
+    return json.dumps(clean(obj), indent=1, allow_nan=False) + "\n"
 
 
 # ----------------------------------------------------------------------------- low-level file writing
@@ -192,22 +185,6 @@ def _write_file(path: Path, data: bytes) -> dict:
         f.flush()
         os.fsync(f.fileno())
     return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename (a crash leaves the old file)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(to_json(obj).encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 # ----------------------------------------------------------------------------- saving
