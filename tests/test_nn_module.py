@@ -169,6 +169,11 @@ def test_state_dict_includes_buffers():
     m.load_state_dict({"lin.weight": np.zeros((2, 2)), "lin.bias": np.zeros(2), "scale": np.full(2, 3.0)})
     np.testing.assert_array_equal(m.scale.numpy(), 3.0)
     assert m.scale.dtype == np.float32                                  # values are cast to the model's dtype
+    m.scale = tinyllm.tensor(np.full(2, 5.0, dtype=np.float32))         # reassigned: still a buffer
+    assert list(m.state_dict()) == ["lin.weight", "lin.bias", "scale"]
+    np.testing.assert_array_equal(m.state_dict()["scale"], 5.0)
+    m.scale = None                                                      # an empty buffer is left out
+    assert list(m.state_dict()) == ["lin.weight", "lin.bias"]
 
 
 def test_load_state_dict_errors_name_the_entry():

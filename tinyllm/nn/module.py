@@ -43,6 +43,10 @@ class Module:
         if name in self._param_names and isinstance(value, Tensor) and not isinstance(value, Parameter):
             raise TypeError(f"cannot assign a plain Tensor to parameter {name!r} of {type(self).__name__}: "
                             f"wrap it in nn.Parameter (or assign None to remove it)")
+        if name in self._buffer_names and (value is None or isinstance(value, Tensor)) \
+                and not isinstance(value, Parameter):
+            object.__setattr__(self, name, value)                      # a new value for a buffer stays a buffer
+            return
         for names in (self._param_names, self._module_names, self._buffer_names):
             if name in names:
                 names.remove(name)
