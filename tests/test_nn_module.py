@@ -185,8 +185,11 @@ def test_load_state_dict_errors_name_the_entry():
         m.load_state_dict(missing)
     with pytest.raises(KeyError, match=r"unexpected h\.2\.ln_1\.weight"):
         m.load_state_dict({**sd, "h.2.ln_1.weight": np.ones(4)})
+    before = {k: v.copy() for k, v in m.state_dict().items()}
     with pytest.raises(ValueError, match=r"'h\.0\.attn\.c_attn\.weight' has shape \(12, 5\).*\(12, 4\)"):
-        m.load_state_dict({**sd, "h.0.attn.c_attn.weight": np.ones((12, 5))})
+        m.load_state_dict({**{k: v + 1 for k, v in sd.items()}, "h.0.attn.c_attn.weight": np.ones((12, 5))})
+    for k, v in m.state_dict().items():                                 # nothing was half loaded
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
     # not strict: missing and unexpected entries are allowed, the missing ones returned; shapes still checked
     assert m.load_state_dict({**missing, "extra": np.ones(1)}, strict=False) == ["h.1.mlp.c_fc.bias"]
     with pytest.raises(ValueError, match="ln_f.bias"):

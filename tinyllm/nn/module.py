@@ -163,14 +163,14 @@ class Module:
             if unexpected:
                 parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
             raise KeyError(f"state dict does not match the model: {'; '.join(parts)}")
-        for name, t in targets.items():
-            if name not in state:
-                continue
-            value = state[name]
-            value = value.data if isinstance(value, Tensor) else value
-            if tuple(value.shape) != tuple(t.shape):
+        values = {name: state[name].data if isinstance(state[name], Tensor) else state[name]
+                  for name in targets if name in state}
+        for name, value in values.items():  # check every shape before copying any: no half-loaded model
+            if tuple(value.shape) != tuple(targets[name].shape):
                 raise ValueError(f"state dict entry {name!r} has shape {tuple(value.shape)}, "
-                                 f"the model expects {tuple(t.shape)}")
+                                 f"the model expects {tuple(targets[name].shape)}")
+        for name, value in values.items():
+            t = targets[name]
             mod = backend.get_array_module(t.data)
             t.data[...] = mod.asarray(backend.to_numpy(value) if mod is np else value, dtype=t.dtype)
         return missing
