@@ -382,3 +382,18 @@ def test_mean_pool_and_sentence_embeddings():
     assert e.shape == (2, 8) and np.allclose(np.linalg.norm(e, axis=1), 1) and enc.training
     with pytest.raises(TypeError, match="encode"):
         SentenceEncoder(tinyllm.nn.Linear(2, 2))
+
+
+# ----------------------------------------------------------------------------- examples
+
+@pytest.mark.parametrize("script, expect", [
+    ("char_gpt.py", "sample (temperature 0.8, top-k 20):"),
+    ("bert_finetune.py", "test accuracy:"),
+    ("contrastive.py", "paraphrase retrieval on unseen meanings"),
+])
+def test_example_runs_quick(script, expect):
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--quick"], capture_output=True,
+                          text=True, timeout=180, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert expect in done.stdout
