@@ -20,14 +20,20 @@ import time
 from typing import Callable, Sequence
 
 
-def timeit(fn: Callable[[], object], repeat: int = 7, number: int = 100, warmup: int = 3) -> float:
-    """Median over ``repeat`` rounds of the mean seconds per call of ``fn`` (``number`` calls a round)."""
-    return compare({"fn": fn}, repeat=repeat, number=number, warmup=warmup)["fn"]
+STATS = {"median": statistics.median, "min": min}
+
+
+def timeit(fn: Callable[[], object], repeat: int = 7, number: int = 100, warmup: int = 3,
+           stat: str = "median") -> float:
+    """Median (or min) over ``repeat`` rounds of the mean seconds per call of ``fn``
+    (``number`` calls a round)."""
+    return compare({"fn": fn}, repeat=repeat, number=number, warmup=warmup, stat=stat)["fn"]
 
 
 def compare(fns: dict[str, Callable[[], object]], repeat: int = 7, number: int = 100,
-            warmup: int = 3) -> dict[str, float]:
-    """Median seconds per call of each function, timed in interleaved rounds."""
+            warmup: int = 3, stat: str = "median") -> dict[str, float]:
+    """Median (or, with ``stat="min"``, least) seconds per call of each function, timed in
+    interleaved rounds. The minimum is the steadier estimate on a machine busy with other work."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -38,7 +44,7 @@ def compare(fns: dict[str, Callable[[], object]], repeat: int = 7, number: int =
             for _ in range(number):
                 fn()
             samples[name].append((time.perf_counter() - start) / number)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return {name: STATS[stat](s) for name, s in samples.items()}
 
 
 def print_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:

@@ -7,10 +7,11 @@
    hand-written NumPy that computes the same values and accumulates the same
    gradients (and against PyTorch). Goal: within 1.1x of raw NumPy.
 
-Timings are medians of interleaved rounds (tinyllm, reference, tinyllm, ...).
-PyTorch gets as many threads as NumPy's BLAS.
+Timings are medians of interleaved rounds (tinyllm, reference, tinyllm, ...);
+``--stat min`` takes the fastest round instead, steadier when the machine is
+busy. PyTorch gets as many threads as NumPy's BLAS.
 
-    python bench/ops.py [--quick]
+    python bench/ops.py [--quick] [--stat median|min]
 """
 from __future__ import annotations
 
@@ -101,18 +102,21 @@ def contenders(op: str, n: int, backward: bool, with_numpy: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--stat", choices=["median", "min"], default="median",
+                        help="statistic over the rounds (min is steadier on a busy machine)")
     args = parser.parse_args()
     repeat = 5 if args.quick else 31     # many short interleaved rounds: robust medians on a busy machine
     have_torch = torch_available()
     threads = match_torch_threads() if have_torch else blas_threads()
-    print(f"numpy {np.__version__}, BLAS threads {threads}"
+    print(f"{args.stat} of interleaved rounds; numpy {np.__version__}, BLAS threads {threads}"
           + (f", torch {__import__('torch').__version__} threads {threads}" if have_torch else ", no torch"))
 
     print("\nOverhead on tiny (8, 8) float32 tensors, microseconds per call")
     rows = []
     for op in OPS:
         for backward in (False, True):
-            t = compare(contenders(op, 8, backward, with_numpy=False), repeat=repeat, number=100)
+            fns = contenders(op, 8, backward, with_numpy=False)
+            t = compare(fns, repeat=repeat, number=100, stat=args.stat)
             row = [op, "fwd+bwd" if backward else "fwd", t["tinyllm"] * 1e6]
             row += [t["torch"] * 1e6, f"{t['tinyllm'] / t['torch']:.2f}x"] if have_torch else ["-", "-"]
             rows.append(row)
@@ -122,7 +126,8 @@ def main() -> None:
     rows = []
     for op in OPS:
         n = 1024 if op == "matmul" else 2048
-        t = compare(contenders(op, n, True, with_numpy=True), repeat=max(repeat // 2, 3), number=1)
+        fns = contenders(op, n, True, with_numpy=True)
+        t = compare(fns, repeat=max(repeat // 2, 3), number=1, stat=args.stat)
         row = [op, f"({n}, {n})", t["tinyllm"] * 1e3, t["numpy"] * 1e3, f"{t['tinyllm'] / t['numpy']:.2f}x"]
         row += [t["torch"] * 1e3, f"{t['tinyllm'] / t['torch']:.2f}x"] if have_torch else ["-", "-"]
         rows.append(row)
