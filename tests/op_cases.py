@@ -201,14 +201,17 @@ def embedding_inputs(draw: st.DrawFn) -> tuple:
 
 @st.composite
 def attention_inputs(draw: st.DrawFn, dropout: bool = False) -> tuple:
-    """Heads as batch axes; causal with Tq <= Tk (a KV cache); padded-key or arbitrary
-    boolean masks, which can leave a row with no allowed key."""
+    """Heads as batch axes (keys and values may be shared across some, as in multi-query
+    attention); causal with Tq <= Tk (a KV cache); padded-key or arbitrary boolean
+    masks, which can leave a row with no allowed key."""
     batch = tuple(draw(st.lists(side(1, 2), max_size=2)))
+    kv_batch = tuple(1 if draw(st.booleans()) else n for n in batch)
     causal = draw(st.booleans())
     tk = draw(side())
     tq = draw(side(1, tk)) if causal else draw(side())
     d, dv = draw(side()), draw(side())
-    q, k, v = (draw(arrays(batch + s)) for s in ((tq, d), (tk, d), (tk, dv)))
+    q = draw(arrays(batch + (tq, d)))
+    k, v = draw(arrays(kv_batch + (tk, d))), draw(arrays(kv_batch + (tk, dv)))
     kind = draw(st.sampled_from(["none", "padded_keys", "any"]))
     mask = None
     if kind == "padded_keys":                                    # (..., 1, Tk): key j < length
@@ -321,7 +324,8 @@ CASES: dict[str, Case] = {
                     shapes().flatmap(lambda s: given(arrays(s), p=st.sampled_from([0.2, 0.5])))),
     "attention": Case(("Attention",), _attention, attention_inputs()),
     "attention_dropout": Case(("Attention",), _attention, attention_inputs(dropout=True)),
-    "cross_entropy": Case(("CrossEntropy",), lambda z, **kw: F.cross_entropy(z, **kw), cross_entropy_inputs()),
+    "cross_entropy": Case(("CrossEntropy",), lambda z, **kw: F.cross_entropy(z, **kw),
+                          cross_entropy_inputs()),
 }
 
 

@@ -70,8 +70,8 @@ def test_cupy_without_a_gpu_names_the_extra(monkeypatch, devices, error) -> None
 def test_numpy_backend_by_name_and_by_env_var() -> None:
     tinyllm.set_backend("NumPy")
     assert tinyllm.get_backend() == "numpy" and backend.xp() is np
-    proc = _python("import tinyllm; print(tinyllm.get_backend(), type(tinyllm.tensor([1.0]).data).__module__)",
-                   TINYLLM_BACKEND="numpy")
+    code = "import tinyllm; print(tinyllm.get_backend(), type(tinyllm.tensor([1.0]).data).__module__)"
+    proc = _python(code, TINYLLM_BACKEND="numpy")
     assert proc.returncode == 0 and proc.stdout.split() == ["numpy", "numpy"]
 
 

@@ -101,7 +101,8 @@ def test_dropout_gradient_uses_the_forward_mask() -> None:
 
 def test_attention_rows_with_no_allowed_key_are_zero_and_get_zero_gradient() -> None:
     rng = np.random.default_rng(0)
-    q, k, v = (tinyllm.tensor(rng.standard_normal(s), requires_grad=True) for s in [(2, 3, 4), (2, 5, 4), (2, 5, 2)])
+    shapes = [(2, 3, 4), (2, 5, 4), (2, 5, 2)]
+    q, k, v = (tinyllm.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes)
     mask = np.ones((2, 3, 5), dtype=bool)
     mask[0, 1] = False                                   # batch 0, query 1 sees nothing
     y = F.attention(q, k, v, mask=mask)
