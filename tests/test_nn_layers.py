@@ -154,8 +154,8 @@ def test_mlp_structure_and_formula():
     assert mlp.c_fc.weight.shape == (16, 4)                              # hidden = 4 * dim by default
     x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
     h = np.maximum(x @ mlp.c_fc.weight.numpy().T + mlp.c_fc.bias.numpy(), 0)
-    np.testing.assert_allclose(mlp(tinyllm.tensor(x)).numpy(), h @ mlp.c_proj.weight.numpy().T + mlp.c_proj.bias.numpy(),
-                               rtol=1e-5, atol=1e-6)
+    expected = h @ mlp.c_proj.weight.numpy().T + mlp.c_proj.bias.numpy()
+    np.testing.assert_allclose(mlp(tinyllm.tensor(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="activation"):
         nn.MLP(4, activation="swish")
 

@@ -14,5 +14,6 @@ __all__ = [
     "l2_normalize", "mse_loss",
     "GELU", "MLP", "Dropout", "Embedding", "KVCache", "LayerNorm", "LearnedPositionalEmbedding", "Linear",
     "LinearFunction", "Module", "ModuleList", "MultiHeadAttention", "Parameter", "ReLU", "SelfAttentionFunction",
-    "Sequential", "SinusoidalPositionalEncoding", "TransformerBlock", "functional_call", "init", "linear", "self_attention",
+    "Sequential", "SinusoidalPositionalEncoding", "TransformerBlock", "functional_call", "init", "linear",
+    "self_attention",
 ]
