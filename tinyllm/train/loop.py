@@ -20,7 +20,9 @@ training stops early after ``early_stop`` evaluations without improvement.
 weights, optimizer moments and step counts, the iteration (which fixes the
 learning rate), the backend's random generator (dropout) and the batch
 source's position. A run resumed from iteration k therefore computes bit for
-bit what the uninterrupted run computed after k.
+bit what the uninterrupted run computed after k. (On the CuPy backend the
+GPU's dropout generator restarts from the seed: resume is exact there only
+without dropout.)
 
 **Interrupts.** Ctrl-C (SIGINT) or SIGTERM lets the current step finish,
 writes ``latest`` and raises :class:`TrainingInterrupted`; a second Ctrl-C stops
