@@ -2,12 +2,17 @@
 
 - :func:`timeit`   median seconds per call of one function
 - :func:`compare`  median seconds per call of several functions, timed in
-                   interleaved rounds (A, B, A, B, ...) so that drifts in
-                   clock speed or machine load hit every contender alike
+                   interleaved rounds (A, B, C, then B, C, A, ...) so that drifts
+                   in clock speed or machine load hit every contender alike
 - :func:`print_table`, :func:`torch_available`, :func:`blas_threads`,
   :func:`match_torch_threads`
 
 Report ratios measured in ONE run, never numbers from separate runs.
+
+Importing this module sets ``OMP_WAIT_POLICY=PASSIVE`` (unless already set),
+so it must come before ``import torch``: otherwise PyTorch's OpenMP threads
+keep spinning after every call and, on a machine with few cores, slow down
+whatever is timed next (and PyTorch itself).
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ import os
 import statistics
 import time
 from typing import Callable, Sequence
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads OpenMP
 
 
 STATS = {"median": statistics.median, "min": min}
@@ -38,8 +45,11 @@ def compare(fns: dict[str, Callable[[], object]], repeat: int = 7, number: int =
         for _ in range(warmup):
             fn()
     samples: dict[str, list] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
+    order = list(fns.items())
+    for r in range(repeat):
+        # Rotate who goes first, so each contender follows each other equally often: threads
+        # that keep spinning after a multithreaded call (OpenMP, OpenBLAS) slow whoever comes next.
+        for name, fn in order[r % len(order):] + order[:r % len(order)]:
             start = time.perf_counter()
             for _ in range(number):
                 fn()

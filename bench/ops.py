@@ -9,7 +9,8 @@
 
 Timings are medians of interleaved rounds (tinyllm, reference, tinyllm, ...);
 ``--stat min`` takes the fastest round instead, steadier when the machine is
-busy. PyTorch gets as many threads as NumPy's BLAS.
+busy. PyTorch gets as many threads as NumPy's BLAS, and passive OpenMP
+waiting (see ``bench/common.py``).
 
     python bench/ops.py [--quick] [--stat median|min]
 """
