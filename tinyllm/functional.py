@@ -89,18 +89,43 @@ def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
 
 class Gelu(Function):
     """GELU, tanh approximation (GPT-2):  y = x/2 * (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3);
-    dx = g * [ (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2) ],  t = tanh(u)."""
+    dx = g * [ (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2) ],  t = tanh(u).
+
+    Elementwise ops run one NumPy pass over memory each, so both directions
+    build their result in one or two buffers with ``out=`` instead of a fresh
+    temporary per operator. Backward uses 1 - t^2 = (1 - t)(1 + t):
+        dx = g * (1 + t)/2 * (1 + x (1 - t) du),   du = sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+    """
 
     def forward(self, x):
         xp = get_array_module(x)
-        self.x = x
-        self.t = xp.tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x))
-        return 0.5 * x * (1 + self.t)
+        t = xp.multiply(x, x, out=xp.empty_like(x))                     # x^2 (out=: 0-d stays an array)
+        t *= GELU_C
+        t += 1
+        t *= x
+        t *= SQRT_2_OVER_PI                                             # u = sqrt(2/pi) (x + c x^3)
+        xp.tanh(t, out=t)                                               # t = tanh(u)
+        self.x, self.t = x, t
+        y = t + 1
+        y *= x
+        y *= 0.5                                                        # x/2 (1 + t)
+        return y
 
     def backward(self, g):
+        xp = get_array_module(g)
         x, t = self.x, self.t
-        du = SQRT_2_OVER_PI * (1 + 3 * GELU_C * x * x)
-        return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du),)
+        a = xp.multiply(x, x, out=xp.empty_like(x))
+        a *= 3 * GELU_C * SQRT_2_OVER_PI
+        a += SQRT_2_OVER_PI                                             # du
+        a *= x
+        b = xp.subtract(1, t, out=xp.empty_like(t))                    # 1 - t
+        a *= b
+        a += 1                                                          # 1 + x (1 - t) du
+        xp.add(t, 1, out=b)
+        a *= b
+        a *= 0.5                                                        # (1 + t)/2 (1 + x (1 - t) du)
+        a *= g
+        return (a,)
 
 
 def gelu(x: Tensor) -> Tensor:
@@ -117,34 +142,51 @@ class LayerNorm(Function):
         dx = (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)) / sqrt(var + eps)
         dw = sum over rows of g * xhat,   db = sum over rows of g
     Inputs are ``(x,)`` without affine parameters, ``(x, w)`` or ``(x, w, b)``.
+
+    Speed: the row statistics are reductions (``mean``, and a row dot product
+    by ``einsum`` for sum(xc^2) and sum(gxhat * xhat), which forms no product
+    array); full-size arithmetic goes into buffers this node owns with ``out=``.
     """
 
     def forward(self, x, *wb, eps=1e-5):
         xp = get_array_module(x)
-        mu = x.mean(axis=-1, keepdims=True)
-        xc = x - mu
-        var = (xc * xc).mean(axis=-1, keepdims=True)
-        self.rstd = 1.0 / xp.sqrt(var + eps)
-        self.xhat = xc * self.rstd
+        xhat = x - x.mean(axis=-1, keepdims=True)                       # xc = x - mean
+        var = xp.einsum("...i,...i->...", xhat, xhat)[..., None]        # sum of xc^2 per row
+        var /= x.shape[-1]
+        var += eps
+        self.rstd = 1.0 / xp.sqrt(var, out=var)                         # (..., 1)
+        xhat *= self.rstd
+        self.xhat = xhat
         self.w = wb[0] if wb else None
-        y = self.xhat * self.w if wb else self.xhat.copy()
+        y = xhat * self.w if wb else xhat.copy()
         if len(wb) > 1:
             y += wb[1]
         return y
 
     def backward(self, g):
-        xhat = self.xhat
-        gxhat = g * self.w if self.w is not None else g
-        dx = None
-        if self.needs_grad[0]:
-            dx = gxhat - gxhat.mean(axis=-1, keepdims=True) - xhat * (gxhat * xhat).mean(axis=-1, keepdims=True)
-            dx *= self.rstd
+        xp = get_array_module(g)
+        xhat, c = self.xhat, g.shape[-1]
         rows = tuple(range(g.ndim - 1))
-        grads = [dx]
+        grads: list = [None]
+        tmp = None
         if self.w is not None:
-            grads.append((g * xhat).sum(axis=rows) if self.needs_grad[1] else None)
+            if self.needs_grad[1]:
+                tmp = xp.multiply(g, xhat)
+                grads.append(tmp.sum(axis=rows))                        # dw
+            else:
+                grads.append(None)
         if len(self.needs_grad) > 2:
-            grads.append(g.sum(axis=rows) if self.needs_grad[2] else None)
+            grads.append(g.sum(axis=rows) if self.needs_grad[2] else None)  # db
+        if self.needs_grad[0]:
+            gs = g * self.w if self.w is not None else g.copy()        # gxhat
+            gs *= self.rstd                                             # gxhat / sqrt(var + eps)
+            m1 = gs.mean(axis=-1, keepdims=True)
+            m2 = xp.einsum("...i,...i->...", gs, xhat)[..., None]
+            m2 /= c
+            tmp = xp.multiply(xhat, m2, out=tmp)                        # xhat * mean(gxhat * xhat)
+            tmp += m1
+            gs -= tmp
+            grads[0] = gs
         return tuple(grads)
 
 
