@@ -287,8 +287,7 @@ class Attention(Function):
     def forward(self, q, k, v, scale=1.0, causal=False, mask=None, dropout_p=0.0, weights_out=None):
         xp = get_array_module(q)
         self.q, self.k, self.v, self.scale = q, k, v, scale
-        s = q @ k.swapaxes(-1, -2)                                   # (..., Tq, Tk)
-        s *= scale
+        s = backend.small_matmul(q * scale, k.swapaxes(-1, -2))        # (..., Tq, Tk), scale on the smaller Q
         if causal:
             s += causal_bias(q.shape[-2], k.shape[-2], s.dtype, xp)
         if mask is not None:
@@ -301,7 +300,7 @@ class Attention(Function):
         denom = s.sum(axis=-1, keepdims=True)
         if causal or mask is not None:
             denom[denom == 0] = 1                                       # ... get zero weights
-        s /= denom
+        s *= 1 / denom
         self.p = s                                                    # (..., Tq, Tk)
         if weights_out is not None:
             weights_out.append(s)
@@ -311,20 +310,20 @@ class Attention(Function):
             self.drop = keep * s.dtype.type(1.0 / (1.0 - dropout_p))
             s = s * self.drop
         self.pd = s
-        return s @ v                                                  # (..., Tq, dv)
+        return backend.small_matmul(s, v)                             # (..., Tq, dv)
 
     def backward(self, g):
+        xp = get_array_module(g)
         q, k, v, p, scale = self.q, self.k, self.v, self.p, self.scale
-        gv = self.pd.swapaxes(-1, -2) @ g if self.needs_grad[2] else None
-        dp = g @ v.swapaxes(-1, -2)                                   # (..., Tq, Tk)
+        gv = backend.small_matmul(self.pd.swapaxes(-1, -2), g) if self.needs_grad[2] else None
+        dp = backend.small_matmul(g, v.swapaxes(-1, -2))               # (..., Tq, Tk)
         if self.drop is not None:
             dp *= self.drop
         ds = dp
-        ds -= (dp * p).sum(axis=-1, keepdims=True)
-        ds *= p
-        ds *= scale
-        gq = ds @ k if self.needs_grad[0] else None
-        gk = ds.swapaxes(-1, -2) @ q if self.needs_grad[1] else None
+        ds -= xp.einsum("...i,...i->...", dp, p)[..., None]            # rowsum(dP * P), no product array
+        ds *= p                                                       # dS (without the scale)
+        gq = backend.small_matmul(ds, k * scale) if self.needs_grad[0] else None
+        gk = backend.small_matmul(ds.swapaxes(-1, -2), q * scale) if self.needs_grad[1] else None
         return gq, gk, gv
 
 
