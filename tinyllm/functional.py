@@ -143,9 +143,9 @@ class LayerNorm(Function):
         dw = sum over rows of g * xhat,   db = sum over rows of g
     Inputs are ``(x,)`` without affine parameters, ``(x, w)`` or ``(x, w, b)``.
 
-    Speed: the row statistics are reductions (``mean``, and a row dot product
-    by ``einsum`` for sum(xc^2) and sum(gxhat * xhat), which forms no product
-    array); full-size arithmetic goes into buffers this node owns with ``out=``.
+    Speed: sums of products (sum(xc^2) and sum(gxhat * xhat) per row, dw per
+    column) are ``einsum`` contractions, which form no product array;
+    full-size arithmetic goes into buffers this node owns, in place.
     """
 
     def forward(self, x, *wb, eps=1e-5):
@@ -168,13 +168,9 @@ class LayerNorm(Function):
         xhat, c = self.xhat, g.shape[-1]
         rows = tuple(range(g.ndim - 1))
         grads: list = [None]
-        tmp = None
         if self.w is not None:
-            if self.needs_grad[1]:
-                tmp = xp.multiply(g, xhat)
-                grads.append(tmp.sum(axis=rows))                        # dw
-            else:
-                grads.append(None)
+            dw = xp.einsum("ij,ij->j", g.reshape(-1, c), xhat.reshape(-1, c)) if self.needs_grad[1] else None
+            grads.append(dw)
         if len(self.needs_grad) > 2:
             grads.append(g.sum(axis=rows) if self.needs_grad[2] else None)  # db
         if self.needs_grad[0]:
@@ -183,7 +179,7 @@ class LayerNorm(Function):
             m1 = gs.mean(axis=-1, keepdims=True)
             m2 = xp.einsum("...i,...i->...", gs, xhat)[..., None]
             m2 /= c
-            tmp = xp.multiply(xhat, m2, out=tmp)                        # xhat * mean(gxhat * xhat)
+            tmp = xhat * m2                                             # xhat * mean(gxhat * xhat)
             tmp += m1
             gs -= tmp
             grads[0] = gs
