@@ -120,6 +120,7 @@ class Trainer:
         self.elapsed_before = 0.0      # seconds spent by earlier sessions of a resumed run
         self.resumed = False
         self._interrupts = 0
+        self._eval_steps, self._eval_time = 0, 0.0     # steps and seconds since the last evaluation
 
     # ------------------------------------------------------------------ state
     def resume(self, ckpt: Checkpoint) -> None:
@@ -221,13 +222,15 @@ class Trainer:
         """Steps, status, metric records, evaluations; returns True if it stopped early."""
         cfg = self.cfg
         start_iter = self.iteration
-        window_loss, window_steps, window_time = 0.0, 0, 0.0
+        window_loss, window_steps, window_time = 0.0, 0, 0.0      # since the last metrics record
+        self._eval_steps, self._eval_time = 0, 0.0
         self.model.train()
         while self.iteration < cfg.iters:
             t0 = time.perf_counter()
             loss, lr = self.step()
             dt = time.perf_counter() - t0
             window_loss, window_steps, window_time = window_loss + loss, window_steps + 1, window_time + dt
+            self._eval_steps, self._eval_time = self._eval_steps + 1, self._eval_time + dt
             it = self.iteration
             tok_s = self.tokens_per_batch * cfg.grad_accum * window_steps / max(window_time, 1e-9)
             eta = (time.perf_counter() - start) / (it - start_iter) * (cfg.iters - it)
@@ -269,9 +272,11 @@ class Trainer:
         if improved:
             self.save("best", elapsed)
         acc = f" | val acc {metrics['val_acc']:.1%}" if "val_acc" in metrics else ""
+        tok_s = self.tokens_per_batch * cfg.grad_accum * self._eval_steps / max(self._eval_time, 1e-9)
+        self._eval_steps, self._eval_time = 0, 0.0
         eta_text = f", ETA {format_duration(eta)}" if self.iteration < cfg.iters else ""
         self.progress.line(f"iter {self.iteration:>{len(str(cfg.iters))}}/{cfg.iters} | loss {record['loss']:.4f} | "
-                           f"val {val:.4f}{acc} | lr {record['lr']:.2e} | {record['tokens_per_sec']:,.0f} tok/s | "
+                           f"val {val:.4f}{acc} | lr {record['lr']:.2e} | {tok_s:,.0f} tok/s | "
                            f"{format_duration(elapsed)}{eta_text}{' | best' if improved else ''}")
         if cfg.early_stop and self.evals_since_best >= cfg.early_stop:
             self.progress.line(f"early stop: no val improvement in {cfg.early_stop} evaluations "
