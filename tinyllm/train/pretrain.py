@@ -192,6 +192,9 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     progress.line(f"training   {cfg.iters:,} iters x {cfg.batch_size * cfg.grad_accum} x {cfg.block_size} tokens, "
                   f"AdamW lr {cfg.lr:g} -> {cfg.min_lr:g} (warmup {cfg.warmup}, cosine), "
                   f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}")
+    if trainer.iteration >= cfg.iters:
+        progress.line(f"the run is already complete ({trainer.iteration} of {cfg.iters} iterations); "
+                      "give a larger --iters to train it longer")
     result = trainer.fit()
     report_end(progress, run_dir, result)
     sample = None
