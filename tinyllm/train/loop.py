@@ -47,7 +47,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import backend
-from ..checkpoint import Checkpoint, save_checkpoint
+from ..checkpoint import Checkpoint, CheckpointError, save_checkpoint
 from ..tensor import no_grad
 from .config import TrainConfig
 from .metrics import MetricsLog, Progress, format_duration
@@ -78,10 +78,6 @@ def to_backend(batch: dict[str, np.ndarray]) -> dict[str, Any]:
     if backend.get_backend() == "numpy":
         return batch
     return {k: backend.asarray(v) for k, v in batch.items()}
-
-
-def _finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
 
 
 class Trainer:
@@ -124,19 +120,32 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def resume(self, ckpt: Checkpoint) -> None:
-        """Continue from a checkpoint: weights, optimizer, iteration, RNG and data position."""
-        self.model.load_state_dict(ckpt.weights, strict=True)
+        """Continue from a checkpoint: weights, optimizer, iteration, RNG and data position.
+
+        Raises:
+            CheckpointError: the checkpoint does not fit this model, optimizer or data.
+        """
         if ckpt.optimizer is None:
-            raise ValueError(f"checkpoint {ckpt.path} has no optimizer state to resume from")
-        self.optimizer.load_state_dict(ckpt.optimizer)
+            raise CheckpointError(f"checkpoint {ckpt.path} has no optimizer state to resume from")
         st = ckpt.state
-        self.iteration = int(st["iteration"])
-        self.best_val_loss = st.get("best_val_loss")
-        self.last_val_loss = st.get("last_val_loss")
-        self.evals_since_best = int(st.get("evals_since_best", 0))
-        self.elapsed_before = float(st.get("elapsed", 0.0))
-        self.source.load_state_dict(st["data"])
-        backend.set_rng_state(st["rng"])
+        missing = [k for k in ("iteration", "rng", "data") if k not in st]
+        if missing:
+            raise CheckpointError(f"checkpoint {ckpt.path}: state.json has no {', '.join(missing)}")
+        try:
+            self.model.load_state_dict(ckpt.weights, strict=True)
+            self.optimizer.load_state_dict(ckpt.optimizer)
+            self.source.load_state_dict(st["data"])
+            backend.set_rng_state(st["rng"])
+            self.iteration = int(st["iteration"])
+            self.best_val_loss = st.get("best_val_loss")
+            self.last_val_loss = st.get("last_val_loss")
+            self.evals_since_best = int(st.get("evals_since_best", 0))
+            self.elapsed_before = float(st.get("elapsed", 0.0))
+        except KeyError as exc:
+            what = exc.args[0] if exc.args else exc
+            raise CheckpointError(f"cannot resume from {ckpt.path}: {what}") from None
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"cannot resume from {ckpt.path}: {exc}") from None
         self.resumed = True
 
     def state(self, elapsed: float) -> dict:
