@@ -120,7 +120,8 @@ def human(n: float) -> str:
 
 def describe_model(model: Any, kind: str) -> str:
     c = model.config
-    return (f"{kind.upper()} {c.n_layer} layer{'s' if c.n_layer > 1 else ''}, {c.n_head} heads, {c.n_embd} wide, "
+    return (f"{kind.upper()} {c.n_layer} layer{'s' * (c.n_layer > 1)}, {c.n_head} head{'s' * (c.n_head > 1)}, "
+            f"{c.n_embd} wide, "
             f"context {c.block_size}: {human(model.num_parameters())} parameters, "
             f"{human(model.flops_per_token())} FLOPs/token")
 
