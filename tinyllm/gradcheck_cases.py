@@ -307,10 +307,10 @@ def select(names: list[str]) -> list[GradCase]:
 
 def _backward_grads(fn: Callable[..., Any], inputs: list, dtype: Any, seed: int) -> list:
     """Autograd gradients of sum(v * fn(inputs)) w.r.t. the floating inputs, with inputs cast to ``dtype``."""
-    from .gradcheck import _as_outputs  # noqa: PLC0415
     xs = [Tensor(x.data.astype(dtype), requires_grad=True) if isinstance(x, Tensor) and x.dtype.kind == "f"
           else x for x in inputs]
-    outs = _as_outputs(fn(*xs))
+    out = fn(*xs)
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
     rng = np.random.default_rng(seed)
     live = [o for o in outs if o.requires_grad]
     for o in live:
