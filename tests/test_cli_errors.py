@@ -291,3 +291,16 @@ def test_errors_from_the_installed_entry_point(tmp_path: Path) -> None:
     assert proc.stderr.strip() == (f"error: no corpus named '{tmp_path / 'missing.txt'}' and no such file or "
                                    "directory (built-in corpora: tiny, shakespeare)")
     assert "Traceback" not in proc.stdout + proc.stderr and not (tmp_path / "r").exists()
+
+
+def test_a_diverging_run_stops_with_the_iteration_and_keeps_its_last_good_checkpoint(tmp_path: Path,
+                                                                                     corpus: Path) -> None:
+    from tinyllm.checkpoint import load_checkpoint
+    out = tmp_path / "r"
+    line = fails(["train", "--data", corpus, "--out", out, *SMALL, "--iters", "40", "--eval-interval", "1",
+                  "--lr", "1e6", "--min-lr", "1", "--warmup", "0", "--grad-clip", "0"], "training diverged at iteration")
+    assert "Try a smaller --lr" in line
+    if (out / "latest").exists():                      # checkpoints written before the blow-up stay intact
+        latest = load_checkpoint(out)
+        assert f"iteration {latest.iteration + 1}:" in line
+        assert all(np.isfinite(w).all() for w in latest.weights.values())
