@@ -87,6 +87,16 @@ def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
 
 # ----------------------------------------------------------------------------- GELU
 
+def _tanh_u(x, xp):
+    """t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3), in one new buffer."""
+    t = xp.multiply(x, x, out=xp.empty_like(x))                         # x^2 (out=: 0-d stays an array)
+    t *= GELU_C
+    t += 1
+    t *= x
+    t *= SQRT_2_OVER_PI                                                 # u
+    return xp.tanh(t, out=t)                                            # tanh(u)
+
+
 class Gelu(Function):
     """GELU, tanh approximation (GPT-2):  y = x/2 * (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3);
     dx = g * [ (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2) ],  t = tanh(u).
@@ -95,25 +105,23 @@ class Gelu(Function):
     build their result in one or two buffers with ``out=`` instead of a fresh
     temporary per operator. Backward uses 1 - t^2 = (1 - t)(1 + t):
         dx = g * (1 + t)/2 * (1 + x (1 - t) du),   du = sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+    Only x is saved; backward recomputes t (as PyTorch does): the MLP's widest
+    activation is then kept once per layer, not twice, for a few passes more.
     """
 
     def forward(self, x):
         xp = get_array_module(x)
-        t = xp.multiply(x, x, out=xp.empty_like(x))                     # x^2 (out=: 0-d stays an array)
-        t *= GELU_C
-        t += 1
-        t *= x
-        t *= SQRT_2_OVER_PI                                             # u = sqrt(2/pi) (x + c x^3)
-        xp.tanh(t, out=t)                                               # t = tanh(u)
-        self.x, self.t = x, t
-        y = t + 1
+        self.x = x
+        y = _tanh_u(x, xp)
+        y += 1
         y *= x
         y *= 0.5                                                        # x/2 (1 + t)
         return y
 
     def backward(self, g):
         xp = get_array_module(g)
-        x, t = self.x, self.t
+        x = self.x
+        t = _tanh_u(x, xp)
         a = xp.multiply(x, x, out=xp.empty_like(x))
         a *= 3 * GELU_C * SQRT_2_OVER_PI
         a += SQRT_2_OVER_PI                                             # du
@@ -121,8 +129,8 @@ class Gelu(Function):
         b = xp.subtract(1, t, out=xp.empty_like(t))                    # 1 - t
         a *= b
         a += 1                                                          # 1 + x (1 - t) du
-        xp.add(t, 1, out=b)
-        a *= b
+        t += 1
+        a *= t
         a *= 0.5                                                        # (1 + t)/2 (1 + x (1 - t) du)
         a *= g
         return (a,)
