@@ -66,7 +66,7 @@ def train_command(ctx: click.Context, out: str | None, resume: bool | None, forc
     """Pre-train a language model: a GPT (next token) or a BERT (masked tokens).
 
     With no options it trains a small character-level GPT on the Shakespeare
-    excerpt that ships with tinyllm (about 3 minutes on 2 CPU cores), prints
+    excerpt that ships with tinyllm (2-3 minutes on 2 idle CPU cores), prints
     its progress, the loss curve and a sample, and leaves the run in runs/.
     Options left out take their values from --preset (default: "default").
     """

@@ -23,10 +23,10 @@ MODEL_SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "dropout")
 
 # Named sizes. Each sets the model shape and the training length that suits it.
 PRESETS: dict[str, dict[str, Any]] = {
-    # About a minute on 2 CPU cores: the loss falls from 4.1 to about 1.8 and words appear.
+    # About a minute on 2 CPU cores: the val loss falls from 4.1 to about 1.75 and words appear.
     "tiny": dict(n_layer=2, n_head=4, n_embd=64, block_size=64, batch_size=16, iters=1500, lr=5e-3,
                  min_lr=5e-4, warmup=50, eval_interval=250, eval_iters=10),
-    # What `tinyllm train` runs with no arguments: about 3 minutes on 2 CPU cores, val loss about 1.6,
+    # What `tinyllm train` runs with no arguments: 2-3 minutes on 2 idle CPU cores, val loss about 1.6,
     # and the sample at the end has speaker names, line breaks and mostly real words. Measured: for
     # this budget a shallow, wide model trained for many steps beats a deeper one trained for fewer.
     "default": dict(n_layer=2, n_head=4, n_embd=96, block_size=64, batch_size=16, iters=3000, lr=4e-3,
