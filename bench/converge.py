@@ -63,7 +63,7 @@ def main() -> None:
 
     def batch(src: np.ndarray) -> tuple:
         w = src[rng.integers(0, len(src) - T - 1, B)[:, None] + offsets]
-        return w[:, :-1], w[:, 1:]
+        return np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, 1:])  # torch's .view needs contiguous
 
     t0 = time.perf_counter()
     for it in range(args.iters):
@@ -83,7 +83,7 @@ def main() -> None:
     with tinyllm.no_grad(), torch.no_grad():
         for _ in range(args.eval_batches):
             w = val[erng.integers(0, len(val) - T - 1, B)[:, None] + offsets]
-            x, y = w[:, :-1], w[:, 1:]
+            x, y = np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, 1:])
             losses["tinyllm"].append(model(x, y)[1].item())
             losses["torch"].append(ref(torch.from_numpy(x), torch.from_numpy(y))[1].item())
     v1, v2 = float(np.mean(losses["tinyllm"])), float(np.mean(losses["torch"]))
