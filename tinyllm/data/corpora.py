@@ -185,5 +185,7 @@ def resolve_corpus(name_or_path: str | os.PathLike | None = None, *, url: str | 
         return str(fetch_shakespeare(url, cache, timeout=timeout))
     if Path(name).exists():
         return name
+    if any(sep in name for sep in ("/", "\\")) or Path(name).suffix:
+        raise DataError(f"data path '{name}' does not exist")
     raise DataError(f"no corpus named '{name}' and no such file or directory "
                     f"(built-in corpora: {', '.join(BUILTIN)})")
