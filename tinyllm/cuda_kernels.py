@@ -1,0 +1,395 @@
+"""Fused CUDA kernels for the CuPy backend.
+
+The NumPy code in ``functional.py`` and ``optim/adam.py`` is the reference:
+it says what each op computes, one array operation per line. On the GPU that
+style costs one kernel launch and one full trip through memory per line, and
+for the elementwise and row-wise ops of a transformer (GELU, layer norm,
+softmax, cross-entropy, the attention softmax, AdamW) launches and memory
+traffic are the whole cost. Each kernel here computes the same formula as its
+reference in ONE pass: a thread per element (``ElementwiseKernel``), or a
+thread block per row that reduces in shared memory (``RawModule``), in float32
+or float64. ``tests/test_cuda_kernels.py`` checks every kernel against the
+NumPy reference.
+
+Row kernels: block ``r`` owns row ``r`` of a C-contiguous (rows, C) array; its
+threads stride over the row, and :func:`block_sum` / ``block_max`` combine
+their partial results (warp shuffles, then one value per warp in shared
+memory). The arrays handed in must be C-contiguous: the callers make sure.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import backend
+
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+GELU_C = 0.044715
+
+_cache: dict[str, Any] = {}
+
+# No fused multiply-add contraction: a*b - c computed as one FMA rounds differently from the
+# reference's two steps (LayerNorm's backward of one feature then gives 1e-6 instead of 0).
+# These kernels are bound by memory traffic, so the FMAs would not buy speed.
+_NO_FMA = ("--fmad=false",)
+
+
+def supported(*arrays: Any) -> bool:
+    """Whether the kernels can take these arrays: CuPy, float32 or float64."""
+    return all(backend.is_cupy_array(a) and a.dtype.char in "fd" for a in arrays)
+
+
+def _cp() -> Any:
+    return backend._import_cupy()
+
+
+def _cached(name: str, build: Any) -> Any:
+    k = _cache.get(name)
+    if k is None:
+        k = _cache[name] = build(_cp())
+    return k
+
+
+# ----------------------------------------------------------------------------- GELU (elementwise)
+# y = x/2 (1 + t), t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3)
+# dx = g [ (1 + t)/2 + x/2 (1 - t^2) du ],  du = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+
+_GELU_U = f"T u = (T){SQRT_2_OVER_PI!r} * (x + (T){GELU_C!r} * x * x * x);"
+
+
+def gelu_forward(x: Any) -> Any:
+    k = _cached("gelu_fwd", lambda cp: cp.ElementwiseKernel(
+        "T x", "T y", _GELU_U + "y = (T)0.5 * x * ((T)1 + tanh(u));", "tinyllm_gelu_fwd", options=_NO_FMA))
+    return k(x)
+
+
+def gelu_backward(x: Any, g: Any) -> Any:
+    k = _cached("gelu_bwd", lambda cp: cp.ElementwiseKernel(
+        "T x, T g", "T dx",
+        _GELU_U + f"""T t = tanh(u);
+        T du = (T){SQRT_2_OVER_PI!r} * ((T)1 + (T){3 * GELU_C!r} * x * x);
+        dx = g * ((T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * du);""",
+        "tinyllm_gelu_bwd", options=_NO_FMA))
+    return k(x, g)
+
+
+# ----------------------------------------------------------------------------- counter-based uniform numbers
+
+_SPLITMIX = """unsigned long long z = key + (offset + (unsigned long long)i) * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        T u = sizeof(T) == 4 ? (T)(z >> 40) * (T)5.9604644775390625e-08
+                             : (T)(z >> 11) * (T)1.1102230246251565e-16;"""
+
+
+def uniform(shape: tuple, dtype: Any, key: int, offset: int) -> Any:
+    """Value i (flat) is SplitMix64(key + (offset + i) * golden ratio), its top bits scaled to [0, 1)."""
+    k = _cached("uniform", lambda cp: cp.ElementwiseKernel(
+        "uint64 key, uint64 offset", "T out", _SPLITMIX + "out = u;", "tinyllm_uniform"))
+    cp = _cp()
+    return k(cp.uint64(key), cp.uint64(offset % (1 << 64)), cp.empty(shape, dtype=dtype))
+
+
+def dropout(x: Any, p: float, key: int, offset: int) -> Any:
+    """x * keep / (1 - p) with keep = (uniform number i of the stream at ``offset``) >= p.
+
+    The mask is never stored: backward calls this again on the gradient with the
+    same key and offset, which draws the same numbers (they are a hash of the
+    position), so dx = g * keep / (1 - p) costs no memory for the mask.
+    """
+    k = _cached("dropout", lambda cp: cp.ElementwiseKernel(
+        "T x, T p, T scale, uint64 key, uint64 offset", "T y",
+        _SPLITMIX + "y = u >= p ? x * scale : (T)0;", "tinyllm_dropout", options=_NO_FMA))
+    cp = _cp()
+    t = x.dtype.type
+    return k(x, t(p), t(1.0 / (1.0 - p)), cp.uint64(key), cp.uint64(offset % (1 << 64)))
+
+
+# ----------------------------------------------------------------------------- row kernels (one block per row)
+
+_ROW_SOURCE = r"""
+// NVRTC compiles without the C headers: infinities and NaN from their bit patterns.
+template<typename T> __device__ __forceinline__ T neg_inf();
+template<> __device__ __forceinline__ float neg_inf<float>() { return -__int_as_float(0x7f800000); }
+template<> __device__ __forceinline__ double neg_inf<double>() { return -__longlong_as_double(0x7ff0000000000000LL); }
+template<typename T> __device__ __forceinline__ T not_a_number();
+template<> __device__ __forceinline__ float not_a_number<float>() { return __int_as_float(0x7fffffff); }
+template<> __device__ __forceinline__ double not_a_number<double>() { return __longlong_as_double(0x7ff8000000000000LL); }
+template<typename T> __device__ __forceinline__ T warp_sum(T v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+template<typename T> __device__ __forceinline__ T warp_max(T v) {
+    for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+// Sum (or max) of one value per thread over the block; every thread gets the result.
+template<typename T> __device__ T block_sum(T v, T* sh) {
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_sum(v);
+    __syncthreads();                      // sh may still be read from the previous call
+    if (lane == 0) sh[wid] = v;
+    __syncthreads();
+    if (wid == 0) {
+        v = lane < nw ? sh[lane] : (T)0;
+        v = warp_sum(v);
+        if (lane == 0) sh[0] = v;
+    }
+    __syncthreads();
+    return sh[0];
+}
+template<typename T> __device__ T block_max(T v, T* sh) {
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) sh[wid] = v;
+    __syncthreads();
+    if (wid == 0) {
+        v = lane < nw ? sh[lane] : neg_inf<T>();
+        v = warp_max(v);
+        if (lane == 0) sh[0] = v;
+    }
+    __syncthreads();
+    return sh[0];
+}
+
+// Layer norm: xhat = (x - mean) * rstd, y = xhat * w + b; saves xhat and rstd.
+template<typename T>
+__global__ void ln_fwd(const T* x, const T* w, const T* b, T* y, T* xhat, T* rstd, int C, T eps) {
+    __shared__ T sh[32];
+    size_t off = (size_t)blockIdx.x * C;
+    const T* xr = x + off;
+    T s = 0;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) s += xr[i];
+    T mean = block_sum(s, sh) / (T)C;
+    T v = 0;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) { T d = xr[i] - mean; v += d * d; }
+    T rs = (T)1 / sqrt(block_sum(v, sh) / (T)C + eps);
+    for (int i = threadIdx.x; i < C; i += blockDim.x) {
+        T h = (xr[i] - mean) * rs;
+        xhat[off + i] = h;
+        T o = w ? h * w[i] : h;
+        y[off + i] = b ? o + b[i] : o;
+    }
+    if (threadIdx.x == 0) rstd[blockIdx.x] = rs;
+}
+
+// Layer norm backward of x: gs = g * w;  dx = (gs - mean(gs) - xhat * mean(gs * xhat)) * rstd.
+template<typename T>
+__global__ void ln_bwd(const T* g, const T* w, const T* xhat, const T* rstd, T* dx, int C) {
+    __shared__ T sh[32];
+    size_t off = (size_t)blockIdx.x * C;
+    T s1 = 0, s2 = 0;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) {
+        T gs = w ? g[off + i] * w[i] : g[off + i];
+        s1 += gs;
+        s2 += gs * xhat[off + i];
+    }
+    T m1 = block_sum(s1, sh) / (T)C;
+    T m2 = block_sum(s2, sh) / (T)C;
+    T rs = rstd[blockIdx.x];
+    for (int i = threadIdx.x; i < C; i += blockDim.x) {
+        T gs = w ? g[off + i] * w[i] : g[off + i];
+        dx[off + i] = (gs - m1 - xhat[off + i] * m2) * rs;
+    }
+}
+
+// Softmax of each row, in place: y = exp(x - max) / sum exp(x - max).
+// Attention variant: Tq query rows per (batch, head); with causal != 0, query i
+// (the i-th of the LAST Tq positions of Tk) sees keys j <= i + Tk - Tq only; the
+// others get weight 0, and a row that sees nothing (-inf everywhere) is all zeros.
+template<typename T>
+__global__ void softmax_rows(T* s, int C, int Tq, int causal) {
+    __shared__ T sh[32];
+    T* r = s + (size_t)blockIdx.x * C;
+    int limit = causal ? (int)(blockIdx.x % Tq) + C - Tq + 1 : C;   // keys 0..limit-1 are allowed
+    T m = neg_inf<T>();
+    for (int j = threadIdx.x; j < limit; j += blockDim.x) m = max(m, r[j]);
+    m = block_max(m, sh);
+    if (m == neg_inf<T>()) m = 0;                                         // nothing allowed: all weights 0
+    T z = 0;
+    for (int j = threadIdx.x; j < limit; j += blockDim.x) { T e = exp(r[j] - m); r[j] = e; z += e; }
+    z = block_sum(z, sh);
+    T inv = z > 0 ? (T)1 / z : (T)0;
+    for (int j = threadIdx.x; j < C; j += blockDim.x) r[j] = j < limit ? r[j] * inv : (T)0;
+}
+
+// Softmax backward, in place in g: dx = y * (g - sum(g * y)).
+template<typename T>
+__global__ void softmax_bwd_rows(T* g, const T* y, int C) {
+    __shared__ T sh[32];
+    size_t off = (size_t)blockIdx.x * C;
+    T s = 0;
+    for (int j = threadIdx.x; j < C; j += blockDim.x) s += g[off + j] * y[off + j];
+    s = block_sum(s, sh);
+    for (int j = threadIdx.x; j < C; j += blockDim.x) g[off + j] = y[off + j] * (g[off + j] - s);
+}
+
+// Cross-entropy of each row, relative to its max m (exact for logits of +-1e4 in float32):
+//   ls = log sum exp(z - m),  loss = (1 - eps)(ls - (z[t] - m)) + eps (ls - mean(z - m)),
+// 0 where t == ignore; NaN where t is out of range (also reported by the caller's check).
+template<typename T>
+__global__ void xent_fwd(const T* z, const long long* t, T* loss, T* mx, T* lsum, int C, long long ignore, T eps) {
+    __shared__ T sh[32];
+    const T* r = z + (size_t)blockIdx.x * C;
+    T m = neg_inf<T>();
+    for (int j = threadIdx.x; j < C; j += blockDim.x) m = max(m, r[j]);
+    m = block_max(m, sh);
+    T e = 0, s = 0;
+    for (int j = threadIdx.x; j < C; j += blockDim.x) { T d = r[j] - m; e += exp(d); s += d; }
+    T ls = log(block_sum(e, sh));
+    T mean_shifted = block_sum(s, sh) / (T)C;
+    if (threadIdx.x == 0) {
+        long long tt = t[blockIdx.x];
+        mx[blockIdx.x] = m;
+        lsum[blockIdx.x] = ls;
+        if (tt == ignore) loss[blockIdx.x] = 0;
+        else if (tt < 0 || tt >= C) loss[blockIdx.x] = not_a_number<T>();
+        else loss[blockIdx.x] = ((T)1 - eps) * (ls - (r[tt] - m)) + eps * (ls - mean_shifted);
+    }
+}
+"""
+
+_ROW_KERNELS = ("ln_fwd", "ln_bwd", "softmax_rows", "softmax_bwd_rows", "xent_fwd")
+
+
+def _row_kernel(name: str, dtype: Any) -> Any:
+    def build(cp: Any) -> Any:
+        names = [f"{k}<{t}>" for k in _ROW_KERNELS for t in ("float", "double")]
+        return cp.RawModule(code=_ROW_SOURCE, options=("-std=c++14",) + _NO_FMA, name_expressions=names)
+    module = _cached("rows", build)
+    return module.get_function(f"{name}<{'float' if dtype.char == 'f' else 'double'}>")
+
+
+def _threads(c: int) -> int:
+    """Threads per row block: enough to cover short rows in one sweep, at most 512."""
+    return min(512, max(32, 1 << (c - 1).bit_length()))
+
+
+def _launch(name: str, dtype: Any, rows: int, c: int, args: tuple) -> None:
+    if rows:
+        _row_kernel(name, dtype)((rows,), (_threads(c),), args)
+
+
+# ----------------------------------------------------------------------------- layer norm
+
+def layer_norm_forward(x: Any, w: Any, b: Any, eps: float) -> tuple[Any, Any, Any]:
+    """(y, xhat, rstd) of layer norm over the last axis; ``w``/``b`` may be None."""
+    cp = _cp()
+    x = cp.ascontiguousarray(x)
+    c = x.shape[-1]
+    rows = x.size // c if c else 0
+    y, xhat = cp.empty_like(x), cp.empty_like(x)
+    rstd = cp.empty(x.shape[:-1] + (1,), dtype=x.dtype)
+    args = (x, _ptr(w, x.dtype), _ptr(b, x.dtype), y, xhat, rstd, cp.int32(c), x.dtype.type(eps))
+    _launch("ln_fwd", x.dtype, rows, c, args)
+    return y, xhat, rstd
+
+
+def layer_norm_backward_x(g: Any, w: Any, xhat: Any, rstd: Any) -> Any:
+    cp = _cp()
+    g = cp.ascontiguousarray(g)
+    c = g.shape[-1]
+    dx = cp.empty_like(g)
+    _launch("ln_bwd", g.dtype, g.size // c if c else 0, c, (g, _ptr(w, g.dtype), xhat, rstd, dx, cp.int32(c)))
+    return dx
+
+
+def column_sum_of_products(g: Any, h: Any) -> Any:
+    """sum over rows of g * h, for (..., C) arrays -> (C,): the gradient of a LayerNorm gain."""
+    k = _cached("colsum", lambda cp: cp.ReductionKernel(
+        "T g, T h", "T out", "g * h", "a + b", "out = a", "0", "tinyllm_colsum_prod"))
+    c = g.shape[-1]
+    return k(g.reshape(-1, c), h.reshape(-1, c), axis=0)
+
+
+def _ptr(a: Any, dtype: Any) -> Any:
+    """A kernel argument for an optional array: the array, or a null pointer."""
+    if a is None:
+        return _cp().uint64(0)
+    if a.dtype != dtype:
+        raise TypeError(f"dtype {a.dtype} does not match {dtype}")
+    return _cp().ascontiguousarray(a)
+
+
+# ----------------------------------------------------------------------------- softmax
+
+def softmax_lastaxis(x: Any) -> Any:
+    """softmax over the last axis, in a new array."""
+    cp = _cp()
+    y = cp.array(x, order="C", copy=True)
+    c = y.shape[-1]
+    _launch("softmax_rows", y.dtype, y.size // c if c else 0, c, (y, cp.int32(c), cp.int32(1), cp.int32(0)))
+    return y
+
+
+def softmax_lastaxis_backward(g: Any, y: Any) -> Any:
+    """y * (g - sum(g * y)) over the last axis, in a new array."""
+    cp = _cp()
+    dx = cp.array(g, order="C", copy=True)
+    c = dx.shape[-1]
+    _launch("softmax_bwd_rows", dx.dtype, dx.size // c if c else 0, c, (dx, cp.ascontiguousarray(y), cp.int32(c)))
+    return dx
+
+
+def attention_softmax_(s: Any, causal: bool) -> Any:
+    """In place: the softmax of attention scores s (..., Tq, Tk) over keys, causal mask included."""
+    cp = _cp()
+    tq, tk = s.shape[-2], s.shape[-1]
+    _launch("softmax_rows", s.dtype, s.size // tk if tk else 0, tk, (s, cp.int32(tk), cp.int32(tq), cp.int32(causal)))
+    return s
+
+
+def attention_softmax_backward_(dp: Any, p: Any) -> Any:
+    """In place in dp: dS = P * (dP - rowsum(dP * P))."""
+    c = dp.shape[-1]
+    _launch("softmax_bwd_rows", dp.dtype, dp.size // c if c else 0, c, (dp, p, _cp().int32(c)))
+    return dp
+
+
+# ----------------------------------------------------------------------------- cross-entropy
+
+def cross_entropy_forward(z: Any, t: Any, ignore_index: int, eps: float) -> tuple[Any, Any, Any]:
+    """Per-row (loss, max, log-sum-exp after the max) of logits z (N, C) and targets t (N,)."""
+    cp = _cp()
+    z = cp.ascontiguousarray(z)
+    t = cp.ascontiguousarray(t, dtype=cp.int64)
+    n, c = z.shape
+    loss, mx, ls = (cp.empty(n, dtype=z.dtype) for _ in range(3))
+    _launch("xent_fwd", z.dtype, n, c, (z, t, loss, mx, ls, cp.int32(c), cp.int64(ignore_index), z.dtype.type(eps)))
+    return loss, mx, ls
+
+
+def cross_entropy_backward(z: Any, t: Any, mx: Any, ls: Any, w: Any, eps: float) -> Any:
+    """dz[n, c] = w[n] (p[n, c] - (1 - eps) [c == t[n]] - eps / C),  p = exp((z - max) - ls);
+    w[n] = 0 on ignored rows."""
+    k = _cached("xent_bwd", lambda cp: cp.ElementwiseKernel(
+        "T z, raw T mx, raw T ls, raw int64 t, raw T w, int32 C, T eps", "T dz",
+        """long long n = i / C, c = i % C;
+        T p = exp((z - mx[n]) - ls[n]) - eps / (T)C - (c == t[n] ? (T)1 - eps : (T)0);
+        dz = w[n] * p;""", "tinyllm_xent_bwd", options=_NO_FMA))
+    cp = _cp()
+    c = z.shape[1]
+    return k(cp.ascontiguousarray(z), mx, ls, cp.ascontiguousarray(t, dtype=cp.int64), w, cp.int32(c),
+             z.dtype.type(eps))
+
+
+# ----------------------------------------------------------------------------- Adam / AdamW over a flat buffer
+
+def adam_update_(p: Any, g: Any, m: Any, v: Any, *, lr: float, b1: float, b2: float, eps: float,
+                 wd: float, decoupled: bool, step: int) -> None:
+    """One Adam(W) step on flat buffers, in place, one pass over memory (the formulas of ``optim.adam``)."""
+    k = _cached("adam", lambda cp: cp.ElementwiseKernel(
+        "T g, T b1, T b2, T eps, T wd, T decay, T step_size, T rsqrt_bias2, bool coupled",
+        "T p, T m, T v",
+        """T gg = coupled ? g + wd * p : g;
+        p = p * decay;
+        m = b1 * m + ((T)1 - b1) * gg;
+        v = b2 * v + ((T)1 - b2) * gg * gg;
+        p = p - step_size * m / (sqrt(v) * rsqrt_bias2 + eps);""", "tinyllm_adam", options=_NO_FMA))
+    t = p.dtype.type
+    bias1, bias2 = 1.0 - b1 ** step, 1.0 - b2 ** step
+    decay = 1.0 - lr * wd if decoupled else 1.0
+    k(g, t(b1), t(b2), t(eps), t(wd), t(decay), t(lr / bias1), t(1.0 / math.sqrt(bias2)), not decoupled and wd != 0,
+      p, m, v)
