@@ -128,6 +128,62 @@ def synchronize() -> None:
         _import_cupy().cuda.get_current_stream().synchronize()
 
 
+# ----------------------------------------------------------------------------- input checks without waiting
+
+_deferring = False
+_pending_checks: list = []
+
+
+def check(bad: Any, message: str, exc: type = IndexError) -> None:
+    """Raise ``exc(message)`` if any entry of the boolean array ``bad`` is True.
+
+    On the CPU, and on the GPU by default, the check is immediate. Asking the
+    GPU whether an index is out of range makes the CPU wait until every kernel
+    queued before it has run, so inside :func:`deferred_checks` (the training
+    loop) a check on a CuPy array is only queued, and raised by
+    :func:`raise_deferred` at the loop's next synchronisation point.
+    """
+    if _deferring and is_cupy_array(bad):
+        _pending_checks.append((bad.any(), message, exc))
+        if len(_pending_checks) >= 1024:  # a loop that never synchronises still gets told
+            raise_deferred()
+    elif bool(bad.any()):
+        raise exc(message)
+
+
+def raise_deferred() -> None:
+    """Raise the first failed check queued by :func:`check` (one transfer for all of them)."""
+    if not _pending_checks:
+        return
+    items = list(_pending_checks)
+    _pending_checks.clear()
+    flags = _import_cupy().stack([flag for flag, _, _ in items]).get()
+    for flag, (_, message, exc) in zip(flags, items):
+        if flag:
+            raise exc(message)
+
+
+class deferred_checks:
+    """Context manager: queue :func:`check` on GPU arrays instead of waiting for the answer.
+
+    Leaving the block raises any failed check still queued.
+    """
+
+    def __enter__(self) -> "deferred_checks":
+        global _deferring
+        self._outer = _deferring
+        _deferring = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        global _deferring
+        _deferring = self._outer
+        if not self._outer and exc[0] is None:
+            raise_deferred()
+        elif not self._outer:
+            _pending_checks.clear()
+
+
 # ----------------------------------------------------------------------------- randomness
 
 def manual_seed(seed: int) -> None:
@@ -140,27 +196,71 @@ def manual_seed(seed: int) -> None:
 def rng(mod: ModuleType | None = None) -> Any:
     """The seeded random generator of array module ``mod`` (the active backend by default).
 
-    NumPy gets a ``numpy.random.Generator`` (PCG64); CuPy its own ``Generator``.
+    NumPy gets a ``numpy.random.Generator`` (PCG64); CuPy a :class:`CounterRNG`.
     Both are re-created from the seed by :func:`manual_seed`.
     """
     mod = mod or _xp
     key = "cupy" if mod is not np else "numpy"
     g = _rngs.get(key)
     if g is None:
-        g = np.random.default_rng(_seed) if key == "numpy" else mod.random.default_rng(_seed)
+        g = np.random.default_rng(_seed) if key == "numpy" else CounterRNG(_seed)
         _rngs[key] = g
     return g
 
 
+class CounterRNG:
+    """Uniform random numbers on the GPU from a counter: value i of the stream is hash(key, i).
+
+    The whole state is two integers (the key, from the seed, and how many values
+    were drawn), so a checkpoint stores it exactly and a resumed run draws the
+    same dropout masks as the uninterrupted one. The hash is SplitMix64's
+    finaliser (see ``cuda_kernels.uniform``); a draw of n values is one kernel.
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+        self.key = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
+        self.counter = 0
+
+    def random(self, size: Any = None, dtype: Any = np.float64) -> Any:
+        """Uniform floats in [0, 1) of shape ``size`` (float32 or float64)."""
+        from . import cuda_kernels  # noqa: PLC0415  (it imports this module)
+        shape = () if size is None else (tuple(size) if isinstance(size, (tuple, list)) else (int(size),))
+        out = cuda_kernels.uniform(shape, np.dtype(dtype), self.key, self.counter)
+        self.counter += math.prod(shape)
+        return out
+
+    def reserve(self, n: int) -> tuple[int, int]:
+        """(key, offset) of the next ``n`` values, which are skipped: for kernels that draw them
+        themselves (``cuda_kernels.dropout`` draws the same numbers as ``random`` would)."""
+        offset = self.counter
+        self.counter += int(n)
+        return self.key, offset
+
+    def state(self) -> dict:
+        return {"key": self.key, "counter": self.counter}
+
+    def set_state(self, state: dict) -> None:
+        self.key, self.counter = int(state["key"]), int(state["counter"])
+
+
 def get_rng_state() -> dict:
-    """The NumPy generator's state as plain JSON-able data (for checkpoints)."""
-    return {"seed": _seed, "numpy": rng(np).bit_generator.state}
+    """The generators' states as plain JSON-able data (for checkpoints)."""
+    state = {"seed": _seed, "numpy": rng(np).bit_generator.state}
+    if "cupy" in _rngs:
+        state["cupy"] = _rngs["cupy"].state()
+    return state
 
 
 def set_rng_state(state: dict) -> None:
     """Restore what :func:`get_rng_state` returned."""
     manual_seed(state["seed"]) if state.get("seed") is not None else _rngs.clear()
     rng(np).bit_generator.state = state["numpy"]
+    if "cupy" in state:
+        g = _rngs.get("cupy") or CounterRNG(_seed)
+        g.set_state(state["cupy"])
+        _rngs["cupy"] = g
 
 
 # ----------------------------------------------------------------------------- scatter-add

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from . import backend
+from . import cuda_kernels as K
 from .backend import get_array_module
 from .ops.reduce import _axes, _keep
 from .tensor import Function, Tensor
@@ -28,6 +29,9 @@ class Softmax(Function):
     def forward(self, x, axis=-1):
         xp = get_array_module(x)
         self.axis = axis
+        if K.supported(x) and axis in (-1, x.ndim - 1):
+            self.y = K.softmax_lastaxis(x)                              # the GPU: one fused kernel
+            return self.y
         y = x - x.max(axis=axis, keepdims=True)
         xp.exp(y, out=y)
         y /= y.sum(axis=axis, keepdims=True)
@@ -36,6 +40,8 @@ class Softmax(Function):
 
     def backward(self, g):
         y = self.y
+        if K.supported(g) and self.axis in (-1, g.ndim - 1):
+            return (K.softmax_lastaxis_backward(g, y),)
         return (y * (g - (g * y).sum(axis=self.axis, keepdims=True)),)
 
 
@@ -112,6 +118,8 @@ class Gelu(Function):
     def forward(self, x):
         xp = get_array_module(x)
         self.x = x
+        if K.supported(x):
+            return K.gelu_forward(x)                                    # the GPU: one fused kernel
         y = _tanh_u(x, xp)
         y += 1
         y *= x
@@ -121,6 +129,8 @@ class Gelu(Function):
     def backward(self, g):
         xp = get_array_module(g)
         x = self.x
+        if K.supported(g, x):
+            return (K.gelu_backward(x, g),)
         t = _tanh_u(x, xp)
         a = xp.multiply(x, x, out=xp.empty_like(x))
         a *= 3 * GELU_C * SQRT_2_OVER_PI
@@ -158,6 +168,10 @@ class LayerNorm(Function):
 
     def forward(self, x, *wb, eps=1e-5):
         xp = get_array_module(x)
+        self.w = wb[0] if wb else None
+        if K.supported(x, *wb):                                         # the GPU: one fused kernel
+            y, self.xhat, self.rstd = K.layer_norm_forward(x, self.w, wb[1] if len(wb) > 1 else None, eps)
+            return y
         xhat = x - x.mean(axis=-1, keepdims=True)                       # xc = x - mean
         var = xp.einsum("...i,...i->...", xhat, xhat)[..., None]        # sum of xc^2 per row
         var /= x.shape[-1]
@@ -165,7 +179,6 @@ class LayerNorm(Function):
         self.rstd = 1.0 / xp.sqrt(var, out=var)                         # (..., 1)
         xhat *= self.rstd
         self.xhat = xhat
-        self.w = wb[0] if wb else None
         y = xhat * self.w if wb else xhat.copy()
         if len(wb) > 1:
             y += wb[1]
@@ -176,12 +189,18 @@ class LayerNorm(Function):
         xhat, c = self.xhat, g.shape[-1]
         rows = tuple(range(g.ndim - 1))
         grads: list = [None]
+        fused = K.supported(g, xhat)
         if self.w is not None:
-            dw = xp.einsum("ij,ij->j", g.reshape(-1, c), xhat.reshape(-1, c)) if self.needs_grad[1] else None
+            dw = None
+            if self.needs_grad[1]:
+                dw = K.column_sum_of_products(g, xhat) if fused else \
+                    xp.einsum("ij,ij->j", g.reshape(-1, c), xhat.reshape(-1, c))
             grads.append(dw)
         if len(self.needs_grad) > 2:
             grads.append(g.sum(axis=rows) if self.needs_grad[2] else None)  # db
-        if self.needs_grad[0]:
+        if self.needs_grad[0] and fused:
+            grads[0] = K.layer_norm_backward_x(g, self.w, xhat, self.rstd)
+        elif self.needs_grad[0]:
             gs = g * self.w if self.w is not None else g.copy()        # gxhat
             gs *= self.rstd                                             # gxhat / sqrt(var + eps)
             m1 = gs.mean(axis=-1, keepdims=True)
@@ -224,7 +243,9 @@ def embedding(weight: Tensor, idx: Any, padding_idx: int | None = None) -> Tenso
     idx = idx.data if isinstance(idx, Tensor) else get_array_module(weight.data).asarray(idx)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding indices must be integers, got {idx.dtype}")
-    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= weight.shape[0]):
+    if idx.size and backend.is_cupy_array(idx):   # one reduction; see backend.check about waiting
+        backend.check((idx < 0) | (idx >= weight.shape[0]), f"embedding index out of range [0, {weight.shape[0]})")
+    elif idx.size and (int(idx.min()) < 0 or int(idx.max()) >= weight.shape[0]):
         raise IndexError(f"embedding index out of range [0, {weight.shape[0]}): "
                          f"min {int(idx.min())}, max {int(idx.max())}")
     return Embedding.apply(weight, idx=idx, padding_idx=padding_idx)
@@ -240,11 +261,16 @@ class Dropout(Function):
 
     def forward(self, x, p=0.5):
         xp = get_array_module(x)
+        if K.supported(x):                                              # the GPU: mask drawn in the kernel
+            self.p, self.stream = p, backend.rng(xp).reserve(x.size)
+            return K.dropout(x, p, *self.stream)
         keep = backend.rng(xp).random(x.shape, dtype=_uniform_dtype(x.dtype)) >= p
         self.scale = keep * x.dtype.type(1.0 / (1.0 - p))
         return x * self.scale
 
     def backward(self, g):
+        if K.supported(g):                                              # the same numbers: the same mask
+            return (K.dropout(g, self.p, *self.stream),)
         return (g * self.scale,)
 
 
@@ -292,29 +318,43 @@ class Attention(Function):
         xp = get_array_module(q)
         self.q, self.k, self.v, self.scale = q, k, v, scale
         s = backend.small_matmul(q * scale, k.swapaxes(-1, -2))        # (..., Tq, Tk), scale on the smaller Q
-        if causal:
-            s += causal_bias(q.shape[-2], k.shape[-2], s.dtype, xp)
-        if mask is not None:
-            s = xp.where(mask, s, -xp.inf)
-        m = s.max(axis=-1, keepdims=True)
-        if causal or mask is not None:
-            m[~xp.isfinite(m)] = 0                                     # fully masked rows
-        s -= m
-        xp.exp(s, out=s)
-        denom = s.sum(axis=-1, keepdims=True)
-        if causal or mask is not None:
-            denom[denom == 0] = 1                                       # ... get zero weights
-        s *= 1 / denom
+        if K.supported(s):                                              # the GPU: mask + softmax in one kernel
+            if mask is not None:
+                s = xp.where(mask, s, -xp.inf)
+            K.attention_softmax_(s, causal)
+        else:
+            s = self._softmax_(s, causal, mask, xp)
         self.p = s                                                    # (..., Tq, Tk)
         if weights_out is not None:
             weights_out.append(s)
-        self.drop = None
-        if dropout_p > 0.0:
+        self.drop = self.stream = None
+        if dropout_p > 0.0 and K.supported(s):                          # the GPU: mask drawn in the kernel
+            self.dropout_p, self.stream = dropout_p, backend.rng(xp).reserve(s.size)
+            s = K.dropout(s, dropout_p, *self.stream)
+        elif dropout_p > 0.0:
             keep = backend.rng(xp).random(s.shape, dtype=_uniform_dtype(s.dtype)) >= dropout_p
             self.drop = keep * s.dtype.type(1.0 / (1.0 - dropout_p))
             s = s * self.drop
         self.pd = s
         return backend.small_matmul(s, v)                             # (..., Tq, dv)
+
+    @staticmethod
+    def _softmax_(s, causal, mask, xp):
+        """The reference: masked scores -> attention weights, in place where it can; returns them."""
+        if causal:
+            s += causal_bias(s.shape[-2], s.shape[-1], s.dtype, xp)
+        if mask is not None:
+            s = xp.where(mask, s, -xp.inf)
+        m = s.max(axis=-1, keepdims=True)
+        if causal or mask is not None:
+            xp.copyto(m, 0, where=~xp.isfinite(m))                     # fully masked rows ...
+        s -= m
+        xp.exp(s, out=s)
+        denom = s.sum(axis=-1, keepdims=True)
+        if causal or mask is not None:
+            xp.copyto(denom, 1, where=denom == 0)                     # ... get zero weights
+        s *= 1 / denom
+        return s
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -323,9 +363,14 @@ class Attention(Function):
         dp = backend.small_matmul(g, v.swapaxes(-1, -2))               # (..., Tq, Tk)
         if self.drop is not None:
             dp *= self.drop
-        ds = dp
-        ds -= xp.einsum("...i,...i->...", dp, p)[..., None]            # rowsum(dP * P), no product array
-        ds *= p                                                       # dS (without the scale)
+        elif self.stream is not None:
+            dp = K.dropout(dp, self.dropout_p, *self.stream)
+        if K.supported(dp, p):
+            ds = K.attention_softmax_backward_(dp, p)                   # the GPU: one fused kernel
+        else:
+            ds = dp
+            ds -= xp.einsum("...i,...i->...", dp, p)[..., None]        # rowsum(dP * P), no product array
+            ds *= p                                                   # dS (without the scale)
         gq = backend.small_matmul(ds, k * scale) if self.needs_grad[0] else None
         gk = backend.small_matmul(ds.swapaxes(-1, -2), q * scale) if self.needs_grad[1] else None
         return gq, gk, gv
@@ -369,6 +414,8 @@ class CrossEntropy(Function):
         z = logits.reshape(-1, c)                                       # (N, C)
         t = targets.reshape(-1)                                         # (N,)
         valid = t != ignore_index
+        if K.supported(z):
+            return self._forward_fused(z, t, valid, ignore_index, label_smoothing, reduction)
         t = xp.where(valid, t, 0)
         rows = xp.arange(z.shape[0])
         shifted = z - z.max(axis=1, keepdims=True)
@@ -388,7 +435,23 @@ class CrossEntropy(Function):
         total = loss.sum()
         return total / self.count if reduction == "mean" else total
 
+    def _forward_fused(self, z, t, valid, ignore_index, eps, reduction):
+        """The GPU: one kernel for the per-row losses; backward recomputes p from z and logsumexp(z)."""
+        xp = get_array_module(z)
+        loss, self.mx, self.ls = K.cross_entropy_forward(z, t, ignore_index, eps)
+        self.z, self.t, self.valid, self.eps, self.p = z, t, valid, eps, None
+        # The count stays on the device: int() here would make the CPU wait for the GPU.
+        self.count = xp.maximum(valid.sum(dtype=z.dtype), 1) if reduction == "mean" else 1
+        if reduction == "none":
+            return loss.reshape(self.shape[:-1])
+        total = loss.sum()
+        return total / self.count if reduction == "mean" else total
+
     def backward(self, g):
+        if self.p is None:                                              # the fused forward ran
+            w = self.valid.astype(self.z.dtype)
+            w *= g.reshape(-1) if self.reduction == "none" else g / self.count
+            return (K.cross_entropy_backward(self.z, self.t, self.mx, self.ls, w, self.eps).reshape(self.shape),)
         c = self.p.shape[1]
         w = self.valid.astype(self.p.dtype)                             # (N,) row weights
         w *= g.reshape(-1) if self.reduction == "none" else g / self.count
@@ -419,7 +482,9 @@ def cross_entropy(logits: Tensor, targets: Any, ignore_index: int = -100, label_
     if t.dtype.kind not in "iu":
         raise TypeError(f"targets must be integer class indices, got {t.dtype}")
     bad = (t != ignore_index) & ((t < 0) | (t >= logits.shape[-1]))
-    if bad.any():
+    if backend.is_cupy_array(bad):                                      # see backend.check about waiting
+        backend.check(bad, f"a target is out of range for {logits.shape[-1]} classes")
+    elif bad.any():
         raise IndexError(f"target {int(t[bad].reshape(-1)[0])} is out of range for {logits.shape[-1]} classes")
     return CrossEntropy.apply(logits, targets=t, ignore_index=ignore_index,
                               label_smoothing=label_smoothing, reduction=reduction)

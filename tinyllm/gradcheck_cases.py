@@ -73,8 +73,9 @@ class CaseResult:
 
 # ----------------------------------------------------------------------------- input helpers
 
-def _t(a: np.ndarray, grad: bool = True) -> Tensor:
-    return Tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+def _t(a: Any, grad: bool = True) -> Tensor:
+    """A float64 tensor of the active backend from a host or device array."""
+    return Tensor(backend.get_array_module(a).asarray(a, dtype=np.float64), requires_grad=grad)
 
 
 def _normal(rng: np.random.Generator, *shape: int) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
+from .. import cuda_kernels
 from ..backend import get_array_module
 from .optimizer import Optimizer, _nonnegative, _real
 
@@ -55,6 +56,10 @@ class Adam(Optimizer):
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
         xp = get_array_module(param)
+        if cuda_kernels.supported(param, grad, m, v):                 # the GPU: one fused kernel
+            cuda_kernels.adam_update_(param, grad, m, v, lr=lr, b1=b1, b2=b2, eps=eps, wd=wd,
+                                      decoupled=self.decoupled, step=step)
+            return
         coupled = wd != 0 and not self.decoupled
         tmp, *rest = self._scratch(param, 2 if coupled else 1)
         if wd != 0 and self.decoupled:

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import backend
 from ..backend import get_array_module
 from ..tensor import Tensor
 
@@ -43,7 +44,7 @@ class FlatGroup:
     def __init__(self, params: Sequence[Tensor], where: str) -> None:
         self.params = list(params)
         self.where = where
-        first = self.params[0].data if self.params else np.zeros(0, np.float32)
+        first = self.params[0].data if self.params else backend.xp().zeros(0, np.float32)
         self.xp, self.dtype = get_array_module(first), first.dtype
         for i, p in enumerate(self.params):
             if get_array_module(p.data) is not self.xp:
@@ -79,6 +80,8 @@ class FlatGroup:
         """Copy an array assigned from outside into parameter ``i``'s slice of a buffer."""
         if isinstance(arr, Tensor):
             arr = arr.data
+        if isinstance(arr, np.ndarray) and self.xp is not np:    # host values for a GPU group: copy them over
+            arr = backend.asarray(arr, backend="cupy")
         if not hasattr(arr, "shape") or get_array_module(arr) is not self.xp:
             raise TypeError(f"{self.where}: parameter {i} got a new .{what} that is not an array of "
                             f"this group's backend ({type(arr).__name__}); build a new optimizer "

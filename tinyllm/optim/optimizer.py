@@ -199,25 +199,38 @@ class Optimizer:
                 bufs[i:i + 1] = [xp.empty(n, dtype=like.dtype)]
         return [buf[:like.size] for buf in bufs[:k]]
 
-    def clip_grad_norm_(self, max_norm: float) -> float:
+    def clip_grad_norm_(self, max_norm: float, sync: bool = True) -> Any:
         """Scale all gradients so their global L2 norm is at most ``max_norm``; return the norm.
 
         ``norm = sqrt(sum over all gradient entries of g²)``; when
         ``c = max_norm / (norm + 1e-6) < 1`` every gradient is multiplied by ``c``
         (torch's rule). Works on the flat buffers: one dot and one scale per group.
         A non-finite norm is returned with the gradients left untouched.
+
+        On the GPU, ``sync=False`` keeps the whole computation there and returns
+        the norm as a 0-d device array, so the CPU does not wait for the GPU
+        (the training loop reads it later); the default returns a float.
         """
         max_norm = _real(max_norm, "max_norm", "clip_grad_norm_")
         if max_norm <= 0:
             raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
         for flat in self._flat:
             flat.sync()
-        norm = math.sqrt(sum(float(f.xp.dot(f.grad, f.grad)) for f in self._flat))
+        flats = [f for f in self._flat if f.size]
+        if all(f.xp is np for f in flats):
+            norm = math.sqrt(sum(float(f.xp.dot(f.grad, f.grad)) for f in self._flat))
+            coef = max_norm / (norm + 1e-6)
+            if coef < 1.0 and math.isfinite(norm):
+                for flat in self._flat:
+                    flat.grad *= coef
+            return norm
+        xp = flats[0].xp                                        # the GPU: no value leaves the device
+        norm = xp.sqrt(sum(xp.dot(f.grad, f.grad).astype(np.float64) for f in flats))
         coef = max_norm / (norm + 1e-6)
-        if coef < 1.0 and math.isfinite(norm):
-            for flat in self._flat:
-                flat.grad *= coef
-        return norm
+        coef = xp.where(xp.isfinite(norm) & (coef < 1.0), coef, 1.0)
+        for flat in flats:
+            flat.grad *= coef.astype(flat.dtype)
+        return float(norm) if sync else norm
 
     def state_of(self, p: Tensor) -> dict:
         """The optimizer state of one parameter: views of its moments, shaped like it, and its step."""

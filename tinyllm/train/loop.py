@@ -36,6 +36,7 @@ iteration >= k (how the resume tests simulate a crash at a known point).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -117,6 +118,7 @@ class Trainer:
         self.resumed = False
         self._interrupts = 0
         self._eval_steps, self._eval_time = 0, 0.0     # steps and seconds since the last evaluation
+        self._unread: list = []        # GPU: (iteration, loss, grad norm) of steps not read yet
 
     # ------------------------------------------------------------------ state
     def resume(self, ckpt: Checkpoint) -> None:
@@ -161,28 +163,62 @@ class Trainer:
                                state=self.state(elapsed))
 
     # ------------------------------------------------------------------ one step
-    def step(self) -> tuple[float, float]:
-        """One optimizer step (with gradient accumulation); returns (mean loss, lr)."""
+    def step(self) -> tuple[Any, float]:
+        """One optimizer step (with gradient accumulation); returns (mean loss, lr).
+
+        On the CPU the loss is a float, checked at once. On the GPU nothing in
+        the step waits for the device: the loss comes back as a 0-d device array
+        and it, the gradient norm and the input checks are read later, by
+        :meth:`_read_losses`, a few steps at a time.
+        """
         cfg = self.cfg
         lr = self.schedule(self.iteration)
         self.optimizer.set_lr(lr)
-        total = 0.0
-        for _ in range(cfg.grad_accum):
-            batch = to_backend(self.source.next())
-            _, loss = self.model(**batch)
-            (loss if cfg.grad_accum == 1 else loss * (1.0 / cfg.grad_accum)).backward()
-            total += float(loss.data)
-        loss_value = total / cfg.grad_accum
-        if not math.isfinite(loss_value):
-            raise TrainingDiverged(self._diverged(f"the training loss is {loss_value}"))
-        if cfg.grad_clip > 0:
-            norm = self.optimizer.clip_grad_norm_(cfg.grad_clip)
-            if not math.isfinite(norm):
-                raise TrainingDiverged(self._diverged(f"the gradient norm is {norm}"))
-        self.optimizer.step()
-        self.optimizer.zero_grad()
+        on_device = backend.get_backend() != "numpy"
+        total = None
+        with backend.deferred_checks() if on_device else contextlib.nullcontext():
+            for _ in range(cfg.grad_accum):
+                batch = to_backend(self.source.next())
+                _, loss = self.model(**batch)
+                (loss if cfg.grad_accum == 1 else loss * (1.0 / cfg.grad_accum)).backward()
+                total = loss.data if total is None else total + loss.data
+            loss_value = total / cfg.grad_accum if on_device else float(total) / cfg.grad_accum
+            if not on_device and not math.isfinite(loss_value):
+                raise TrainingDiverged(self._diverged(f"the training loss is {loss_value}"))
+            norm = None
+            if cfg.grad_clip > 0:
+                norm = self.optimizer.clip_grad_norm_(cfg.grad_clip, sync=not on_device)
+                if not on_device and not math.isfinite(norm):
+                    raise TrainingDiverged(self._diverged(f"the gradient norm is {norm}"))
+            self.optimizer.step()
+            self.optimizer.zero_grad()
         self.iteration += 1
+        if on_device:
+            self._unread.append((self.iteration, loss_value, norm))
         return loss_value, lr
+
+    def _read_losses(self) -> list[float]:
+        """The losses of the steps not read yet, fetched from the GPU in one transfer; raises
+        :class:`TrainingDiverged` naming the first step whose loss or gradient norm is not finite."""
+        unread, self._unread = self._unread, []
+        if not unread:
+            return []
+        xp = backend.xp()
+        values = backend.to_numpy(xp.stack([xp.stack([xp.asarray(loss, dtype=xp.float64),
+                                                      xp.asarray(0.0 if norm is None else norm, dtype=xp.float64)])
+                                            for _, loss, norm in unread]))
+        try:
+            backend.raise_deferred()                                   # an out-of-range token id, say
+        except IndexError as exc:
+            raise TrainingDiverged(f"training stopped by a bad input at or before iteration "
+                                   f"{unread[-1][0]}: {exc}") from None
+        for (it, _, _), (loss, norm) in zip(unread, values):
+            what = (f"the training loss is {loss}" if not math.isfinite(loss) else
+                    f"the gradient norm is {norm}" if not math.isfinite(norm) else None)
+            if what:
+                self.iteration = it - 1                                # name the step that failed
+                raise TrainingDiverged(self._diverged(what))
+        return [float(v) for v in values[:, 0]]
 
     def _diverged(self, what: str) -> str:
         latest = self.run_dir / "latest"
@@ -199,13 +235,15 @@ class Trainer:
         try:
             for batch in self.val_batches:
                 logits, loss = self.model(**to_backend(batch))
-                losses.append(float(loss.data))
+                losses.append(loss.data)                               # read all at once below
                 if self.accuracy:
                     c, n = _correct(logits, batch)
                     correct, counted = correct + c, counted + n
         finally:
             self.model.train()
-        out = {"val_loss": float(np.mean(losses)) if losses else float("nan")}
+        xp = backend.xp()
+        mean = float(xp.stack([xp.asarray(v, dtype=xp.float64) for v in losses]).mean()) if losses else float("nan")
+        out = {"val_loss": mean}
         if self.accuracy:
             out["val_acc"] = correct / max(counted, 1)
         return out
@@ -228,28 +266,40 @@ class Trainer:
                            time.perf_counter() - start, log.records)
 
     def _loop(self, log: MetricsLog, start: float) -> bool:
-        """Steps, status, metric records, evaluations; returns True if it stopped early."""
+        """Steps, status, metric records, evaluations; returns True if it stopped early.
+
+        On the GPU the losses are read every ``log_interval`` steps (and before an
+        evaluation or an interrupt), not after each step: reading one makes the
+        CPU wait for the GPU, and the next step could not be queued meanwhile.
+        """
         cfg = self.cfg
         start_iter = self.iteration
+        on_device = backend.get_backend() != "numpy"
         window_loss, window_steps, window_time = 0.0, 0, 0.0      # since the last metrics record
         self._eval_steps, self._eval_time = 0, 0.0
         self.model.train()
+        mark = time.perf_counter()                                 # training time is counted from here
         while self.iteration < cfg.iters:
-            t0 = time.perf_counter()
             loss, lr = self.step()
-            dt = time.perf_counter() - t0
-            window_loss, window_steps, window_time = window_loss + loss, window_steps + 1, window_time + dt
-            self._eval_steps, self._eval_time = self._eval_steps + 1, self._eval_time + dt
             it = self.iteration
-            tok_s = self.tokens_per_batch * cfg.grad_accum * window_steps / max(window_time, 1e-9)
-            eta = (time.perf_counter() - start) / (it - start_iter) * (cfg.iters - it)
-            self.progress.status(f"iter {it}/{cfg.iters}  loss {loss:.4f}  lr {lr:.2e}  "
-                                 f"{tok_s:,.0f} tok/s  ETA {format_duration(eta)}")
             is_eval = it % cfg.eval_interval == 0 or it == cfg.iters
+            is_log = it % cfg.log_interval == 0 or is_eval
+            if on_device and not (is_log or self._interrupts):
+                continue
+            losses = self._read_losses() if on_device else [loss]
+            now = time.perf_counter()
+            dt, mark = now - mark, now
+            window_loss, window_steps, window_time = window_loss + sum(losses), window_steps + len(losses), \
+                window_time + dt
+            self._eval_steps, self._eval_time = self._eval_steps + len(losses), self._eval_time + dt
+            tok_s = self.tokens_per_batch * cfg.grad_accum * window_steps / max(window_time, 1e-9)
+            eta = (now - start) / (it - start_iter) * (cfg.iters - it)
+            self.progress.status(f"iter {it}/{cfg.iters}  loss {losses[-1]:.4f}  lr {lr:.2e}  "
+                                 f"{tok_s:,.0f} tok/s  ETA {format_duration(eta)}")
             record = None
-            if it % cfg.log_interval == 0 or is_eval:
+            if is_log:
                 record = {"iter": it, "loss": window_loss / window_steps, "val_loss": None, "lr": lr,
-                          "tokens_per_sec": tok_s, "elapsed": self.elapsed_before + time.perf_counter() - start}
+                          "tokens_per_sec": tok_s, "elapsed": self.elapsed_before + now - start}
                 window_loss, window_steps, window_time = 0.0, 0, 0.0
             stop = self._eval_and_save(record, start, eta) if is_eval else False
             if record is not None:
@@ -259,6 +309,7 @@ class Trainer:
                 self._save_interrupted(start, already_saved=is_eval)
             if stop:
                 return True
+            mark = time.perf_counter()                             # evaluating and saving is not training
         return False
 
     def _eval_and_save(self, record: dict, start: float, eta: float) -> bool:
