@@ -65,7 +65,7 @@ class ReferenceGPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, caches: list | None = None):
         b, t = idx.shape
         start = caches[0][0].shape[2] if caches and caches[0] else 0
-        x = self.drop(self.wte(idx) + self.wpe(torch.arange(start, start + t)))
+        x = self.drop(self.wte(idx) + self.wpe(torch.arange(start, start + t, device=idx.device)))
         for i, block in enumerate(self.h):
             x = block(x, caches[i] if caches is not None else None)
         x = self.ln_f(x)

@@ -30,6 +30,8 @@ CONFIGS = {
     # nanoGPT's Shakespeare-char CPU config
     "nano": dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, batch_size=12),
     "large": dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, batch_size=16),
+    # nanoGPT's Shakespeare-char GPU config (for --backend cupy)
+    "gpu": dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, batch_size=64),
 }
 LR, WD, BETAS, CLIP = 1e-3, 0.1, (0.9, 0.99), 1.0
 
@@ -136,7 +138,9 @@ def run(config: str, reps: int, backend: str, peak: float) -> dict:
     state = {k: tinyllm.backend.to_numpy(v) for k, v in tl_model.state_dict().items()}
     _, th_step, _ = build_torch(cfg, state, device)
     data = batches(cfg, reps + 3)
-    th_data = [(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)) for x, y in data]
+    data = [(tinyllm.backend.asarray(x), tinyllm.backend.asarray(y)) for x, y in data]   # on the device, as torch's
+    th_data = [(torch.from_numpy(tinyllm.backend.to_numpy(x)).to(device),
+                torch.from_numpy(tinyllm.backend.to_numpy(y)).to(device)) for x, y in data]
     sync_th = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     times: dict = {"tinyllm": [], "torch": []}
@@ -166,7 +170,7 @@ def run(config: str, reps: int, backend: str, peak: float) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", choices=["nano", "large", "both"], default="both")
+    ap.add_argument("--config", choices=["nano", "large", "gpu", "both"], default="both")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
@@ -184,7 +188,7 @@ def main() -> None:
     threads = max(1, os.cpu_count() or 1)
     torch.set_num_threads(threads)
     xp = tinyllm.backend.xp()
-    peak = matmul_peak(xp)
+    peak = matmul_peak(xp, n=8192 if args.backend == "cupy" else 2048)
     print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s ({args.backend}); torch threads: {threads}")
     names = ["nano", "large"] if args.config == "both" else [args.config]
     print(f"{'config':7} {'tinyllm tok/s':>14} {'torch tok/s':>12} {'ratio':>6} {'MFU tl':>7} {'MFU th':>7}"

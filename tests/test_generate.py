@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tinyllm
+from tinyllm import backend
 from tinyllm.generate import check_sampling_args, sample_next, softmax, top_k_filter, top_p_filter
 from tinyllm.models import GPT, GPTConfig
 
@@ -13,7 +14,7 @@ def tiny_gpt(block_size=8, vocab=13, dropout=0.0, n_layer=2):
     model = GPT(GPTConfig(vocab_size=vocab, block_size=block_size, n_layer=n_layer, n_head=2, n_embd=16,
                           dropout=dropout))
     for p in model.parameters():  # larger weights than GPT-2's init: peaked, varied next-token distributions
-        p.data += np.random.default_rng(1).normal(0, 0.3, p.shape).astype(p.dtype)
+        p.data += backend.asarray(np.random.default_rng(1).normal(0, 0.3, p.shape).astype(p.dtype))
     return model
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tinyllm
+from tinyllm import backend
 from tinyllm.models import GPT, GPTConfig
 from tinyllm.models.hf import load_pretrained, save_pretrained
 
@@ -84,7 +85,7 @@ def test_our_save_pretrained_loads_into_transformers(tmp_path):
     tinyllm.manual_seed(0)
     ours = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=16))
     for p in ours.parameters():
-        p.data += np.random.default_rng(0).normal(0, 0.1, p.shape).astype(p.dtype)
+        p.data += backend.asarray(np.random.default_rng(0).normal(0, 0.1, p.shape).astype(p.dtype))
     save_pretrained(ours, tmp_path)
     theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
     idx = np.random.default_rng(2).integers(0, 50, size=(2, 16))

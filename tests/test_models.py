@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tinyllm
+from tinyllm import backend
 from tinyllm.models import (BERT, GPT, MODEL_KINDS, BertConfig, GPTConfig, SentenceEncoder, SequenceClassifier,
                             build_model, config_class, mean_pool)
 from tinyllm.nn import functional_call
@@ -22,7 +23,7 @@ def perturb(model, std=0.3, seed=0):
     """Add noise to every weight, so gradients are far from zero and LayerNorm gains/biases matter."""
     rng = np.random.default_rng(seed)
     for p in model.parameters():
-        p.data += rng.normal(0, std, p.shape).astype(p.dtype)
+        p.data += backend.asarray(rng.normal(0, std, p.shape).astype(p.dtype))
     return model
 
 

@@ -9,6 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tinyllm
+from tinyllm import backend
 from gradcases import grad_case
 from tinyllm import nn
 from tinyllm.nn import KVCache, functional_call
@@ -132,7 +133,7 @@ def test_transformer_block_gradients(sizes, norm_first, causal, activation, seed
     rng = np.random.default_rng(seed)
     block = nn.TransformerBlock(c, n_head, causal=causal, norm_first=norm_first, activation=activation)
     for p in (block.ln_1.weight, block.ln_1.bias, block.ln_2.weight, block.ln_2.bias):
-        p.data[...] = rng.uniform(0.5, 1.5, p.shape)                   # not the 1 / 0 start
+        p.data[...] = backend.asarray(rng.uniform(0.5, 1.5, p.shape))                 # not the 1 / 0 start
     x = tinyllm.tensor(rng.standard_normal((b, t, c)), requires_grad=True)
     pad = padding_masks(b, t, rng)
     if activation == "relu":  # finite differences need the MLP's pre-activations away from relu's kink

@@ -9,6 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tinyllm
+from tinyllm import backend
 from gradcases import grad_case
 from tinyllm import nn
 from tinyllm.nn import functional_call
@@ -109,7 +110,7 @@ def test_layer_norm_gradients(dim, rows, affine, seed):
     tinyllm.set_default_dtype("float64")
     ln = nn.LayerNorm(dim, elementwise_affine=affine != "none", bias=affine == "weight+bias")
     for p in ln.parameters():                                          # move away from the 1 / 0 start
-        p.data[...] = np.random.default_rng(seed + 1).standard_normal(p.shape)
+        p.data[...] = backend.asarray(np.random.default_rng(seed + 1).standard_normal(p.shape))
     x = randn(seed, *rows, dim)
     if affine == "none":
         assert ln.parameters() == []
@@ -122,13 +123,13 @@ def test_layer_norm_gradients(dim, rows, affine, seed):
 def test_layer_norm_rows_have_mean_zero_variance_one_before_the_affine(dim, seed, shift, scale):
     tinyllm.set_default_dtype("float64")
     x = np.random.default_rng(seed).standard_normal((3, dim)) * scale + shift
-    assume(x.var(axis=-1).min() > 1e-6)
+    assume(x.var(axis=-1).min() > 1e-3)           # so eps / var (1e-9 at most) stays under the tolerance
     ln = nn.LayerNorm(dim, eps=1e-12)
     xhat = nn.LayerNorm(dim, eps=1e-12, elementwise_affine=False)(tinyllm.tensor(x)).numpy()
     np.testing.assert_allclose(xhat.mean(axis=-1), 0, atol=1e-9)
     np.testing.assert_allclose(xhat.var(axis=-1), 1, rtol=1e-8)
     w, b = np.linspace(0.5, 2, dim), np.linspace(-1, 1, dim)
-    ln.weight.data[...], ln.bias.data[...] = w, b
+    ln.weight.data[...], ln.bias.data[...] = backend.asarray(w), backend.asarray(b)
     np.testing.assert_allclose(ln(tinyllm.tensor(x)).numpy(), xhat * w + b, rtol=1e-9, atol=1e-9)
 
 
@@ -164,7 +165,7 @@ def test_gelu_is_the_tanh_approximation_and_relu_clips():
     x = np.linspace(-4, 4, 17)
     tinyllm.set_default_dtype("float64")
     expected = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
-    np.testing.assert_allclose(nn.GELU()(tinyllm.tensor(x)).numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(nn.GELU()(tinyllm.tensor(x)).numpy(), expected, rtol=1e-11)  # GPU tanh: ulps
     np.testing.assert_array_equal(nn.ReLU()(tinyllm.tensor(x)).numpy(), np.maximum(x, 0))
 
 

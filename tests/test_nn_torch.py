@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tinyllm
+from tinyllm import backend
 from tinyllm import nn
 
 torch = pytest.importorskip("torch")
@@ -68,7 +69,7 @@ def test_embedding_with_padding_idx():
 def test_layer_norm(affine):
     ln = nn.LayerNorm(6, eps=1e-5, elementwise_affine=affine != "none", bias=affine == "weight+bias")
     for p in ln.parameters():
-        p.data[...] = np.random.default_rng(1).standard_normal(p.shape)
+        p.data[...] = backend.asarray(np.random.default_rng(1).standard_normal(p.shape))
     tp = torch_params(ln)
     x, tx = inputs(2, 3, 6)
     compare(ln(x), F.layer_norm(tx, (6,), tp.get("weight"), tp.get("bias"), eps=1e-5), x, tx, ln, tp)
@@ -158,7 +159,7 @@ def test_transformer_block(norm_first, causal):
     block = nn.TransformerBlock(8, 2, causal=causal, norm_first=norm_first, eps=eps)
     rng = np.random.default_rng(3)
     for p in (block.ln_1.weight, block.ln_1.bias, block.ln_2.weight, block.ln_2.bias):
-        p.data[...] = rng.uniform(0.5, 1.5, p.shape)
+        p.data[...] = backend.asarray(rng.uniform(0.5, 1.5, p.shape))
     tp = torch_params(block)
     x, tx = inputs(2, 5, 8)
     compare(block(x), torch_block(tx, tp, 2, causal, norm_first, eps), x, tx, block, tp)

@@ -40,7 +40,7 @@ def _layer_norm_ref(x, *wb):
 def _dropout_ref(x, p):
     """The engine's documented draw: keep where the seeded generator's uniform >= p."""
     tinyllm.manual_seed(7)
-    keep = tinyllm.backend.rng().random(x.shape, dtype=x.dtype) >= p
+    keep = tinyllm.backend.to_numpy(tinyllm.backend.rng().random(x.shape, dtype=x.dtype)) >= p
     return x * keep / (1.0 - p)
 
 
@@ -59,7 +59,8 @@ def _attention_ref(q, k, v, mask, causal, scale, dropout_p):
     p = e / np.maximum(e.sum(-1, keepdims=True), np.finfo(e.dtype).tiny)
     if dropout_p:
         tinyllm.manual_seed(3)
-        p = p * (tinyllm.backend.rng().random(p.shape, dtype=p.dtype) >= dropout_p) / (1.0 - dropout_p)
+        u = tinyllm.backend.to_numpy(tinyllm.backend.rng().random(p.shape, dtype=p.dtype))
+        p = p * (u >= dropout_p) / (1.0 - dropout_p)
     return p @ v
 
 

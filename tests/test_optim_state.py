@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tinyllm
+from tinyllm import backend
 from optim_helpers import backward_with, grad_seq, make_params
 from tinyllm.optim import SGD, Adam, AdamW, Optimizer, make_schedule
 
@@ -57,7 +58,7 @@ def test_state_dict_resume_is_bit_identical(cls, kw, assign_after):
         fresh = make_params(seed=9, dtype=np.float32)
         opt2 = build(cls, fresh, **kw)
         for p, w in zip(fresh, weights):
-            p.data = w
+            p.data = backend.asarray(w)
     else:
         fresh = [tinyllm.tensor(w, requires_grad=True) for w in weights]
         opt2 = build(cls, fresh, **kw)
@@ -169,7 +170,7 @@ def test_duplicates_and_shared_memory_are_rejected():
         SGD([a, b, a])
     with pytest.raises(ValueError, match="appears in param groups 0 and param group 1"):
         SGD([{"params": [a]}, {"params": [b, a]}])
-    base = np.zeros((4, 3))
+    base = backend.xp().zeros((4, 3))
     c, d = tinyllm.tensor(base[:2], requires_grad=True), tinyllm.tensor(base[1:], requires_grad=True)
     with pytest.raises(ValueError, match="parameters 0 and 1 share memory"):
         SGD([c, d])
