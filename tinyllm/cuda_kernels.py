@@ -296,12 +296,27 @@ def layer_norm_backward_x(g: Any, w: Any, xhat: Any, rstd: Any) -> Any:
     return dx
 
 
-def column_sum_of_products(g: Any, h: Any) -> Any:
-    """sum over rows of g * h, for (..., C) arrays -> (C,): the gradient of a LayerNorm gain."""
-    k = _cached("colsum", lambda cp: cp.ReductionKernel(
-        "T g, T h", "T out", "g * h", "a + b", "out = a", "0", "tinyllm_colsum_prod"))
-    c = g.shape[-1]
-    return k(g.reshape(-1, c), h.reshape(-1, c), axis=0)
+def column_sum(a: Any) -> Any:
+    """Sum over every axis but the last, (..., C) -> (C,): a bias or LayerNorm gradient.
+
+    As ``ones(N) @ a``, one matrix-vector product: cuBLAS reads the (N, C) array
+    once, coalesced, where a reduction along axis 0 (``a.sum(axis=0)``) took
+    0.35 ms for a (16384, 384) gradient, 30x longer, and ran 38 times a step.
+    """
+    c = a.shape[-1]
+    a2 = a.reshape(-1, c)
+    return _ones(a2.shape[0], a.dtype) @ a2
+
+
+def _ones(n: int, dtype: Any) -> Any:
+    key = f"ones{n}{dtype.char}"
+    ones = _cache.get(key)
+    if ones is None:
+        if len(_cache) > 64:
+            for k in [k for k in _cache if k.startswith("ones")]:
+                del _cache[k]
+        ones = _cache[key] = _cp().ones(n, dtype=dtype)
+    return ones
 
 
 def _ptr(a: Any, dtype: Any) -> Any:

@@ -193,11 +193,13 @@ class LayerNorm(Function):
         if self.w is not None:
             dw = None
             if self.needs_grad[1]:
-                dw = K.column_sum_of_products(g, xhat) if fused else \
+                dw = K.column_sum(g * xhat) if fused else \
                     xp.einsum("ij,ij->j", g.reshape(-1, c), xhat.reshape(-1, c))
             grads.append(dw)
-        if len(self.needs_grad) > 2:
-            grads.append(g.sum(axis=rows) if self.needs_grad[2] else None)  # db
+        if len(self.needs_grad) > 2 and self.needs_grad[2]:
+            grads.append(K.column_sum(g) if fused else g.sum(axis=rows))  # db
+        elif len(self.needs_grad) > 2:
+            grads.append(None)
         if self.needs_grad[0] and fused:
             grads[0] = K.layer_norm_backward_x(g, self.w, xhat, self.rstd)
         elif self.needs_grad[0]:

@@ -81,7 +81,13 @@ class SelfAttentionFunction(Function):
     def backward(self, g):
         b, t, nh, hs = self.shape
         gy = g.reshape(b, t, nh, hs).transpose(0, 2, 1, 3)                     # (B, nh, T, hs)
-        dqkv = get_array_module(g).zeros((b, t, 3, nh, hs), dtype=g.dtype)
+        xp = get_array_module(g)
+        if len(self.blocks) == 1:                                              # one block: no sums
+            dqkv = xp.empty((b, t, 3, nh, hs), dtype=g.dtype)
+            for d, grad in zip(dqkv.transpose(2, 0, 3, 1, 4), self.blocks[0][2].backward(gy)):
+                d[...] = grad
+            return (dqkv.reshape(b, t, 3 * nh * hs),)
+        dqkv = xp.zeros((b, t, 3, nh, hs), dtype=g.dtype)
         dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)                             # views, each (B, nh, T, hs)
         for i0, i1, core in self.blocks:
             gq, gk, gv = core.backward(gy[:, :, i0:i1])

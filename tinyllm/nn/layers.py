@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from .. import cuda_kernels as K
 from .. import functional as F
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
@@ -38,7 +39,8 @@ class LinearFunction(Function):
         dw = g2.T @ self.x.reshape(-1, self.x.shape[-1]) if self.needs_grad[1] else None
         if not self.has_bias:
             return dx, dw
-        return dx, dw, (g2.sum(axis=0) if self.needs_grad[2] else None)
+        db = (K.column_sum(g2) if K.supported(g2) else g2.sum(axis=0)) if self.needs_grad[2] else None
+        return dx, dw, db
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
