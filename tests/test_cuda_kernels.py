@@ -61,7 +61,7 @@ def normal(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndar
 
 
 rows = st.integers(1, 40)
-widths = st.sampled_from([1, 3, 31, 32, 33, 65, 128, 384, 700, 1500])
+widths = st.sampled_from([1, 3, 31, 32, 33, 65, 128, 384, 700, 1500, 5000])   # 5000: wider than MAX_ROW
 
 
 @given(n=rows, c=widths, dtype=dtypes, seed=st.integers(0, 99))

@@ -154,23 +154,40 @@ template<typename T> __device__ T block_max(T v, T* sh) {
     return sh[0];
 }
 
+// The row kernels below keep a row in registers: thread t holds elements t, t + blockDim,
+// t + 2 blockDim, ... (KC of them), so a row is read from memory once and written once.
+// The launcher picks blockDim >= C / KC; rows wider than KC * 1024 take the reference path.
+#define KC 4
+
 // Layer norm: xhat = (x - mean) * rstd, y = xhat * w + b; saves xhat and rstd.
 template<typename T>
 __global__ void ln_fwd(const T* x, const T* w, const T* b, T* y, T* xhat, T* rstd, int C, T eps) {
     __shared__ T sh[32];
     size_t off = (size_t)blockIdx.x * C;
-    const T* xr = x + off;
-    T s = 0;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) s += xr[i];
+    T v[KC], s = 0;
+    #pragma unroll
+    for (int k = 0; k < KC; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        v[k] = i < C ? x[off + i] : (T)0;
+        s += v[k];
+    }
     T mean = block_sum(s, sh) / (T)C;
-    T v = 0;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) { T d = xr[i] - mean; v += d * d; }
-    T rs = (T)1 / sqrt(block_sum(v, sh) / (T)C + eps);
-    for (int i = threadIdx.x; i < C; i += blockDim.x) {
-        T h = (xr[i] - mean) * rs;
-        xhat[off + i] = h;
-        T o = w ? h * w[i] : h;
-        y[off + i] = b ? o + b[i] : o;
+    T var = 0;
+    #pragma unroll
+    for (int k = 0; k < KC; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i < C) { v[k] -= mean; var += v[k] * v[k]; }
+    }
+    T rs = (T)1 / sqrt(block_sum(var, sh) / (T)C + eps);
+    #pragma unroll
+    for (int k = 0; k < KC; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i < C) {
+            T h = v[k] * rs;
+            xhat[off + i] = h;
+            T o = w ? h * w[i] : h;
+            y[off + i] = b ? o + b[i] : o;
+        }
     }
     if (threadIdx.x == 0) rstd[blockIdx.x] = rs;
 }
@@ -180,50 +197,74 @@ template<typename T>
 __global__ void ln_bwd(const T* g, const T* w, const T* xhat, const T* rstd, T* dx, int C) {
     __shared__ T sh[32];
     size_t off = (size_t)blockIdx.x * C;
-    T s1 = 0, s2 = 0;
-    for (int i = threadIdx.x; i < C; i += blockDim.x) {
-        T gs = w ? g[off + i] * w[i] : g[off + i];
-        s1 += gs;
-        s2 += gs * xhat[off + i];
+    T gs[KC], h[KC], s1 = 0, s2 = 0;
+    #pragma unroll
+    for (int k = 0; k < KC; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        gs[k] = i < C ? (w ? g[off + i] * w[i] : g[off + i]) : (T)0;
+        h[k] = i < C ? xhat[off + i] : (T)0;
+        s1 += gs[k];
+        s2 += gs[k] * h[k];
     }
     T m1 = block_sum(s1, sh) / (T)C;
     T m2 = block_sum(s2, sh) / (T)C;
     T rs = rstd[blockIdx.x];
-    for (int i = threadIdx.x; i < C; i += blockDim.x) {
-        T gs = w ? g[off + i] * w[i] : g[off + i];
-        dx[off + i] = (gs - m1 - xhat[off + i] * m2) * rs;
+    #pragma unroll
+    for (int k = 0; k < KC; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i < C) dx[off + i] = (gs[k] - m1 - h[k] * m2) * rs;
     }
 }
 
-// Softmax of each row, in place: y = exp(x - max) / sum exp(x - max).
-// Attention variant: Tq query rows per (batch, head); with causal != 0, query i
-// (the i-th of the LAST Tq positions of Tk) sees keys j <= i + Tk - Tq only; the
-// others get weight 0, and a row that sees nothing (-inf everywhere) is all zeros.
+// Softmax of each row of s * scale, in place: y = exp(x - max) / sum exp(x - max).
+// Attention: Tq query rows per (batch, head); with causal != 0, query i (the i-th of
+// the LAST Tq positions of Tk) sees keys j <= i + Tk - Tq only; the others get weight 0,
+// and a row that sees nothing (-inf everywhere) is all zeros.
 template<typename T>
-__global__ void softmax_rows(T* s, int C, int Tq, int causal) {
+__global__ void softmax_rows(T* s, int C, int Tq, int causal, T scale) {
     __shared__ T sh[32];
     T* r = s + (size_t)blockIdx.x * C;
     int limit = causal ? (int)(blockIdx.x % Tq) + C - Tq + 1 : C;   // keys 0..limit-1 are allowed
-    T m = neg_inf<T>();
-    for (int j = threadIdx.x; j < limit; j += blockDim.x) m = max(m, r[j]);
+    T v[KC], m = neg_inf<T>();
+    #pragma unroll
+    for (int k = 0; k < KC; k++) {
+        int j = threadIdx.x + k * blockDim.x;
+        v[k] = j < limit ? r[j] * scale : neg_inf<T>();
+        m = max(m, v[k]);
+    }
     m = block_max(m, sh);
-    if (m == neg_inf<T>()) m = 0;                                         // nothing allowed: all weights 0
+    if (m == neg_inf<T>()) m = 0;                                      // nothing allowed: all weights 0
     T z = 0;
-    for (int j = threadIdx.x; j < limit; j += blockDim.x) { T e = exp(r[j] - m); r[j] = e; z += e; }
+    #pragma unroll
+    for (int k = 0; k < KC; k++) { v[k] = exp(v[k] - m); z += v[k]; }
     z = block_sum(z, sh);
     T inv = z > 0 ? (T)1 / z : (T)0;
-    for (int j = threadIdx.x; j < C; j += blockDim.x) r[j] = j < limit ? r[j] * inv : (T)0;
+    #pragma unroll
+    for (int k = 0; k < KC; k++) {
+        int j = threadIdx.x + k * blockDim.x;
+        if (j < C) r[j] = v[k] * inv;
+    }
 }
 
-// Softmax backward, in place in g: dx = y * (g - sum(g * y)).
+// Softmax backward, in place in g: dx = scale * y * (g - sum(g * y)).
 template<typename T>
-__global__ void softmax_bwd_rows(T* g, const T* y, int C) {
+__global__ void softmax_bwd_rows(T* g, const T* y, int C, T scale) {
     __shared__ T sh[32];
     size_t off = (size_t)blockIdx.x * C;
-    T s = 0;
-    for (int j = threadIdx.x; j < C; j += blockDim.x) s += g[off + j] * y[off + j];
+    T gv[KC], yv[KC], s = 0;
+    #pragma unroll
+    for (int k = 0; k < KC; k++) {
+        int j = threadIdx.x + k * blockDim.x;
+        gv[k] = j < C ? g[off + j] : (T)0;
+        yv[k] = j < C ? y[off + j] : (T)0;
+        s += gv[k] * yv[k];
+    }
     s = block_sum(s, sh);
-    for (int j = threadIdx.x; j < C; j += blockDim.x) g[off + j] = y[off + j] * (g[off + j] - s);
+    #pragma unroll
+    for (int k = 0; k < KC; k++) {
+        int j = threadIdx.x + k * blockDim.x;
+        if (j < C) g[off + j] = scale * (yv[k] * (gv[k] - s));
+    }
 }
 
 // Cross-entropy of each row, relative to its max m (exact for logits of +-1e4 in float32):
@@ -255,16 +296,27 @@ _ROW_KERNELS = ("ln_fwd", "ln_bwd", "softmax_rows", "softmax_bwd_rows", "xent_fw
 
 
 def _row_kernel(name: str, dtype: Any) -> Any:
-    def build(cp: Any) -> Any:
-        names = [f"{k}<{t}>" for k in _ROW_KERNELS for t in ("float", "double")]
-        return cp.RawModule(code=_ROW_SOURCE, options=("-std=c++14",) + _NO_FMA, name_expressions=names)
-    module = _cached("rows", build)
-    return module.get_function(f"{name}<{'float' if dtype.char == 'f' else 'double'}>")
+    key = f"{name}<{'float' if dtype.char == 'f' else 'double'}>"
+    fn = _cache.get(key)
+    if fn is None:
+        def build(cp: Any) -> Any:
+            names = [f"{k}<{t}>" for k in _ROW_KERNELS for t in ("float", "double")]
+            return cp.RawModule(code=_ROW_SOURCE, options=("-std=c++14",) + _NO_FMA, name_expressions=names)
+        fn = _cache[key] = _cached("rows", build).get_function(key)
+    return fn
+
+
+MAX_ROW = 4 * 1024  # KC * the most threads of a block: wider rows take the reference path
+
+
+def fits(a: Any) -> bool:
+    """Whether the row kernels can take ``a``: :func:`supported`, rows of at most MAX_ROW."""
+    return supported(a) and a.ndim >= 1 and a.shape[-1] <= MAX_ROW
 
 
 def _threads(c: int) -> int:
-    """Threads per row block: enough to cover short rows in one sweep, at most 512."""
-    return min(512, max(32, 1 << (c - 1).bit_length()))
+    """Threads per row block: a power of two (warp shuffles) with KC * threads >= c."""
+    return min(1024, max(32, 1 << (max(c, 1) // 4 + (c % 4 > 0) - 1).bit_length()))
 
 
 def _launch(name: str, dtype: Any, rows: int, c: int, args: tuple) -> None:
@@ -335,7 +387,8 @@ def softmax_lastaxis(x: Any) -> Any:
     cp = _cp()
     y = cp.array(x, order="C", copy=True)
     c = y.shape[-1]
-    _launch("softmax_rows", y.dtype, y.size // c if c else 0, c, (y, cp.int32(c), cp.int32(1), cp.int32(0)))
+    _launch("softmax_rows", y.dtype, y.size // c if c else 0, c,
+            (y, cp.int32(c), cp.int32(1), cp.int32(0), y.dtype.type(1)))
     return y
 
 
@@ -344,22 +397,24 @@ def softmax_lastaxis_backward(g: Any, y: Any) -> Any:
     cp = _cp()
     dx = cp.array(g, order="C", copy=True)
     c = dx.shape[-1]
-    _launch("softmax_bwd_rows", dx.dtype, dx.size // c if c else 0, c, (dx, cp.ascontiguousarray(y), cp.int32(c)))
+    _launch("softmax_bwd_rows", dx.dtype, dx.size // c if c else 0, c,
+            (dx, cp.ascontiguousarray(y), cp.int32(c), dx.dtype.type(1)))
     return dx
 
 
-def attention_softmax_(s: Any, causal: bool) -> Any:
-    """In place: the softmax of attention scores s (..., Tq, Tk) over keys, causal mask included."""
+def attention_softmax_(s: Any, causal: bool, scale: float) -> Any:
+    """In place: P = softmax(S * scale) over keys for scores S = Q K^T (..., Tq, Tk), causal mask included."""
     cp = _cp()
     tq, tk = s.shape[-2], s.shape[-1]
-    _launch("softmax_rows", s.dtype, s.size // tk if tk else 0, tk, (s, cp.int32(tk), cp.int32(tq), cp.int32(causal)))
+    _launch("softmax_rows", s.dtype, s.size // tk if tk else 0, tk,
+            (s, cp.int32(tk), cp.int32(tq), cp.int32(causal), s.dtype.type(scale)))
     return s
 
 
-def attention_softmax_backward_(dp: Any, p: Any) -> Any:
-    """In place in dp: dS = P * (dP - rowsum(dP * P))."""
+def attention_softmax_backward_(dp: Any, p: Any, scale: float) -> Any:
+    """In place in dp: d(Q K^T) = scale * P * (dP - rowsum(dP * P)) (the scale of the forward folded in)."""
     c = dp.shape[-1]
-    _launch("softmax_bwd_rows", dp.dtype, dp.size // c if c else 0, c, (dp, p, _cp().int32(c)))
+    _launch("softmax_bwd_rows", dp.dtype, dp.size // c if c else 0, c, (dp, p, _cp().int32(c), dp.dtype.type(scale)))
     return dp
 
 

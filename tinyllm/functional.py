@@ -29,7 +29,7 @@ class Softmax(Function):
     def forward(self, x, axis=-1):
         xp = get_array_module(x)
         self.axis = axis
-        if K.supported(x) and axis in (-1, x.ndim - 1):
+        if K.fits(x) and axis in (-1, x.ndim - 1):
             self.y = K.softmax_lastaxis(x)                              # the GPU: one fused kernel
             return self.y
         y = x - x.max(axis=axis, keepdims=True)
@@ -40,7 +40,7 @@ class Softmax(Function):
 
     def backward(self, g):
         y = self.y
-        if K.supported(g) and self.axis in (-1, g.ndim - 1):
+        if K.fits(g) and self.axis in (-1, g.ndim - 1):
             return (K.softmax_lastaxis_backward(g, y),)
         return (y * (g - (g * y).sum(axis=self.axis, keepdims=True)),)
 
@@ -169,7 +169,7 @@ class LayerNorm(Function):
     def forward(self, x, *wb, eps=1e-5):
         xp = get_array_module(x)
         self.w = wb[0] if wb else None
-        if K.supported(x, *wb):                                         # the GPU: one fused kernel
+        if K.fits(x) and K.supported(*wb):                              # the GPU: one fused kernel
             y, self.xhat, self.rstd = K.layer_norm_forward(x, self.w, wb[1] if len(wb) > 1 else None, eps)
             return y
         xhat = x - x.mean(axis=-1, keepdims=True)                       # xc = x - mean
@@ -189,7 +189,7 @@ class LayerNorm(Function):
         xhat, c = self.xhat, g.shape[-1]
         rows = tuple(range(g.ndim - 1))
         grads: list = [None]
-        fused = K.supported(g, xhat)
+        fused = K.fits(g) and K.supported(xhat)
         if self.w is not None:
             dw = None
             if self.needs_grad[1]:
@@ -319,12 +319,14 @@ class Attention(Function):
     def forward(self, q, k, v, scale=1.0, causal=False, mask=None, dropout_p=0.0, weights_out=None):
         xp = get_array_module(q)
         self.q, self.k, self.v, self.scale = q, k, v, scale
-        s = backend.small_matmul(q * scale, k.swapaxes(-1, -2))        # (..., Tq, Tk), scale on the smaller Q
-        if K.supported(s):                                              # the GPU: mask + softmax in one kernel
+        self.fused = K.supported(q) and k.shape[-2] <= K.MAX_ROW
+        if self.fused:                                      # the GPU: scale, mask and softmax in one kernel
+            s = q @ k.swapaxes(-1, -2)                                  # (..., Tq, Tk)
             if mask is not None:
                 s = xp.where(mask, s, -xp.inf)
-            K.attention_softmax_(s, causal)
+            K.attention_softmax_(s, causal, scale)
         else:
+            s = backend.small_matmul(q * scale, k.swapaxes(-1, -2))    # (..., Tq, Tk), scale on the smaller Q
             s = self._softmax_(s, causal, mask, xp)
         self.p = s                                                    # (..., Tq, Tk)
         if weights_out is not None:
@@ -367,12 +369,14 @@ class Attention(Function):
             dp *= self.drop
         elif self.stream is not None:
             dp = K.dropout(dp, self.dropout_p, *self.stream)
-        if K.supported(dp, p):
-            ds = K.attention_softmax_backward_(dp, p)                   # the GPU: one fused kernel
-        else:
-            ds = dp
-            ds -= xp.einsum("...i,...i->...", dp, p)[..., None]        # rowsum(dP * P), no product array
-            ds *= p                                                   # dS (without the scale)
+        if self.fused:                                                  # the GPU: dS * scale, one kernel
+            ds = K.attention_softmax_backward_(dp, p, scale)
+            gq = ds @ k if self.needs_grad[0] else None
+            gk = ds.swapaxes(-1, -2) @ q if self.needs_grad[1] else None
+            return gq, gk, gv
+        ds = dp
+        ds -= xp.einsum("...i,...i->...", dp, p)[..., None]            # rowsum(dP * P), no product array
+        ds *= p                                                       # dS (without the scale)
         gq = backend.small_matmul(ds, k * scale) if self.needs_grad[0] else None
         gk = backend.small_matmul(ds.swapaxes(-1, -2), q * scale) if self.needs_grad[1] else None
         return gq, gk, gv
