@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinyllm
-from tinyllm import backend, cuda_kernels
+from tinyllm import backend, cuda_kernels, optim
 from tinyllm import functional as F
 from tinyllm.backend import BackendError
 
@@ -27,7 +27,13 @@ except BackendError:
 finally:
     backend.set_backend("numpy")
 
-pytestmark = pytest.mark.skipif(not HAS_GPU, reason="needs CuPy and a CUDA GPU")
+needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs CuPy and a CUDA GPU")
+
+
+def test_the_cuda_source_ships_with_the_package_and_defines_every_row_kernel() -> None:
+    source = cuda_kernels._ROW_SOURCE.read_text()           # read here without CUDA: installed next to the module
+    for name in cuda_kernels._ROW_KERNELS:
+        assert f"__global__ void {name}(" in source, name
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 dtypes = st.sampled_from([np.float32, np.float64])
@@ -64,12 +70,14 @@ rows = st.integers(1, 40)
 widths = st.sampled_from([1, 3, 31, 32, 33, 65, 128, 384, 700, 1500, 5000])   # 5000: wider than MAX_ROW
 
 
+@needs_gpu
 @given(n=rows, c=widths, dtype=dtypes, seed=st.integers(0, 99))
 def test_gelu(n, c, dtype, seed) -> None:
     rng = np.random.default_rng(seed)
     same_on_both(F.gelu, [normal(rng, n, c, scale=3.0)], dtype)
 
 
+@needs_gpu
 @given(n=rows, c=widths, dtype=dtypes, affine=st.sampled_from(["none", "w", "wb"]), seed=st.integers(0, 99))
 def test_layer_norm(n, c, dtype, affine, seed) -> None:
     rng = np.random.default_rng(seed)
@@ -81,6 +89,7 @@ def test_layer_norm(n, c, dtype, affine, seed) -> None:
     same_on_both(lambda *xs: F.layer_norm(*xs), arrays, dtype, seed)
 
 
+@needs_gpu
 @given(n=rows, c=widths, dtype=dtypes, seed=st.integers(0, 99))
 def test_softmax_last_axis(n, c, dtype, seed) -> None:
     rng = np.random.default_rng(seed)
@@ -89,6 +98,7 @@ def test_softmax_last_axis(n, c, dtype, seed) -> None:
 
 @given(tq=st.integers(1, 70), extra=st.integers(0, 40), causal=st.booleans(), masked=st.booleans(),
        dtype=dtypes, seed=st.integers(0, 99))
+@needs_gpu
 def test_attention_masked_softmax(tq, extra, causal, masked, dtype, seed) -> None:
     rng = np.random.default_rng(seed)
     tk = tq + extra                                          # queries are the last tq of tk positions
@@ -104,6 +114,7 @@ def test_attention_masked_softmax(tq, extra, causal, masked, dtype, seed) -> Non
 
 @given(n=rows, c=widths, dtype=dtypes, smoothing=st.sampled_from([0.0, 0.1]),
        reduction=st.sampled_from(["mean", "sum", "none"]), seed=st.integers(0, 99))
+@needs_gpu
 def test_cross_entropy(n, c, dtype, smoothing, reduction, seed) -> None:
     rng = np.random.default_rng(seed)
     targets = rng.integers(0, c, n)
@@ -116,6 +127,7 @@ def test_cross_entropy(n, c, dtype, smoothing, reduction, seed) -> None:
     same_on_both(fn, [z], dtype, seed)
 
 
+@needs_gpu
 def test_out_of_range_targets_and_ids_are_reported_when_deferred() -> None:
     tinyllm.set_backend("cupy")
     z = tinyllm.Tensor(backend.asarray(np.zeros((2, 3), np.float32)), requires_grad=True)
@@ -130,6 +142,7 @@ def test_out_of_range_targets_and_ids_are_reported_when_deferred() -> None:
         F.embedding(tinyllm.Tensor(backend.asarray(np.ones((2, 4), np.float32))), bad)
 
 
+@needs_gpu
 @pytest.mark.parametrize("decoupled", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_adam_kernel_matches_the_reference_update(decoupled, dtype) -> None:
@@ -139,7 +152,7 @@ def test_adam_kernel_matches_the_reference_update(decoupled, dtype) -> None:
     for name in ("numpy", "cupy"):
         tinyllm.set_backend(name)
         p = tinyllm.Tensor(backend.asarray(p0.copy()), requires_grad=True)
-        cls = tinyllm.optim.AdamW if decoupled else tinyllm.optim.Adam
+        cls = optim.AdamW if decoupled else optim.Adam
         opt = cls([p], lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)
         for g in grads:
             p.grad = backend.asarray(g)
@@ -149,6 +162,7 @@ def test_adam_kernel_matches_the_reference_update(decoupled, dtype) -> None:
     np.testing.assert_allclose(results[1], results[0], **TOL[dtype])
 
 
+@needs_gpu
 def test_counter_rng_is_uniform_reproducible_and_resumable() -> None:
     tinyllm.set_backend("cupy")
     tinyllm.manual_seed(5)
@@ -166,6 +180,7 @@ def test_counter_rng_is_uniform_reproducible_and_resumable() -> None:
     assert not np.array_equal(backend.rng().random(7).get(), after)
 
 
+@needs_gpu
 def test_kernels_refuse_what_they_cannot_take() -> None:
     assert not cuda_kernels.supported(np.zeros(3, np.float32))                  # host arrays
     tinyllm.set_backend("cupy")
@@ -173,6 +188,7 @@ def test_kernels_refuse_what_they_cannot_take() -> None:
     assert cuda_kernels.supported(backend.asarray(np.zeros(3, np.float32)))
 
 
+@needs_gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dropout_draws_its_mask_from_the_generator_stream_and_redraws_it_in_backward(dtype) -> None:
     tinyllm.set_backend("cupy")
@@ -191,6 +207,7 @@ def test_dropout_draws_its_mask_from_the_generator_stream_and_redraws_it_in_back
     assert 0.65 < keep.mean() < 0.75
 
 
+@needs_gpu
 def test_attention_dropout_gradients_on_the_gpu_match_finite_differences() -> None:
     tinyllm.set_backend("cupy")
     rng = np.random.default_rng(1)
