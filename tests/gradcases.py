@@ -8,7 +8,7 @@ without one.
 
 How to add a case for a new op ``MyOp`` (a Function subclass):
 
-1. Engine ops (``tinyllm/ops``, ``tinyllm/functional.py``): add a
+1. Engine ops (``tinyllm/ops``, ``tinyllm/functional/``): add a
    :class:`~op_cases.Case` to ``CASES`` in ``tests/op_cases.py``; the table's
    tests check it against finite differences, NumPy and PyTorch.
 2. Anywhere else (e.g. a Function inside ``tinyllm/nn``): write a test that

@@ -1,7 +1,7 @@
 """The fused CUDA kernels against the NumPy reference (GPU only: skipped without CuPy and a GPU).
 
 Each test runs the same op forward and backward twice, on the NumPy backend
-(the reference code in ``functional.py`` / ``optim``) and on the CuPy backend
+(the reference code in ``functional/`` / ``optim``) and on the CuPy backend
 (where ``cuda_kernels`` takes over), from the same inputs, and compares the
 outputs and every gradient. Run them with ``TINYLLM_BACKEND=cupy pytest``
 or plain ``pytest`` on a machine with a GPU.

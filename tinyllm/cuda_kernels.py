@@ -1,6 +1,6 @@
 """Fused CUDA kernels for the CuPy backend.
 
-The NumPy code in ``functional.py`` and ``optim/adam.py`` is the reference:
+The NumPy code in ``functional/`` and ``optim/adam.py`` is the reference:
 it says what each op computes, one array operation per line. On the GPU that
 style costs one kernel launch and one full trip through memory per line, and
 for the elementwise and row-wise ops of a transformer (GELU, layer norm,

@@ -280,7 +280,7 @@ class Tensor:
                 ctx.inputs = None
                 ctx.__dict__.clear()
 
-    # -- operators (the math lives in ops.py / functional.py)
+    # -- operators (the math lives in ops/ and functional/)
     def __add__(self, other: Any) -> "Tensor": return _ops.add(self, other)
     def __radd__(self, other: Any) -> "Tensor": return _ops.add(other, self)
     def __sub__(self, other: Any) -> "Tensor": return _ops.sub(self, other)
