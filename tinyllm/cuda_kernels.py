@@ -11,10 +11,13 @@ thread block per row that reduces in shared memory (``RawModule``), in float32
 or float64. ``tests/test_cuda_kernels.py`` checks every kernel against the
 NumPy reference.
 
-Row kernels: block ``r`` owns row ``r`` of a C-contiguous (rows, C) array; its
-threads stride over the row, and :func:`block_sum` / ``block_max`` combine
-their partial results (warp shuffles, then one value per warp in shared
-memory). The arrays handed in must be C-contiguous: the callers make sure.
+Row kernels (their CUDA C++ is ``cuda_rows.cu``): block ``r`` owns row ``r``
+of a C-contiguous (rows, C) array; each thread keeps up to four of the row's
+elements in registers, so the row is read once and written once, and
+``block_sum`` / ``block_max`` combine the threads' partial results (warp
+shuffles, then one value per warp in shared memory). Rows wider than
+``MAX_ROW`` take the reference path. The wrappers make their inputs
+C-contiguous.
 """
 from __future__ import annotations
 
@@ -160,6 +163,7 @@ def layer_norm_forward(x: Any, w: Any, b: Any, eps: float) -> tuple[Any, Any, An
 
 
 def layer_norm_backward_x(g: Any, w: Any, xhat: Any, rstd: Any) -> Any:
+    """dx of layer norm: (g w - mean(g w) - xhat mean(g w xhat)) * rstd, per row."""
     cp = _cp()
     g = cp.ascontiguousarray(g)
     c = g.shape[-1]
