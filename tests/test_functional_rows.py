@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinyllm
-from tinyllm.functional import Attention, Gelu, LayerNorm, rows
+from tinyllm.functional import Attention, CrossEntropy, Gelu, LayerNorm, rows
 
 
 def test_over_rows_covers_every_row_once_and_raises_a_workers_error():
@@ -50,6 +50,9 @@ def test_blocks_match_the_whole_array(monkeypatch):
     qkv = rng.standard_normal((3, 24, 4, 64, 16)).astype(np.float32)
     mask = rng.random((24, 1, 64, 64)) > 0.3
     gy = rng.standard_normal((24, 4, 64, 16)).astype(np.float32)
+    logits = rng.standard_normal((1000, 300)).astype(np.float32) * 5
+    targets = rng.integers(0, 300, 1000)
+    targets[::7] = -100                                                 # ignored rows
 
     def compute():
         out = []
@@ -61,6 +64,10 @@ def test_blocks_match_the_whole_array(monkeypatch):
             tinyllm.manual_seed(1)
             node = _node(Attention, 3)
             out += [node.forward(*qkv, scale=0.25, **kw), *node.backward(gy)]
+        for kw in ({}, {"label_smoothing": 0.1, "reduction": "none"}):
+            node = _node(CrossEntropy, 1)
+            loss = node.forward(logits, targets=targets, **kw)
+            out += [loss, *node.backward(np.ones_like(loss))]
         return out
 
     ours = _run(compute, False, monkeypatch)
