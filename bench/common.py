@@ -12,7 +12,9 @@ Report ratios measured in ONE run, never numbers from separate runs.
 Importing this module sets ``OMP_WAIT_POLICY=PASSIVE`` (unless already set),
 so it must come before ``import torch``: otherwise PyTorch's OpenMP threads
 keep spinning after every call and, on a machine with few cores, slow down
-whatever is timed next (and PyTorch itself).
+whatever is timed next (and PyTorch itself). For the same reason it sets
+``OPENBLAS_THREAD_TIMEOUT=4`` (see ``tinyllm/__init__.py``), so it must also
+come before ``import numpy``.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import time
 from typing import Callable, Sequence
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads OpenMP
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as importing tinyllm does, for a script that loads NumPy first
 
 
 STATS = {"median": statistics.median, "min": min}

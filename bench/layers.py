@@ -26,11 +26,11 @@ if "--threads" in sys.argv[:-1]:  # must reach OpenBLAS / MKL / OpenMP before th
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = sys.argv[sys.argv.index("--threads") + 1]
 
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-from common import compare, match_torch_threads, print_table, torch_available  # noqa: E402
+from common import compare, match_torch_threads, print_table, torch_available  # noqa: E402  (before NumPy)
+
+import numpy as np  # noqa: E402
 
 import tinyllm  # noqa: E402
 from tinyllm import nn  # noqa: E402

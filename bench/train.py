@@ -20,11 +20,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import common  # noqa: E402,F401  (sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP)
+import common  # noqa: E402,F401  (OMP_WAIT_POLICY, OPENBLAS_THREAD_TIMEOUT before torch and NumPy load)
+import numpy as np  # noqa: E402
 
 CONFIGS = {
     # nanoGPT's Shakespeare-char CPU config

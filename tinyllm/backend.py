@@ -362,6 +362,25 @@ def _openblas_thread_setters() -> tuple[Any, Any] | None:
 _BLAS_THREADS = _openblas_thread_setters()
 
 
+class one_blas_thread:
+    """Context manager: NumPy's OpenBLAS runs on ONE thread inside the block (see :func:`small_matmul`).
+
+    Products inside may then run in several of our own threads at once
+    (``functional.rows.over_rows``), one core each. Enter it from one thread
+    only: the thread count is a global setting of the library.
+    """
+
+    def __enter__(self) -> "one_blas_thread":
+        self.n = _BLAS_THREADS[0]() if _BLAS_THREADS else 1
+        if self.n != 1:
+            _BLAS_THREADS[1](1)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.n != 1:
+            _BLAS_THREADS[1](self.n)
+
+
 def small_matmul(a: Any, b: Any) -> Any:
     """``a @ b`` for products of small matrices (attention's per-head (T, hs) x (hs, T)),
     with NumPy's OpenBLAS on ONE thread.
@@ -373,14 +392,7 @@ def small_matmul(a: Any, b: Any) -> Any:
     (the Linear layers) keep every thread. CuPy arrays, or a NumPy without
     OpenBLAS, just multiply.
     """
-    if _BLAS_THREADS is None or not isinstance(a, np.ndarray):
+    if not isinstance(a, np.ndarray):
         return a @ b
-    get, put = _BLAS_THREADS
-    n = get()
-    if n == 1:
+    with one_blas_thread():
         return a @ b
-    put(1)
-    try:
-        return a @ b
-    finally:
-        put(n)

@@ -9,6 +9,7 @@ from .. import cuda_kernels as K
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from .layers import _uniform_dtype
+from .rows import over_rows
 
 # ----------------------------------------------------------------------------- attention
 
@@ -45,27 +46,54 @@ class Attention(Function):
         xp = get_array_module(q)
         self.q, self.k, self.v, self.scale = q, k, v, scale
         self.fused = K.supported(q) and k.shape[-2] <= K.MAX_ROW
-        if self.fused:                                      # the GPU: scale, mask and softmax in one kernel
-            s = q @ k.swapaxes(-1, -2)                                  # (..., Tq, Tk)
-            if mask is not None:
-                s = xp.where(mask, s, -xp.inf)
-            K.attention_softmax_(s, causal, scale)
-        else:
-            s = backend.small_matmul(q * scale, k.swapaxes(-1, -2))    # (..., Tq, Tk), scale on the smaller Q
-            s = self._softmax_(s, causal, mask, xp)
-        self.p = s                                                    # (..., Tq, Tk)
+        self.drop = self.stream = None
+        if not self.fused:                                              # the reference
+            y = self._forward_rows(q, k, v, scale, causal, mask, dropout_p, xp)
+            if weights_out is not None:
+                weights_out.append(self.p)
+            return y
+        s = q @ k.swapaxes(-1, -2)                                      # (..., Tq, Tk)
+        if mask is not None:
+            s = xp.where(mask, s, -xp.inf)
+        K.attention_softmax_(s, causal, scale)                          # the GPU: scale, mask, softmax in one kernel
+        self.p = s                                                      # (..., Tq, Tk)
         if weights_out is not None:
             weights_out.append(s)
-        self.drop = self.stream = None
-        if dropout_p > 0.0 and K.supported(s):                          # the GPU: mask drawn in the kernel
+        if dropout_p > 0.0:                                             # the mask is drawn in the kernel
             self.dropout_p, self.stream = dropout_p, backend.rng(xp).reserve(s.size)
             s = K.dropout(s, dropout_p, *self.stream)
-        elif dropout_p > 0.0:
-            keep = backend.rng(xp).random(s.shape, dtype=_uniform_dtype(s.dtype)) >= dropout_p
-            self.drop = keep * s.dtype.type(1.0 / (1.0 - dropout_p))
-            s = s * self.drop
         self.pd = s
-        return backend.small_matmul(s, v)                             # (..., Tq, dv)
+        return s @ v                                                    # (..., Tq, dv)
+
+    def _forward_rows(self, q, k, v, scale, causal, mask, dropout_p, xp):
+        """The reference, over the leading axis in blocks on every core (``rows.over_rows``): each
+        block's products run on one BLAS thread, its scores stay in cache through the softmax.
+        Leading axes broadcast as in ``@``; a missing one is added (and removed after)."""
+        tq, tk, dv = q.shape[-2], k.shape[-2], v.shape[-1]
+        shape = xp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
+                                    mask.shape[:-2] if mask is not None else ())
+        lead = shape or (1,)
+        q, k, v = (xp.broadcast_to(a, lead + a.shape[-2:]) for a in (q, k, v))
+        mask = None if mask is None else xp.broadcast_to(mask, lead + (tq, tk))
+        p = xp.empty(lead + (tq, tk), dtype=xp.result_type(q, k))
+        y = xp.empty(lead + (tq, dv), dtype=xp.result_type(q, v))
+        if dropout_p > 0.0:                                             # drawn whole: the same numbers
+            keep = backend.rng(xp).random(p.shape, dtype=_uniform_dtype(p.dtype)) >= dropout_p
+            self.drop = keep * p.dtype.type(1.0 / (1.0 - dropout_p))
+
+        def block(r):
+            pr = xp.matmul(q[r] * scale, k[r].swapaxes(-1, -2), out=p[r])  # scale on the smaller Q
+            s = self._softmax_(pr, causal, None if mask is None else mask[r], xp)
+            if s is not pr:                                             # a mask made a new array
+                pr[...] = s
+            if self.drop is not None:
+                s = s * self.drop[r]
+            xp.matmul(s, v[r], out=y[r])
+
+        with backend.one_blas_thread():
+            over_rows(block, lead[0], p.size, xp)
+        self.p = p.reshape(shape + (tq, tk))
+        return y.reshape(shape + (tq, dv))
 
     @staticmethod
     def _softmax_(s, causal, mask, xp):
@@ -88,23 +116,46 @@ class Attention(Function):
     def backward(self, g):
         xp = get_array_module(g)
         q, k, v, p, scale = self.q, self.k, self.v, self.p, self.scale
-        gv = backend.small_matmul(self.pd.swapaxes(-1, -2), g) if self.needs_grad[2] else None
-        dp = backend.small_matmul(g, v.swapaxes(-1, -2))               # (..., Tq, Tk)
-        if self.drop is not None:
-            dp *= self.drop
-        elif self.stream is not None:
+        if not self.fused:
+            return self._backward_rows(g, xp)
+        gv = self.pd.swapaxes(-1, -2) @ g if self.needs_grad[2] else None
+        dp = g @ v.swapaxes(-1, -2)                                     # (..., Tq, Tk)
+        if self.stream is not None:
             dp = K.dropout(dp, self.dropout_p, *self.stream)
-        if self.fused:                                                  # the GPU: dS * scale, one kernel
-            ds = K.attention_softmax_backward_(dp, p, scale)
-            gq = ds @ k if self.needs_grad[0] else None
-            gk = ds.swapaxes(-1, -2) @ q if self.needs_grad[1] else None
-            return gq, gk, gv
-        ds = dp
-        ds -= xp.einsum("...i,...i->...", dp, p)[..., None]            # rowsum(dP * P), no product array
-        ds *= p                                                       # dS (without the scale)
-        gq = backend.small_matmul(ds, k * scale) if self.needs_grad[0] else None
-        gk = backend.small_matmul(ds.swapaxes(-1, -2), q * scale) if self.needs_grad[1] else None
+        ds = K.attention_softmax_backward_(dp, p, scale)                # the GPU: dS * scale, one kernel
+        gq = ds @ k if self.needs_grad[0] else None
+        gk = ds.swapaxes(-1, -2) @ q if self.needs_grad[1] else None
         return gq, gk, gv
+
+    def _backward_rows(self, g, xp):
+        """The reference backward, in blocks of the leading axis as :meth:`_forward_rows`."""
+        shape, (tq, tk) = self.p.shape[:-2], self.p.shape[-2:]
+        lead = shape or (1,)
+        q, k, v, g = (xp.broadcast_to(a, lead + a.shape[-2:]) for a in (self.q, self.k, self.v, g))
+        p = self.p.reshape(lead + (tq, tk))
+        drop = None if self.drop is None else self.drop.reshape(p.shape)
+        dtype = xp.result_type(g, p)
+        gq = xp.empty(lead + q.shape[-2:], dtype=dtype) if self.needs_grad[0] else None
+        gk = xp.empty(lead + k.shape[-2:], dtype=dtype) if self.needs_grad[1] else None
+        gv = xp.empty(lead + v.shape[-2:], dtype=dtype) if self.needs_grad[2] else None
+
+        def block(r):
+            if gv is not None:
+                pd = p[r] if drop is None else p[r] * drop[r]
+                xp.matmul(pd.swapaxes(-1, -2), g[r], out=gv[r])
+            ds = g[r] @ v[r].swapaxes(-1, -2)                           # dP, (rows, ..., Tq, Tk)
+            if drop is not None:
+                ds *= drop[r]
+            ds -= xp.einsum("...i,...i->...", ds, p[r])[..., None]      # rowsum(dP * P), no product array
+            ds *= p[r]                                                  # dS (without the scale)
+            if gq is not None:
+                xp.matmul(ds, k[r] * self.scale, out=gq[r])
+            if gk is not None:
+                xp.matmul(ds.swapaxes(-1, -2), q[r] * self.scale, out=gk[r])
+
+        with backend.one_blas_thread():
+            over_rows(block, lead[0], p.size, xp)
+        return tuple(None if a is None else a.reshape(shape + a.shape[-2:]) for a in (gq, gk, gv))
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = None, causal: bool = False,

@@ -8,20 +8,26 @@ from .. import backend
 from .. import cuda_kernels as K
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
+from .rows import over_rows
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 GELU_C = 0.044715
 
 # ----------------------------------------------------------------------------- GELU
 
-def _tanh_u(x, xp):
-    """t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3), in one new buffer."""
-    t = xp.multiply(x, x, out=xp.empty_like(x))                         # x^2 (out=: 0-d stays an array)
+def _tanh_u(x, t, xp):
+    """t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3), computed in the buffer t."""
+    xp.multiply(x, x, out=t)                                            # x^2
     t *= GELU_C
     t += 1
     t *= x
     t *= SQRT_2_OVER_PI                                                 # u
     return xp.tanh(t, out=t)                                            # tanh(u)
+
+
+def _flat(a, xp):
+    """``a`` as a 1-d array (a view when ``a`` is C-contiguous), for elementwise work in blocks."""
+    return xp.ascontiguousarray(a).reshape(-1)
 
 
 class Gelu(Function):
@@ -30,7 +36,8 @@ class Gelu(Function):
 
     Elementwise ops run one NumPy pass over memory each, so both directions
     build their result in one or two buffers with ``out=`` instead of a fresh
-    temporary per operator. Backward uses 1 - t^2 = (1 - t)(1 + t):
+    temporary per operator, block by block on every core (``rows.over_rows``).
+    Backward uses 1 - t^2 = (1 - t)(1 + t):
         dx = g * (1 + t)/2 * (1 + x (1 - t) du),   du = sqrt(2/pi) (1 + 3 * 0.044715 x^2).
     Only x is saved; backward recomputes t (as PyTorch does): the MLP's widest
     activation is then kept once per layer, not twice, for a few passes more.
@@ -41,10 +48,16 @@ class Gelu(Function):
         self.x = x
         if K.supported(x):
             return K.gelu_forward(x)                                    # the GPU: one fused kernel
-        y = _tanh_u(x, xp)
-        y += 1
-        y *= x
-        y *= 0.5                                                        # x/2 (1 + t)
+        y = xp.empty(x.shape, dtype=x.dtype)
+        xs, ys = _flat(x, xp), y.reshape(-1)
+
+        def block(r):                                                   # y = x/2 (1 + t)
+            yr = _tanh_u(xs[r], ys[r], xp)
+            yr += 1
+            yr *= xs[r]
+            yr *= 0.5
+
+        over_rows(block, xs.size, xs.size, xp)
         return y
 
     def backward(self, g):
@@ -52,19 +65,26 @@ class Gelu(Function):
         x = self.x
         if K.supported(g, x):
             return (K.gelu_backward(x, g),)
-        t = _tanh_u(x, xp)
-        a = xp.multiply(x, x, out=xp.empty_like(x))
-        a *= 3 * GELU_C * SQRT_2_OVER_PI
-        a += SQRT_2_OVER_PI                                             # du
-        a *= x
-        b = xp.subtract(1, t, out=xp.empty_like(t))                    # 1 - t
-        a *= b
-        a += 1                                                          # 1 + x (1 - t) du
-        t += 1
-        a *= t
-        a *= 0.5                                                        # (1 + t)/2 (1 + x (1 - t) du)
-        a *= g
-        return (a,)
+        dx = xp.empty(x.shape, dtype=x.dtype)
+        xs, gs, dxs = _flat(x, xp), _flat(g, xp), dx.reshape(-1)
+
+        def block(r):
+            x, a = xs[r], dxs[r]
+            t = _tanh_u(x, xp.empty_like(x), xp)
+            xp.multiply(x, x, out=a)
+            a *= 3 * GELU_C * SQRT_2_OVER_PI
+            a += SQRT_2_OVER_PI                                         # du
+            a *= x
+            b = xp.subtract(1, t, out=xp.empty_like(t))                # 1 - t
+            a *= b
+            a += 1                                                      # 1 + x (1 - t) du
+            t += 1
+            a *= t
+            a *= 0.5                                                    # (1 + t)/2 (1 + x (1 - t) du)
+            a *= gs[r]
+
+        over_rows(block, xs.size, xs.size, xp)
+        return (dx,)
 
 
 def gelu(x: Tensor) -> Tensor:
@@ -84,7 +104,8 @@ class LayerNorm(Function):
 
     Speed: sums of products (sum(xc^2) and sum(gxhat * xhat) per row, dw per
     column) are ``einsum`` contractions, which form no product array;
-    full-size arithmetic goes into buffers this node owns, in place.
+    full-size arithmetic goes into buffers this node owns, in place, in
+    blocks of rows on every core (``rows.over_rows``).
     """
 
     def forward(self, x, *wb, eps=1e-5):
@@ -93,17 +114,29 @@ class LayerNorm(Function):
         if K.fits(x) and K.supported(*wb):                              # the GPU: one fused kernel
             y, self.xhat, self.rstd = K.layer_norm_forward(x, self.w, wb[1] if len(wb) > 1 else None, eps)
             return y
-        xhat = x - x.mean(axis=-1, keepdims=True)                       # xc = x - mean
-        var = xp.einsum("...i,...i->...", xhat, xhat)[..., None]        # sum of xc^2 per row
-        var /= x.shape[-1]
-        var += eps
-        self.rstd = 1.0 / xp.sqrt(var, out=var)                         # (..., 1)
-        xhat *= self.rstd
-        self.xhat = xhat
-        y = xhat * self.w if wb else xhat.copy()
-        if len(wb) > 1:
-            y += wb[1]
-        return y
+        c, w, b = x.shape[-1], self.w, wb[1] if len(wb) > 1 else None
+        x2 = x.reshape(-1, c)                                           # (N, C)
+        xhat = xp.empty(x2.shape, dtype=x.dtype)
+        rstd = xp.empty((x2.shape[0], 1), dtype=x.dtype)
+        y = xp.empty(x2.shape, dtype=xp.result_type(x, *wb))
+
+        def block(r):
+            xc = xp.subtract(x2[r], x2[r].mean(axis=-1, keepdims=True), out=xhat[r])   # x - mean
+            var = xp.einsum("ij,ij->i", xc, xc)[:, None]                # sum of xc^2 per row
+            var /= c
+            var += eps
+            xp.divide(1.0, xp.sqrt(var, out=var), out=rstd[r])          # 1 / sqrt(var + eps)
+            xc *= rstd[r]                                               # xhat
+            if w is None:
+                y[r] = xc
+                return
+            xp.multiply(xc, w, out=y[r])
+            if b is not None:
+                y[r] += b
+
+        over_rows(block, x2.shape[0], x2.size, xp)
+        self.xhat, self.rstd = xhat.reshape(x.shape), rstd.reshape(x.shape[:-1] + (1,))
+        return y.reshape(x.shape)
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -124,16 +157,31 @@ class LayerNorm(Function):
         if self.needs_grad[0] and fused:
             grads[0] = K.layer_norm_backward_x(g, self.w, xhat, self.rstd)
         elif self.needs_grad[0]:
-            gs = g * self.w if self.w is not None else g.copy()        # gxhat
-            gs *= self.rstd                                             # gxhat / sqrt(var + eps)
+            grads[0] = self._backward_x(g, xp)
+        return tuple(grads)
+
+    def _backward_x(self, g, xp):
+        """dx, the reference: in blocks of rows on every core (``rows.over_rows``)."""
+        c, w = g.shape[-1], self.w
+        g2, xhat, rstd = g.reshape(-1, c), self.xhat.reshape(-1, c), self.rstd.reshape(-1, 1)
+        dx = xp.empty(g2.shape, dtype=g.dtype if w is None else xp.result_type(g, w))
+
+        def block(r):
+            gs = dx[r]                                                  # gxhat
+            if w is None:
+                gs[...] = g2[r]
+            else:
+                xp.multiply(g2[r], w, out=gs)
+            gs *= rstd[r]                                               # gxhat / sqrt(var + eps)
             m1 = gs.mean(axis=-1, keepdims=True)
-            m2 = xp.einsum("...i,...i->...", gs, xhat)[..., None]
+            m2 = xp.einsum("ij,ij->i", gs, xhat[r])[:, None]
             m2 /= c
-            tmp = xhat * m2                                             # xhat * mean(gxhat * xhat)
+            tmp = xhat[r] * m2                                          # xhat * mean(gxhat * xhat)
             tmp += m1
             gs -= tmp
-            grads[0] = gs
-        return tuple(grads)
+
+        over_rows(block, g2.shape[0], g2.size, xp)
+        return dx.reshape(g.shape)
 
 
 def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:

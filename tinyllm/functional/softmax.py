@@ -12,6 +12,7 @@ from .. import cuda_kernels as K
 from ..backend import get_array_module
 from ..ops.reduce import _axes, _keep
 from ..tensor import Function, Tensor
+from .rows import over_rows
 
 # ----------------------------------------------------------------------------- softmax family
 
@@ -103,18 +104,30 @@ class CrossEntropy(Function):
         if K.supported(z):
             return self._forward_fused(z, t, valid, ignore_index, label_smoothing, reduction)
         t = xp.where(valid, t, 0)
-        rows = xp.arange(z.shape[0])
-        shifted = z - z.max(axis=1, keepdims=True)
-        e = xp.exp(shifted)
-        sumexp = e.sum(axis=1, keepdims=True)
-        logp_t = shifted[rows, t] - xp.log(sumexp[:, 0])                # (N,)
+        n = z.shape[0]
+        rows = xp.arange(n)
+        p = xp.empty(z.shape, dtype=z.dtype)
+        logp_t, mean_logp = xp.empty(n, dtype=z.dtype), xp.empty(n, dtype=z.dtype)
+
+        def block(r):                                                   # rows r, on every core
+            e = xp.subtract(z[r], z[r].max(axis=1, keepdims=True), out=p[r])   # shifted
+            logp_t[r] = e[rows[r] - r.start, t[r]]
+            if label_smoothing:
+                mean_logp[r] = e.mean(axis=1)
+            xp.exp(e, out=e)
+            sumexp = e.sum(axis=1, keepdims=True)
+            log_sumexp = xp.log(sumexp[:, 0])
+            logp_t[r] -= log_sumexp
+            if label_smoothing:
+                mean_logp[r] -= log_sumexp
+            e /= sumexp                                                 # p (rows, C)
+
+        over_rows(block, n, z.size, xp)
         loss = -logp_t
         if label_smoothing:
-            mean_logp = shifted.mean(axis=1) - xp.log(sumexp[:, 0])
             loss = (1 - label_smoothing) * loss - label_smoothing * mean_logp
         loss = loss * valid
-        e /= sumexp                                                     # e is now p (N, C)
-        self.p, self.t, self.rows, self.valid, self.eps = e, t, rows, valid, label_smoothing
+        self.p, self.t, self.rows, self.valid, self.eps = p, t, rows, valid, label_smoothing
         self.count = max(int(valid.sum()), 1) if reduction == "mean" else 1
         if reduction == "none":
             return loss.reshape(self.shape[:-1])
@@ -138,13 +151,19 @@ class CrossEntropy(Function):
             w = self.valid.astype(self.z.dtype)
             w *= g.reshape(-1) if self.reduction == "none" else g / self.count
             return (K.cross_entropy_backward(self.z, self.t, self.mx, self.ls, w, self.eps).reshape(self.shape),)
+        xp = get_array_module(self.p)
         c = self.p.shape[1]
         w = self.valid.astype(self.p.dtype)                             # (N,) row weights
         w *= g.reshape(-1) if self.reduction == "none" else g / self.count
-        dz = self.p * w[:, None]                                        # (N, C), p is kept intact
-        dz[self.rows, self.t] -= (1 - self.eps) * w
-        if self.eps:
-            dz -= (self.eps / c) * w[:, None]
+        dz = xp.empty(self.p.shape, dtype=xp.result_type(self.p, w))
+
+        def block(r):                                                   # rows r, on every core
+            d = xp.multiply(self.p[r], w[r, None], out=dz[r])           # p is kept intact
+            d[self.rows[r] - r.start, self.t[r]] -= (1 - self.eps) * w[r]
+            if self.eps:
+                d -= (self.eps / c) * w[r, None]
+
+        over_rows(block, dz.shape[0], dz.size, xp)
         return (dz.reshape(self.shape),)
 
 
