@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .. import backend
 from .. import cuda_kernels as K
 from ..backend import get_array_module
@@ -70,7 +72,7 @@ class Attention(Function):
         block's products run on one BLAS thread, its scores stay in cache through the softmax.
         Leading axes broadcast as in ``@``; a missing one is added (and removed after)."""
         tq, tk, dv = q.shape[-2], k.shape[-2], v.shape[-1]
-        shape = xp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
+        shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
                                     mask.shape[:-2] if mask is not None else ())
         lead = shape or (1,)
         q, k, v = (xp.broadcast_to(a, lead + a.shape[-2:]) for a in (q, k, v))
