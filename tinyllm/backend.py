@@ -227,9 +227,7 @@ class CounterRNG:
         """Uniform floats in [0, 1) of shape ``size`` (float32 or float64)."""
         from . import cuda_kernels  # noqa: PLC0415  (it imports this module)
         shape = () if size is None else (tuple(size) if isinstance(size, (tuple, list)) else (int(size),))
-        out = cuda_kernels.uniform(shape, np.dtype(dtype), self.key, self.counter)
-        self.counter += math.prod(shape)
-        return out
+        return cuda_kernels.uniform(shape, np.dtype(dtype), *self.reserve(math.prod(shape)))
 
     def reserve(self, n: int) -> tuple[int, int]:
         """(key, offset) of the next ``n`` values, which are skipped: for kernels that draw them
