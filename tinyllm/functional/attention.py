@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from .. import cpu_kernels as C
 from .. import cuda_kernels as K
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
@@ -99,7 +100,16 @@ class Attention(Function):
 
     @staticmethod
     def _softmax_(s, causal, mask, xp):
-        """The reference: masked scores -> attention weights, in place where it can; returns them."""
+        """Masked scores -> attention weights, in place where it can; returns them. float32
+        without a key mask takes the compiled kernel; the rest is the reference."""
+        tq, tk = s.shape[-2:]
+        if mask is None and C.supported(s) and s.flags.c_contiguous:   # the CPU: one compiled loop
+            s2 = s.reshape(-1, tk)
+            if causal:
+                C.kernels().causal_softmax_(s2, tq, tk - tq)
+            else:
+                C.kernels().softmax_(s2)
+            return s
         if causal:
             s += causal_bias(s.shape[-2], s.shape[-1], s.dtype, xp)
         if mask is not None:
@@ -148,8 +158,11 @@ class Attention(Function):
             ds = g[r] @ v[r].swapaxes(-1, -2)                           # dP, (rows, ..., Tq, Tk)
             if drop is not None:
                 ds *= drop[r]
-            ds -= xp.einsum("...i,...i->...", ds, p[r])[..., None]      # rowsum(dP * P), no product array
-            ds *= p[r]                                                  # dS (without the scale)
+            if C.supported(ds, p) and p[r].flags.c_contiguous:         # the CPU: one compiled loop
+                C.kernels().softmax_backward_(ds.reshape(-1, tk), p[r].reshape(-1, tk))
+            else:
+                ds -= xp.einsum("...i,...i->...", ds, p[r])[..., None]  # rowsum(dP * P), no product array
+                ds *= p[r]                                              # dS (without the scale)
             if gq is not None:
                 xp.matmul(ds, k[r] * self.scale, out=gq[r])
             if gk is not None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .. import backend
+from .. import cpu_kernels as C
 from .. import cuda_kernels as K
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
-from .rows import over_rows
+from .rows import kernel_rows, over_rows
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 GELU_C = 0.044715
@@ -50,6 +53,9 @@ class Gelu(Function):
             return K.gelu_forward(x)                                    # the GPU: one fused kernel
         y = xp.empty(x.shape, dtype=x.dtype)
         xs, ys = _flat(x, xp), y.reshape(-1)
+        if C.supported(x):                                              # the CPU: one compiled loop
+            kernel_rows(lambda r: C.kernels().gelu_forward(xs[r], ys[r]), xs.size, xs.size, 1.0)
+            return y
 
         def block(r):                                                   # y = x/2 (1 + t)
             yr = _tanh_u(xs[r], ys[r], xp)
@@ -67,6 +73,9 @@ class Gelu(Function):
             return (K.gelu_backward(x, g),)
         dx = xp.empty(x.shape, dtype=x.dtype)
         xs, gs, dxs = _flat(x, xp), _flat(g, xp), dx.reshape(-1)
+        if C.supported(x, g):
+            kernel_rows(lambda r: C.kernels().gelu_backward(xs[r], gs[r], dxs[r]), xs.size, xs.size, 1.3)
+            return (dx,)
 
         def block(r):
             x, a = xs[r], dxs[r]
@@ -115,6 +124,8 @@ class LayerNorm(Function):
             y, self.xhat, self.rstd = K.layer_norm_forward(x, self.w, wb[1] if len(wb) > 1 else None, eps)
             return y
         c, w, b = x.shape[-1], self.w, wb[1] if len(wb) > 1 else None
+        if C.supported(x, w, b):                                        # the CPU: one compiled loop
+            return self._forward_kernel(x, w, b, eps)
         x2 = x.reshape(-1, c)                                           # (N, C)
         xhat = xp.empty(x2.shape, dtype=x.dtype)
         rstd = xp.empty((x2.shape[0], 1), dtype=x.dtype)
@@ -138,8 +149,45 @@ class LayerNorm(Function):
         self.xhat, self.rstd = xhat.reshape(x.shape), rstd.reshape(x.shape[:-1] + (1,))
         return y.reshape(x.shape)
 
+    def _forward_kernel(self, x, w, b, eps):
+        """Keeps x, mean and rstd (not xhat): the backward recomputes xhat as it goes."""
+        c = x.shape[-1]
+        x2 = C.rows2d(x)                                                # (N, C)
+        w = w if w is not None else np.ones(c, dtype=np.float32)
+        b = b if b is not None else np.zeros(c, dtype=np.float32)
+        y = np.empty(x2.shape, dtype=np.float32)
+        mean, rstd = np.empty(x2.shape[0], dtype=np.float32), np.empty(x2.shape[0], dtype=np.float32)
+        kernel_rows(lambda r: C.kernels().layer_norm_forward(x2[r], w, b, np.float32(eps), y[r], mean[r], rstd[r]),
+                    x2.shape[0], x2.size, 0.33)
+        self.x2, self.mean, self.rstd, self.xhat = x2, mean, rstd, None
+        return y.reshape(x.shape)
+
+    def _backward_kernel(self, g):
+        """dx, dw, db in one pass over the rows per core; each core sums its own dw and db."""
+        x2, c = self.x2, self.x2.shape[-1]
+        g2 = C.rows2d(g)
+        w = self.w if self.w is not None else np.ones(c, dtype=np.float32)
+        dx = np.empty(g.shape, dtype=np.float32)                        # its own array: no copy on the leaf
+        dx2 = dx.reshape(x2.shape)
+        parts: list = []
+
+        def block(r):
+            dw, db = np.zeros(c, dtype=np.float32), np.zeros(c, dtype=np.float32)
+            C.kernels().layer_norm_backward(g2[r], x2[r], self.mean[r], self.rstd[r], w, dx2[r], dw, db)
+            parts.append((dw, db))
+
+        kernel_rows(block, x2.shape[0], x2.size, 0.5)
+        grads = [dx if self.needs_grad[0] else None]
+        if self.w is not None:
+            grads.append(sum(p[0] for p in parts) if self.needs_grad[1] else None)
+        if len(self.needs_grad) > 2:
+            grads.append(sum(p[1] for p in parts) if self.needs_grad[2] else None)
+        return tuple(grads)
+
     def backward(self, g):
         xp = get_array_module(g)
+        if self.xhat is None:                                           # the compiled forward ran
+            return self._backward_kernel(g)
         xhat, c = self.xhat, g.shape[-1]
         rows = tuple(range(g.ndim - 1))
         grads: list = [None]
@@ -164,10 +212,11 @@ class LayerNorm(Function):
         """dx, the reference: in blocks of rows on every core (``rows.over_rows``)."""
         c, w = g.shape[-1], self.w
         g2, xhat, rstd = g.reshape(-1, c), self.xhat.reshape(-1, c), self.rstd.reshape(-1, 1)
-        dx = xp.empty(g2.shape, dtype=g.dtype if w is None else xp.result_type(g, w))
+        dx = xp.empty(g.shape, dtype=g.dtype if w is None else xp.result_type(g, w))
+        dx2 = dx.reshape(g2.shape)                                      # returned: dx, which has no base
 
         def block(r):
-            gs = dx[r]                                                  # gxhat
+            gs = dx2[r]                                                 # gxhat
             if w is None:
                 gs[...] = g2[r]
             else:
@@ -181,7 +230,7 @@ class LayerNorm(Function):
             gs -= tmp
 
         over_rows(block, g2.shape[0], g2.size, xp)
-        return dx.reshape(g.shape)
+        return dx
 
 
 def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:

@@ -37,35 +37,51 @@ def _threads() -> int:
 THREADS = _threads()
 
 
-def over_rows(fn: Callable[[slice], Any], n: int, size: int, xp: Any) -> None:
+def over_rows(fn: Callable[[slice], Any], n: int, size: int, xp: Any,
+              block: int = BLOCK, min_size: int = MIN_SIZE) -> None:
     """Call ``fn(rows)`` for slices ``rows`` that together cover ``range(n)`` once, in parallel.
 
     ``fn`` must only read and write rows ``rows`` of its arrays (axis 0), so
     that calls never touch the same elements. ``size`` is the number of
-    elements of the arrays processed, which sets how many rows go in one call.
-    The rows are cut into blocks of about :data:`BLOCK` elements, and each
-    thread takes a contiguous share of the blocks; the first share runs in the
-    calling thread. CuPy arrays (``xp`` is not NumPy) and small arrays get one
-    call, ``fn(slice(0, n))``. An error in a worker is raised here.
+    elements of the arrays processed. The rows are split into one equal,
+    contiguous share per thread, and each share is cut into calls of about
+    ``block`` elements (``block=size``: one call per share, for compiled
+    kernels that release the GIL); the first share runs in the calling thread.
+    CuPy arrays (``xp`` is not NumPy) and arrays under ``min_size`` elements
+    get one call, ``fn(slice(0, n))``. An error in a worker is raised here.
     """
-    k = min(THREADS, n) if xp.__name__ == "numpy" and size >= MIN_SIZE else 1
+    k = min(THREADS, n) if xp.__name__ == "numpy" and size >= min_size else 1
     if k == 1:
         fn(slice(0, n))
         return
-    per_block = max(1, n * BLOCK // size)                             # rows in one call
-    cuts = list(range(0, n, per_block)) + [n]
-    blocks = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
-    shares = [blocks[len(blocks) * i // k: len(blocks) * (i + 1) // k] for i in range(k)]
+    per_call = max(1, n * block // size)                              # rows in one call
+    bounds = [n * i // k for i in range(k + 1)]
     if not _pool:
-        _pool.append(ThreadPoolExecutor(k - 1, thread_name_prefix="tinyllm-rows"))
+        _pool.append(ThreadPoolExecutor(THREADS - 1, thread_name_prefix="tinyllm-rows"))
 
-    def run(share: list) -> None:
-        for rows in share:
-            fn(rows)
+    def run(start: int, stop: int) -> None:
+        for a in range(start, stop, per_call):
+            fn(slice(a, min(a + per_call, stop)))
 
-    jobs = [_pool[0].submit(run, share) for share in shares[1:]]
+    jobs = [_pool[0].submit(run, bounds[i], bounds[i + 1]) for i in range(1, k)]
     try:
-        run(shares[0])
+        run(bounds[0], bounds[1])
     finally:
         for job in jobs:
             job.result()                                                # waits; re-raises a worker's error
+
+
+KERNEL_MIN_NS = 400_000  # hand a compiled kernel's rows to other cores from this much work (ns) up
+
+
+def kernel_rows(fn: Callable[[slice], Any], n: int, size: int, ns_per_element: float) -> None:
+    """:func:`over_rows` for a compiled CPU kernel (``cpu_kernels``): one call per core.
+
+    Waking a sleeping worker thread and waiting for it costs 0.1 to 0.15 ms
+    (measured on a 2-core VM), so the rows are shared only when the kernel
+    would run longer than :data:`KERNEL_MIN_NS` on one core: ``size`` elements
+    at ``ns_per_element`` (each kernel's figure, measured on one core).
+    """
+    import numpy
+    work = size * ns_per_element
+    over_rows(fn, n, size, numpy, block=size, min_size=size if work >= KERNEL_MIN_NS else size + 1)

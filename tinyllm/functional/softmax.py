@@ -8,11 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from .. import backend
+import numpy as np
+
+from .. import cpu_kernels as C
 from .. import cuda_kernels as K
 from ..backend import get_array_module
 from ..ops.reduce import _axes, _keep
 from ..tensor import Function, Tensor
-from .rows import over_rows
+from .rows import kernel_rows, over_rows
 
 # ----------------------------------------------------------------------------- softmax family
 
@@ -104,6 +107,8 @@ class CrossEntropy(Function):
         if K.supported(z):
             return self._forward_fused(z, t, valid, ignore_index, label_smoothing, reduction)
         t = xp.where(valid, t, 0)
+        if C.supported(z):                                              # the CPU: one compiled loop
+            return self._forward_kernel(z, t, valid, label_smoothing, reduction)
         n = z.shape[0]
         rows = xp.arange(n)
         p = xp.empty(z.shape, dtype=z.dtype)
@@ -134,6 +139,30 @@ class CrossEntropy(Function):
         total = loss.sum()
         return total / self.count if reduction == "mean" else total
 
+    def _forward_kernel(self, z, t, valid, eps, reduction):
+        """The CPU kernel: per-row losses and logsumexp; backward recomputes p from them."""
+        z = np.ascontiguousarray(z)
+        n = z.shape[0]
+        loss, mx, log_s = (np.empty(n, dtype=np.float32) for _ in range(3))
+        kernel_rows(lambda r: C.kernels().cross_entropy_forward(z[r], t[r], valid[r], np.float32(eps),
+                                                                loss[r], mx[r], log_s[r]), n, z.size, 1.0)
+        self.z, self.t, self.valid, self.eps, self.mx, self.ls, self.p = z, t, valid, eps, mx, log_s, None
+        self.count = max(int(valid.sum()), 1) if reduction == "mean" else 1
+        if reduction == "none":
+            return loss.reshape(self.shape[:-1])
+        total = loss.sum()
+        return total / np.float32(self.count) if reduction == "mean" else total
+
+    def _backward_kernel(self, g):
+        w = self.valid.astype(np.float32)
+        w *= g.reshape(-1) if self.reduction == "none" else g / np.float32(self.count)
+        dz = np.empty(self.shape, dtype=np.float32)                     # its own array: no copy on the leaf
+        dz2 = dz.reshape(self.z.shape)
+        kernel_rows(lambda r: C.kernels().cross_entropy_backward(self.z[r], self.t[r], self.mx[r], self.ls[r], w[r],
+                                                                 np.float32(self.eps), dz2[r]),
+                    dz2.shape[0], dz2.size, 0.85)
+        return (dz,)
+
     def _forward_fused(self, z, t, valid, ignore_index, eps, reduction):
         """The GPU: one kernel for the per-row losses; backward recomputes p from z and logsumexp(z)."""
         xp = get_array_module(z)
@@ -147,6 +176,8 @@ class CrossEntropy(Function):
         return total / self.count if reduction == "mean" else total
 
     def backward(self, g):
+        if self.p is None and C.supported(self.z):                      # the CPU kernel ran
+            return self._backward_kernel(g)
         if self.p is None:                                              # the fused forward ran
             w = self.valid.astype(self.z.dtype)
             w *= g.reshape(-1) if self.reduction == "none" else g / self.count
@@ -155,16 +186,17 @@ class CrossEntropy(Function):
         c = self.p.shape[1]
         w = self.valid.astype(self.p.dtype)                             # (N,) row weights
         w *= g.reshape(-1) if self.reduction == "none" else g / self.count
-        dz = xp.empty(self.p.shape, dtype=xp.result_type(self.p, w))
+        dz = xp.empty(self.shape, dtype=xp.result_type(self.p, w))
+        dz2 = dz.reshape(self.p.shape)                                  # returned: dz, which has no base
 
         def block(r):                                                   # rows r, on every core
-            d = xp.multiply(self.p[r], w[r, None], out=dz[r])           # p is kept intact
+            d = xp.multiply(self.p[r], w[r, None], out=dz2[r])          # p is kept intact
             d[self.rows[r] - r.start, self.t[r]] -= (1 - self.eps) * w[r]
             if self.eps:
                 d -= (self.eps / c) * w[r, None]
 
-        over_rows(block, dz.shape[0], dz.size, xp)
-        return (dz.reshape(self.shape),)
+        over_rows(block, dz2.shape[0], dz2.size, xp)
+        return (dz,)
 
 
 def cross_entropy(logits: Tensor, targets: Any, ignore_index: int = -100, label_smoothing: float = 0.0,

@@ -1,0 +1,183 @@
+"""The compiled CPU kernels (``cpu_kernels``) against the NumPy reference.
+
+Each test runs the same float32 op forward and backward twice from the same
+inputs: once with ``TINYLLM_CPU_KERNELS=0`` (the reference code in
+``functional/``) and once with the kernels on, and compares the output and
+every gradient. Skipped where Numba is not installed.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Callable, Iterator
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tinyllm
+from tinyllm import cpu_kernels, nn
+from tinyllm import functional as F
+from tinyllm.functional import rows
+
+pytestmark = [
+    pytest.mark.skipif(not cpu_kernels.enabled(), reason="needs Numba (the CPU kernels are off)"),
+    pytest.mark.skipif(tinyllm.get_backend() != "numpy", reason="CPU kernels: NumPy backend only"),
+]
+
+TOL = dict(rtol=2e-5, atol=2e-6)
+
+
+@contextlib.contextmanager
+def kernels_on(on: bool) -> Iterator[None]:
+    """TINYLLM_CPU_KERNELS=1 or 0 inside, as it was after (a context manager: hypothesis runs
+    a test many times within one function-scoped fixture)."""
+    old = os.environ.get("TINYLLM_CPU_KERNELS")
+    os.environ["TINYLLM_CPU_KERNELS"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TINYLLM_CPU_KERNELS"]
+        else:
+            os.environ["TINYLLM_CPU_KERNELS"] = old
+
+
+def run(fn: Callable[..., tinyllm.Tensor], arrays: list, g: np.ndarray, kernels: bool) -> list:
+    """fn's output and the gradients of its inputs, with the kernels on or off."""
+    with kernels_on(kernels):
+        xs = [tinyllm.tensor(a, requires_grad=True) for a in arrays]
+        y = fn(*xs)
+        y.backward(g)
+        return [y.numpy(), *[x.grad for x in xs]]
+
+
+def same_both_ways(fn: Callable[..., tinyllm.Tensor], arrays: list, tol: dict = TOL, seed: int = 0) -> list:
+    arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
+    shape = fn(*[tinyllm.tensor(a) for a in arrays]).shape
+    g = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    ref = run(fn, arrays, g, False)
+    fast = run(fn, arrays, g, True)
+    for i, (a, b) in enumerate(zip(fast, ref)):
+        assert a.dtype == np.float32, f"output {i} is {a.dtype}"
+        np.testing.assert_allclose(a, b, **tol, err_msg=f"output {i} (0 = forward, then gradients)")
+    return fast
+
+
+def normal(shape: tuple, seed: int, scale: float = 1.0) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- exp
+
+def test_exp_neg_is_within_2_ulp_and_exactly_zero_or_nan_where_it_should_be() -> None:
+    k = cpu_kernels.kernels()
+    v = np.concatenate([-np.geomspace(1e-8, 87.3, 200_000), np.linspace(-87.3, 0, 100_001)]).astype(np.float32)
+    out = np.empty_like(v)
+    k.exp_neg_array(v, out)
+    ref = np.exp(v.astype(np.float64))
+    ulp = np.spacing(ref.astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(out - ref) / ulp) <= 2.0
+    edge = np.array([0.0, -0.0, -87.4, -100.0, -1e30, -np.inf, np.nan], dtype=np.float32)
+    out = np.empty_like(edge)
+    k.exp_neg_array(edge, out)
+    np.testing.assert_array_equal(out[:2], [1.0, 1.0])
+    np.testing.assert_array_equal(out[2:6], 0.0)                      # below e^-87.3: 0 (no denormals)
+    assert np.isnan(out[6])
+
+
+# ----------------------------------------------------------------------------- GELU, layer norm
+
+@given(n=st.integers(1, 70_000), scale=st.sampled_from([0.1, 3.0, 30.0]), seed=st.integers(0, 99))
+def test_gelu(n: int, scale: float, seed: int) -> None:
+    # atol: for x << 0 the reference's 1 + tanh(u) cancels (absolute errors near 1e-6);
+    # the kernel computes it as 2e/(1+e) with e = e^(-2|u|), so the two differ by that much
+    same_both_ways(F.gelu, [normal((n,), seed, scale)], dict(rtol=2e-5, atol=1e-5))
+
+
+@given(rows_=st.integers(1, 300), c=st.integers(1, 400), affine=st.sampled_from(["none", "w", "wb"]),
+       seed=st.integers(0, 99))
+def test_layer_norm(rows_: int, c: int, affine: str, seed: int) -> None:
+    x = normal((rows_, c), seed, 2.0) + 5.0                           # an offset: the mean matters
+    params = [normal((c,), seed + 1), normal((c,), seed + 2)][:{"none": 0, "w": 1, "wb": 2}[affine]]
+    tol = dict(rtol=1e-4, atol=1e-4 if c > 1 else 1e-6)              # dw sums over up to 300 rows
+    same_both_ways(lambda x, *wb: F.layer_norm(x, *wb), [x, *params], tol)
+
+
+def test_layer_norm_module_in_3d_and_on_a_non_contiguous_input() -> None:
+    ln = nn.LayerNorm(64)
+    ln.weight.data[:] = normal((64,), 1)
+    x = normal((3, 64, 9), 2).transpose(0, 2, 1)                       # (3, 9, 64), not contiguous
+    same_both_ways(lambda x: ln(x), [x], dict(rtol=1e-4, atol=1e-5))
+
+
+# ----------------------------------------------------------------------------- cross-entropy
+
+@given(n=st.integers(1, 200), c=st.integers(2, 3000), smoothing=st.sampled_from([0.0, 0.1]),
+       reduction=st.sampled_from(["mean", "sum", "none"]), scale=st.sampled_from([1.0, 20.0]),
+       seed=st.integers(0, 99))
+def test_cross_entropy(n: int, c: int, smoothing: float, reduction: str, scale: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, c, n)
+    t[rng.random(n) < 0.2] = -100                                      # some rows ignored
+    same_both_ways(lambda z: F.cross_entropy(z, t, label_smoothing=smoothing, reduction=reduction),
+                   [normal((n, c), seed, scale)], dict(rtol=1e-4, atol=1e-5))
+
+
+def test_cross_entropy_is_exact_at_plus_minus_1e4_and_a_nan_row_gives_nan() -> None:
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, -1e4]], dtype=np.float32)
+    loss = F.cross_entropy(tinyllm.tensor(z), np.array([1, 0, 2]), reduction="none").numpy()
+    np.testing.assert_allclose(loss, [2e4, np.log(3), 2e4 + np.log(2)], rtol=1e-6)
+    same_both_ways(lambda z: F.cross_entropy(z, np.array([1, 0, 2]), label_smoothing=0.1), [z],
+                   dict(rtol=1e-6, atol=1e-6))
+    z[1, 2] = np.nan
+    loss = F.cross_entropy(tinyllm.tensor(z), np.array([1, 0, 2]), reduction="none").numpy()
+    assert np.isnan(loss[1]) and np.isfinite(loss[[0, 2]]).all()
+
+
+# ----------------------------------------------------------------------------- attention
+
+@given(b=st.integers(1, 3), nh=st.integers(1, 3), tq=st.integers(1, 40), extra=st.integers(0, 20),
+       causal=st.booleans(), dropout=st.booleans(), seed=st.integers(0, 99))
+def test_attention(b: int, nh: int, tq: int, extra: int, causal: bool, dropout: bool, seed: int) -> None:
+    tk = tq + extra                                                    # more keys than queries: a KV cache
+    q, k, v = normal((b, nh, tq, 16), seed, 2.0), normal((b, nh, tk, 16), seed + 1, 2.0), normal((b, nh, tk, 8), seed + 2)
+
+    def attn(q, k, v):
+        if dropout:                                                    # the same seed: the same mask both ways
+            tinyllm.manual_seed(seed)
+        return F.attention(q, k, v, causal=causal, dropout_p=0.3 if dropout else 0.0)
+
+    same_both_ways(attn, [q, k, v], dict(rtol=1e-4, atol=1e-5))
+
+
+def test_attention_rows_that_see_no_key_get_zero_weights() -> None:
+    q, k, v = normal((2, 6, 8), 0), normal((2, 4, 8), 1), normal((2, 4, 8), 2)   # more queries than keys
+    weights: list = []
+    y = F.attention(tinyllm.tensor(q), tinyllm.tensor(k), tinyllm.tensor(v), causal=True, weights_out=weights)
+    np.testing.assert_array_equal(weights[0][:, :2], 0.0)              # queries 0, 1 see no key
+    np.testing.assert_array_equal(y.numpy()[:, :2], 0.0)
+    np.testing.assert_allclose(weights[0][:, 2:].sum(-1), 1.0, rtol=1e-6)
+    same_both_ways(lambda q, k, v: F.attention(q, k, v, causal=True), [q, k, v])
+
+
+# ----------------------------------------------------------------------------- threads
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_kernels_give_the_same_numbers_on_any_number_of_threads(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    x, w, b = normal((1000, 96), 0), normal((96,), 1), normal((96,), 2)
+    g = normal((1000, 96), 3)
+
+    def go() -> list:
+        xs = [tinyllm.tensor(a, requires_grad=True) for a in (x, w, b)]
+        y = F.cross_entropy(F.gelu(F.layer_norm(*xs)), np.arange(1000) % 96, reduction="none")
+        y.backward(g[:, 0])
+        return [y.numpy(), *[t.grad for t in xs]]
+
+    monkeypatch.setattr(rows, "THREADS", 1)
+    one = go()
+    monkeypatch.setattr(rows, "THREADS", threads)
+    monkeypatch.setattr(rows, "KERNEL_MIN_NS", 0)
+    many = go()
+    for a, b_ in zip(many, one):
+        np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-6)       # dw, db: summed in another order
