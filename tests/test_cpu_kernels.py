@@ -181,3 +181,27 @@ def test_kernels_give_the_same_numbers_on_any_number_of_threads(threads: int, mo
     many = go()
     for a, b_ in zip(many, one):
         np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-6)       # dw, db: summed in another order
+
+
+# ----------------------------------------------------------------------------- Adam(W)
+
+@pytest.mark.parametrize("name, wd", [("Adam", 0.0), ("Adam", 0.1), ("AdamW", 0.0), ("AdamW", 0.1)])
+def test_adam_kernel_gives_the_reference_weights_bit_for_bit(name: str, wd: float) -> None:
+    from tinyllm import optim
+    from tinyllm.nn import Parameter
+    rng = np.random.default_rng(0)
+    start = [rng.standard_normal(n).astype(np.float32) for n in (300_000, 7, 1000)]   # > one chunk, and tiny
+    grads = [[rng.standard_normal(a.shape).astype(np.float32) for a in start] for _ in range(4)]
+
+    def train(kernels: bool) -> list:
+        with kernels_on(kernels):
+            ps = [Parameter(a.copy()) for a in start]
+            opt = getattr(optim, name)(ps, lr=3e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=wd)
+            for step_grads in grads:
+                for p, g in zip(ps, step_grads):
+                    p.grad = g.copy()
+                opt.step()
+            return [p.data for p in ps] + [buf for st in opt.state for buf in st.values()]
+
+    for a, b in zip(train(True), train(False)):
+        np.testing.assert_array_equal(a, b)

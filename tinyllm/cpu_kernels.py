@@ -6,7 +6,9 @@ line, each a full pass over memory. For the row-wise ops of a transformer
 whole cost, and NumPy's float32 ``exp`` and ``tanh`` are slow besides. Each
 kernel here (``cpu_rows.py``) computes the same formula in one loop over
 the rows, keeping a row in cache from its first read to its last write, with
-a vectorizable exp (:func:`tinyllm.cpu_rows.exp_neg`). ``rows.over_rows`` runs
+a vectorizable exp (:func:`tinyllm.cpu_rows.exp_neg`). AdamW too is one loop
+over the flat buffers instead of a dozen passes, with the reference's
+roundings (bit-identical weights). ``rows.over_rows`` runs
 one call per core, each on its own rows: the kernels release the GIL.
 
 When they run: float32 NumPy arrays, Numba importable, and the environment

@@ -264,3 +264,31 @@ def softmax_backward_(dp, p):
             s += dp[i, j] * p[i, j]
         for j in range(c):
             dp[i, j] = p[i, j] * (dp[i, j] - s)
+
+
+# ----------------------------------------------------------------------------- Adam(W)
+
+# No fastmath here: every product and sum is rounded as in the NumPy reference (optim/adam.py),
+# so the kernel and the reference give bit-identical weights and resume stays exact either way.
+_jit_exact = numba.njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+
+
+@_jit_exact
+def adam_update_(p, g, m, v, decay, wd, b1, c1, b2, c2, sqrt_bias2, eps, step):
+    """In place over flat float32 buffers, in the reference's order of operations:
+        p <- p * decay                       (AdamW: decay = 1 - lr λ; else 1)
+        g' = p λ + g                         (Adam with weight decay: wd = λ; else 0)
+        m <- m β1 + g' (1 - β1),   v <- v β2 + g'^2 (1 - β2)
+        p <- p + m / (sqrt(v) / sqrt(1 - β2^t) + ε) * step,   step = -lr / (1 - β1^t)."""
+    for i in range(p.size):
+        pi = p[i]
+        if decay != F(1.0):
+            pi = pi * decay
+        gi = g[i]
+        if wd != F(0.0):
+            gi = pi * wd + gi
+        mi = m[i] * b1 + gi * c1
+        vi = v[i] * b2 + gi * gi * c2
+        m[i] = mi
+        v[i] = vi
+        p[i] = pi + mi / (math.sqrt(vi) / sqrt_bias2 + eps) * step

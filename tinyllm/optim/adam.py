@@ -4,8 +4,11 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-from .. import cuda_kernels
+import numpy as np
+
+from .. import cpu_kernels, cuda_kernels
 from ..backend import get_array_module
+from ..functional.rows import kernel_rows
 from .optimizer import Optimizer, _nonnegative, _real
 
 
@@ -61,6 +64,14 @@ class Adam(Optimizer):
                                       decoupled=self.decoupled, step=step)
             return
         coupled = wd != 0 and not self.decoupled
+        if cpu_kernels.supported(param, grad, m, v):                  # the CPU: one compiled loop
+            f = np.float32
+            consts = (f(1.0 - lr * wd) if self.decoupled else f(1.0), f(wd) if coupled else f(0.0),
+                      f(b1), f(1.0 - b1), f(b2), f(1.0 - b2), f(math.sqrt(1.0 - b2 ** step)), f(eps),
+                      f(-lr / (1.0 - b1 ** step)))
+            kernel_rows(lambda r: cpu_kernels.kernels().adam_update_(param[r], grad[r], m[r], v[r], *consts),
+                        param.size, param.size, 0.6)
+            return
         tmp, *rest = self._scratch(param, 2 if coupled else 1)
         if wd != 0 and self.decoupled:
             param *= 1.0 - lr * wd                       # p = p (1 - lr λ)          (AdamW)
