@@ -1,6 +1,7 @@
 """Multi-head attention and the Transformer block: gradients of every weight in
 float64, a NumPy reference, and what the masks and the KV cache mean."""
 import contextlib
+import importlib
 import math
 
 import numpy as np
@@ -13,7 +14,9 @@ from tinyllm import backend
 from gradcases import grad_case
 from tinyllm import nn
 from tinyllm.nn import KVCache, functional_call
-from tinyllm.nn import attention as attention_module
+
+# the module itself: the attribute tinyllm.functional.attention is the function of that name
+attention_module = importlib.import_module("tinyllm.functional.attention")
 
 
 # A block has ~250 weights at these sizes and a gradient check runs two forward passes per weight.

@@ -35,6 +35,25 @@ def causal_bias(tq: int, tk: int, dtype: Any, xp: Any) -> Any:
     return bias
 
 
+QUERY_BLOCK = 64  # causal attention on the CPU runs over spans of this many queries
+
+
+def query_spans(tq: int, tk: int, causal: bool) -> list:
+    """``(a, b, kb)`` triples: queries a..b-1 attend to keys 0..kb-1, spans covering all tq queries.
+
+    Causal attention skips the scores it would mask anyway. The span of
+    queries a..b-1 (the last tq of tk positions) can only see keys
+    0..b-1+tk-tq, so it attends over those alone: the all-masked upper-right
+    part of the score matrix is never computed. At T = 256 and spans of 64
+    that is 6 blocks of the 16, about 40% less work in the products and the
+    softmax (FlashAttention's causal kernels skip it the same way). One span
+    when not causal, for short sequences, and with fewer keys than queries.
+    """
+    if not causal or tq <= QUERY_BLOCK or tk < tq:
+        return [(0, tq, tk)]
+    return [(a, min(a + QUERY_BLOCK, tq), min(a + QUERY_BLOCK, tq) + tk - tq) for a in range(0, tq, QUERY_BLOCK)]
+
+
 class Attention(Function):
     """Scaled dot-product attention over heads, as one node:
         S = Q K^T * scale + M,   P = softmax(S),   Y = dropout(P) V
@@ -53,7 +72,7 @@ class Attention(Function):
         if not self.fused:                                              # the reference
             y = self._forward_rows(q, k, v, scale, causal, mask, dropout_p, xp)
             if weights_out is not None:
-                weights_out.append(self.p)
+                weights_out.append(self._weights(xp))
             return y
         s = q @ k.swapaxes(-1, -2)                                      # (..., Tq, Tk)
         if mask is not None:
@@ -69,34 +88,50 @@ class Attention(Function):
         return s @ v                                                    # (..., Tq, dv)
 
     def _forward_rows(self, q, k, v, scale, causal, mask, dropout_p, xp):
-        """The reference, over the leading axis in blocks on every core (``rows.over_rows``): each
+        """The CPU path, over the leading axis in blocks on every core (``rows.over_rows``): each
         block's products run on one BLAS thread, its scores stay in cache through the softmax.
-        Leading axes broadcast as in ``@``; a missing one is added (and removed after)."""
+        Causal attention goes by query spans (:func:`query_spans`) and never computes the scores
+        it would mask. Leading axes broadcast as in ``@``; a missing one is added (and removed after)."""
         tq, tk, dv = q.shape[-2], k.shape[-2], v.shape[-1]
         shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
                                     mask.shape[:-2] if mask is not None else ())
         lead = shape or (1,)
         q, k, v = (xp.broadcast_to(a, lead + a.shape[-2:]) for a in (q, k, v))
         mask = None if mask is None else xp.broadcast_to(mask, lead + (tq, tk))
-        p = xp.empty(lead + (tq, tk), dtype=xp.result_type(q, k))
+        self.spans = query_spans(tq, tk, causal and xp is np)
+        dtype = xp.result_type(q, k)
+        self.ps = [xp.empty(lead + (b - a, kb), dtype=dtype) for a, b, kb in self.spans]   # weights per span
+        self.drops = [None] * len(self.spans)
+        if dropout_p > 0.0:                                             # drawn span by span, in order
+            rng, keep_scale = backend.rng(xp), dtype.type(1.0 / (1.0 - dropout_p))
+            self.drops = [(rng.random(p.shape, dtype=_uniform_dtype(dtype)) >= dropout_p) * keep_scale
+                          for p in self.ps]
         y = xp.empty(lead + (tq, dv), dtype=xp.result_type(q, v))
-        if dropout_p > 0.0:                                             # drawn whole: the same numbers
-            keep = backend.rng(xp).random(p.shape, dtype=_uniform_dtype(p.dtype)) >= dropout_p
-            self.drop = keep * p.dtype.type(1.0 / (1.0 - dropout_p))
 
         def block(r):
-            pr = xp.matmul(q[r] * scale, k[r].swapaxes(-1, -2), out=p[r])  # scale on the smaller Q
-            s = self._softmax_(pr, causal, None if mask is None else mask[r], xp)
-            if s is not pr:                                             # a mask made a new array
-                pr[...] = s
-            if self.drop is not None:
-                s = s * self.drop[r]
-            xp.matmul(s, v[r], out=y[r])
+            for (a, b, kb), p, drop in zip(self.spans, self.ps, self.drops):
+                pr = xp.matmul(q[r, ..., a:b, :] * scale, k[r, ..., :kb, :].swapaxes(-1, -2), out=p[r])
+                s = self._softmax_(pr, causal, None if mask is None else mask[r, ..., a:b, :kb], xp)
+                if s is not pr:                                         # a mask made a new array
+                    pr[...] = s
+                if drop is not None:
+                    s = s * drop[r]
+                xp.matmul(s, v[r, ..., :kb, :], out=y[r, ..., a:b, :])  # scale was on the smaller Q
 
         with backend.one_blas_thread():
-            over_rows(block, lead[0], p.size, xp)
-        self.p = p.reshape(shape + (tq, tk))
+            over_rows(block, lead[0], sum(p.size for p in self.ps), xp)
+        self.shape = shape
         return y.reshape(shape + (tq, dv))
+
+    def _weights(self, xp):
+        """The attention weights (..., Tq, Tk) of :meth:`_forward_rows`: 0 where a span skipped keys."""
+        (tq, tk), lead = (self.spans[-1][1], self.spans[-1][2]), self.ps[0].shape[:-2]
+        if len(self.spans) == 1:
+            return self.ps[0].reshape(self.shape + (tq, tk))
+        p = xp.zeros(lead + (tq, tk), dtype=self.ps[0].dtype)
+        for (a, b, kb), pa in zip(self.spans, self.ps):
+            p[..., a:b, :kb] = pa
+        return p.reshape(self.shape + (tq, tk))
 
     @staticmethod
     def _softmax_(s, causal, mask, xp):
@@ -127,9 +162,9 @@ class Attention(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
-        q, k, v, p, scale = self.q, self.k, self.v, self.p, self.scale
         if not self.fused:
             return self._backward_rows(g, xp)
+        q, k, v, p, scale = self.q, self.k, self.v, self.p, self.scale
         gv = self.pd.swapaxes(-1, -2) @ g if self.needs_grad[2] else None
         dp = g @ v.swapaxes(-1, -2)                                     # (..., Tq, Tk)
         if self.stream is not None:
@@ -140,36 +175,43 @@ class Attention(Function):
         return gq, gk, gv
 
     def _backward_rows(self, g, xp):
-        """The reference backward, in blocks of the leading axis as :meth:`_forward_rows`."""
-        shape, (tq, tk) = self.p.shape[:-2], self.p.shape[-2:]
+        """The backward of :meth:`_forward_rows`, span by span; keys and values sum the
+        gradients of every span that saw them."""
+        shape, spans = self.shape, self.spans
         lead = shape or (1,)
         q, k, v, g = (xp.broadcast_to(a, lead + a.shape[-2:]) for a in (self.q, self.k, self.v, g))
-        p = self.p.reshape(lead + (tq, tk))
-        drop = None if self.drop is None else self.drop.reshape(p.shape)
-        dtype = xp.result_type(g, p)
+        dtype = xp.result_type(g, self.ps[0])
+        new = xp.empty if len(spans) == 1 else xp.zeros                 # several spans add up
         gq = xp.empty(lead + q.shape[-2:], dtype=dtype) if self.needs_grad[0] else None
-        gk = xp.empty(lead + k.shape[-2:], dtype=dtype) if self.needs_grad[1] else None
-        gv = xp.empty(lead + v.shape[-2:], dtype=dtype) if self.needs_grad[2] else None
+        gk = new(lead + k.shape[-2:], dtype=dtype) if self.needs_grad[1] else None
+        gv = new(lead + v.shape[-2:], dtype=dtype) if self.needs_grad[2] else None
+
+        def into(out, a, b):                                            # out = a @ b, or out += a @ b
+            if len(spans) == 1:
+                xp.matmul(a, b, out=out)
+            else:
+                out += a @ b
 
         def block(r):
-            if gv is not None:
-                pd = p[r] if drop is None else p[r] * drop[r]
-                xp.matmul(pd.swapaxes(-1, -2), g[r], out=gv[r])
-            ds = g[r] @ v[r].swapaxes(-1, -2)                           # dP, (rows, ..., Tq, Tk)
-            if drop is not None:
-                ds *= drop[r]
-            if C.supported(ds, p) and p[r].flags.c_contiguous:         # the CPU: one compiled loop
-                C.kernels().softmax_backward_(ds.reshape(-1, tk), p[r].reshape(-1, tk))
-            else:
-                ds -= xp.einsum("...i,...i->...", ds, p[r])[..., None]  # rowsum(dP * P), no product array
-                ds *= p[r]                                              # dS (without the scale)
-            if gq is not None:
-                xp.matmul(ds, k[r] * self.scale, out=gq[r])
-            if gk is not None:
-                xp.matmul(ds.swapaxes(-1, -2), q[r] * self.scale, out=gk[r])
+            for (a, b, kb), p, drop in zip(spans, self.ps, self.drops):
+                pr, gr = p[r], g[r, ..., a:b, :]
+                if gv is not None:                                      # dV = P'^T dY
+                    into(gv[r, ..., :kb, :], (pr if drop is None else pr * drop[r]).swapaxes(-1, -2), gr)
+                ds = gr @ v[r, ..., :kb, :].swapaxes(-1, -2)            # dP, (rows, ..., b-a, kb)
+                if drop is not None:
+                    ds *= drop[r]
+                if C.supported(ds, pr) and pr.flags.c_contiguous:      # the CPU: one compiled loop
+                    C.kernels().softmax_backward_(ds.reshape(-1, kb), pr.reshape(-1, kb))
+                else:
+                    ds -= xp.einsum("...i,...i->...", ds, pr)[..., None]  # rowsum(dP * P), no product array
+                    ds *= pr                                            # dS (without the scale)
+                if gq is not None:
+                    xp.matmul(ds, k[r, ..., :kb, :] * self.scale, out=gq[r, ..., a:b, :])
+                if gk is not None:
+                    into(gk[r, ..., :kb, :], ds.swapaxes(-1, -2), q[r, ..., a:b, :] * self.scale)
 
         with backend.one_blas_thread():
-            over_rows(block, lead[0], p.size, xp)
+            over_rows(block, lead[0], sum(p.size for p in self.ps), xp)
         return tuple(None if a is None else a.reshape(shape + a.shape[-2:]) for a in (gq, gk, gv))
 
 

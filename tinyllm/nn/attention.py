@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 
 from .. import backend
 from ..backend import get_array_module
@@ -26,34 +25,14 @@ from .layers import Dropout, Linear
 from .module import Module
 
 
-QUERY_BLOCK = 64  # causal attention runs over query blocks of this many positions
-
-
-def _mask_block(mask: Any, i0: int, i1: int) -> Any:
-    """The part of a mask broadcastable to (..., Tq, Tk) that queries i0:i1 and keys 0:i1 use."""
-    if mask is None:
-        return None
-    cols = slice(0, i1) if mask.shape[-1] > 1 else slice(None)
-    if mask.ndim < 2:
-        return mask[cols]
-    rows = slice(i0, i1) if mask.shape[-2] > 1 else slice(None)
-    return mask[..., rows, cols]
-
-
 class SelfAttentionFunction(Function):
     """(B, T, 3C) packed q|k|v -> (B, T, C): split heads, scaled dot-product attention, merge heads.
 
-    The math (and its backward) is :class:`tinyllm.functional.Attention`; this
-    node only reshapes around it: forward views qkv as (3, B, nh, T, hs), and
-    backward packs dQ, dK, dV into one (B, T, 3C) gradient.
-
-    Causal attention skips the scores it would mask anyway. Queries go in
-    blocks of ``QUERY_BLOCK``; the block of queries i0..i1-1 can only see keys
-    0..i1-1, so it attends over those alone. The all-masked upper-right part of
-    the T x T score matrix is never computed: at T = 256 that is 6 blocks of
-    the 16, about 40% less work in the matmuls and the softmax (FlashAttention's
-    causal kernels skip it the same way). Keys and values get the gradients of
-    every block that saw them.
+    The math (and its backward) is :class:`tinyllm.functional.Attention`, which
+    on the CPU also skips the causal mask's all-masked scores
+    (:func:`tinyllm.functional.attention.query_spans`); this node only
+    reshapes around it: forward views qkv as (3, B, nh, T, hs), and backward
+    packs dQ, dK, dV into one (B, T, 3C) gradient.
     """
 
     def forward(self, qkv, n_head=1, causal=False, mask=None, dropout_p=0.0, weights_out=None):
@@ -62,38 +41,18 @@ class SelfAttentionFunction(Function):
         hs = c3 // (3 * n_head)
         self.shape = (b, t, n_head, hs)
         q, k, v = qkv.reshape(b, t, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # each (B, nh, T, hs)
-        # One block when the weights are asked for, and on the GPU, where the fused softmax
-        # applies the causal mask and fewer, larger kernels beat skipping the masked scores.
-        step = QUERY_BLOCK if causal and weights_out is None and xp is np else t
-        y = xp.empty((b, t, n_head, hs), dtype=qkv.dtype)
-        self.blocks = []
-        for i0 in range(0, t, step):
-            i1 = min(i0 + step, t)
-            core = Attention.__new__(Attention)
-            core.needs_grad = (True, True, True)
-            yb = core.forward(q[:, :, i0:i1], k[:, :, :i1], v[:, :, :i1], scale=1.0 / math.sqrt(hs),
-                              causal=causal, mask=_mask_block(mask, i0, i1), dropout_p=dropout_p,
-                              weights_out=weights_out)                      # (B, nh, i1-i0, hs)
-            y[:, i0:i1] = yb.transpose(0, 2, 1, 3)                            # -> (B, i1-i0, nh, hs)
-            self.blocks.append((i0, i1, core))
-        return y.reshape(b, t, n_head * hs)                                   # (B, T, C)
+        self.core = Attention.__new__(Attention)
+        self.core.needs_grad = (True, True, True)
+        y = self.core.forward(q, k, v, scale=1.0 / math.sqrt(hs), causal=causal, mask=mask,
+                              dropout_p=dropout_p, weights_out=weights_out)   # (B, nh, T, hs)
+        return xp.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(b, t, n_head * hs)   # (B, T, C)
 
     def backward(self, g):
         b, t, nh, hs = self.shape
         gy = g.reshape(b, t, nh, hs).transpose(0, 2, 1, 3)                     # (B, nh, T, hs)
-        xp = get_array_module(g)
-        if len(self.blocks) == 1:                                              # one block: no sums
-            dqkv = xp.empty((b, t, 3, nh, hs), dtype=g.dtype)
-            for d, grad in zip(dqkv.transpose(2, 0, 3, 1, 4), self.blocks[0][2].backward(gy)):
-                d[...] = grad
-            return (dqkv.reshape(b, t, 3 * nh * hs),)
-        dqkv = xp.zeros((b, t, 3, nh, hs), dtype=g.dtype)
-        dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)                             # views, each (B, nh, T, hs)
-        for i0, i1, core in self.blocks:
-            gq, gk, gv = core.backward(gy[:, :, i0:i1])
-            dq[:, :, i0:i1] = gq
-            dk[:, :, :i1] += gk                                                # keys seen by this block
-            dv[:, :, :i1] += gv
+        dqkv = get_array_module(g).empty((b, t, 3, nh, hs), dtype=g.dtype)
+        for d, grad in zip(dqkv.transpose(2, 0, 3, 1, 4), self.core.backward(gy)):
+            d[...] = grad
         return (dqkv.reshape(b, t, 3 * nh * hs),)
 
 
