@@ -162,7 +162,7 @@ def run(config: str, reps: int, backend: str, peak: float) -> dict:
     flops = tl_model.flops_per_token()
     return {
         "config": config, "tokens_per_step": tokens, "tps": tps, "ratio": tps["tinyllm"] / tps["torch"],
-        "mfu": {k: flops * v / peak for k, v in tps.items()},
+        "flops_per_token": flops, "mfu": {k: flops * v / peak for k, v in tps.items()},
         "max_loss_diff": float(np.max(np.abs(np.subtract(losses["tinyllm"], losses["torch"])))),
     }
 
@@ -187,19 +187,25 @@ def main() -> None:
     threads = max(1, os.cpu_count() or 1)
     torch.set_num_threads(threads)
     xp = tinyllm.backend.xp()
-    peak = matmul_peak(xp, n=8192 if args.backend == "cupy" else 2048)
+    n = 8192 if args.backend == "cupy" else 2048
+    peak = matmul_peak(xp, n=n)
     print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s ({args.backend}); torch threads: {threads}")
     names = ["nano", "large"] if args.config == "both" else [args.config]
     print(f"{'config':7} {'tinyllm tok/s':>14} {'torch tok/s':>12} {'ratio':>6} {'MFU tl':>7} {'MFU th':>7}"
           f" {'peak MiB tl':>12} {'peak MiB th':>12} {'max |dloss|':>11}")
     for name in names:
         r = run(name, args.reps, args.backend, peak)
+        # Measured again after each config: a busy moment can only make a measurement low (and
+        # an MFU over 100%), so the best so far is the peak.
+        peak = max(peak, matmul_peak(xp, n=n))
+        r["mfu"] = {k: r["flops_per_token"] * v / peak for k, v in r["tps"].items()}
         mem = {"tinyllm": {"peak_mib": float("nan")}, "torch": {"peak_mib": float("nan")}}
         if not args.no_memory and args.backend == "numpy":
             mem = {k: peak_memory(k, name, args.backend) for k in mem}
         print(f"{name:7} {r['tps']['tinyllm']:14.0f} {r['tps']['torch']:12.0f} {r['ratio']:6.2f}"
               f" {r['mfu']['tinyllm']:7.1%} {r['mfu']['torch']:7.1%}"
               f" {mem['tinyllm']['peak_mib']:12.0f} {mem['torch']['peak_mib']:12.0f} {r['max_loss_diff']:11.2e}")
+    print(f"MFU against the best matmul peak measured in this run: {peak / 1e9:.1f} GFLOP/s")
 
 
 if __name__ == "__main__":
