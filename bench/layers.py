@@ -43,9 +43,11 @@ VOCAB = 4096                                   # classes of the cross-entropy ca
 # ----------------------------------------------------------------------------- cases
 # Each returns two closures that run forward + backward once, on the same data.
 
-def _step_ours(module: nn.Module, run: Callable[[], tinyllm.Tensor], g: np.ndarray) -> Callable[[], None]:
+def _step_ours(module: nn.Module, run: Callable[[], tinyllm.Tensor], g: np.ndarray,
+               x: tinyllm.Tensor) -> Callable[[], None]:
     def step() -> None:
         module.zero_grad()
+        x.grad = None                       # as the torch side: a fresh input gradient, not one more sum
         run().backward(g)
     return step
 
@@ -80,7 +82,7 @@ def case_attention(torch: Any, t: int, c: int, rng: np.random.Generator) -> tupl
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)                   # (B, nh, T, hs)
         return F.linear(y.transpose(1, 2).reshape(B, t, c), wp, bp)
 
-    return (_step_ours(mha, lambda: mha(xt), g),
+    return (_step_ours(mha, lambda: mha(xt), g, xt),
             _step_torch([wa, ba, wp, bp, tx], torch_run, torch.tensor(g)))
 
 
@@ -91,7 +93,7 @@ def case_layer_norm(torch: Any, t: int, c: int, rng: np.random.Generator) -> tup
     g = rng.standard_normal((B, t, c)).astype(np.float32)
     xt = tinyllm.tensor(x, requires_grad=True)
     tx, w, b = (torch.tensor(a, requires_grad=True) for a in (x, ln.weight.numpy(), ln.bias.numpy()))
-    return (_step_ours(ln, lambda: ln(xt), g),
+    return (_step_ours(ln, lambda: ln(xt), g, xt),
             _step_torch([tx, w, b], lambda: F.layer_norm(tx, (c,), w, b, 1e-5), torch.tensor(g)))
 
 
@@ -135,7 +137,7 @@ def case_block(torch: Any, t: int, c: int, rng: np.random.Generator) -> tuple:
         m = F.gelu(F.linear(ln("ln_2", z), tp["mlp.c_fc.weight"], tp["mlp.c_fc.bias"]), approximate="tanh")
         return z + F.linear(m, tp["mlp.c_proj.weight"], tp["mlp.c_proj.bias"])
 
-    return (_step_ours(block, lambda: block(xt), g),
+    return (_step_ours(block, lambda: block(xt), g, xt),
             _step_torch(list(tp.values()) + [tx], torch_run, torch.tensor(g)))
 
 
