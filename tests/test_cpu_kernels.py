@@ -205,3 +205,17 @@ def test_adam_kernel_gives_the_reference_weights_bit_for_bit(name: str, wd: floa
 
     for a, b in zip(train(True), train(False)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_without_numba_the_reference_runs_and_says_why() -> None:
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['numba'] = None\n"        # import numba -> ImportError
+            "import warnings, numpy as np, tinyllm\n"
+            "from tinyllm import cpu_kernels, functional as F\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    y = F.gelu(tinyllm.tensor(np.ones(3, dtype=np.float32)))\n"
+            "print(cpu_kernels.enabled(), y.numpy()[0].round(4), len(w), 'kernels are off' in str(w[0].message))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "0.8412", "1", "True"]

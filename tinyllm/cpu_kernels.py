@@ -21,6 +21,7 @@ is cached on disk after that.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,9 @@ def enabled() -> bool:
     if "rows" not in _state:
         try:
             from . import cpu_rows
-        except Exception:                                   # no Numba (or one too old for this NumPy)
+        except Exception as e:                              # no Numba, one not for this NumPy, no cache dir...
+            warnings.warn(f"tinyllm: the compiled CPU kernels are off ({type(e).__name__}: {e}); "
+                          f"the NumPy reference runs instead", stacklevel=2)
             cpu_rows = None
         _state["rows"] = cpu_rows
     return _state["rows"] is not None
