@@ -18,6 +18,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+import numpy as np
+
 from .. import backend
 
 BLOCK = 1 << 17          # elements per call of fn: 512 KiB of float32, in a core's L2 cache
@@ -82,6 +84,5 @@ def kernel_rows(fn: Callable[[slice], Any], n: int, size: int, ns_per_element: f
     would run longer than :data:`KERNEL_MIN_NS` on one core: ``size`` elements
     at ``ns_per_element`` (each kernel's figure, measured on one core).
     """
-    import numpy
     work = size * ns_per_element
-    over_rows(fn, n, size, numpy, block=size, min_size=size if work >= KERNEL_MIN_NS else size + 1)
+    over_rows(fn, n, size, np, block=size, min_size=size if work >= KERNEL_MIN_NS else size + 1)
