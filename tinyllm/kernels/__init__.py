@@ -11,7 +11,7 @@ compute the same formula faster on one kind of array:
 
 An op asks once, in its forward, which implementation runs::
 
-    self.impl = kernels.select("layer_norm", x, w, b, reference=LayerNormFormula)
+    self.impl = kernels.select("layer_norm", x, w, b, reference=LayerNormReference)
     y = self.impl.forward(x, w, b, eps)
 
 keeps the object on its graph node, and its backward calls

@@ -29,6 +29,7 @@ not notice a change to ``exp.py`` in the kernels that inline it: clear
 """
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from typing import Any
@@ -38,18 +39,16 @@ import numpy as np
 from . import platform  # noqa: F401  (tunes malloc at import, as importing tinyllm always has)
 
 _loaded: dict[str, bool] = {}
-MODULES = ("gelu", "layer_norm", "cross_entropy", "attention", "adam")   # the kernel modules: import Numba
 
 
 def enabled() -> bool:
-    """Whether the kernels are on: ``TINYLLM_CPU_KERNELS`` is not 0 and Numba imports."""
+    """Whether the kernels are on: ``TINYLLM_CPU_KERNELS`` is not 0 and Numba imports
+    (with the llvmlite intrinsic of :mod:`.exp` that every kernel inlines)."""
     if os.environ.get("TINYLLM_CPU_KERNELS", "1") == "0":
         return False
     if "ok" not in _loaded:
         try:
-            import importlib  # noqa: PLC0415
-            for name in MODULES:
-                importlib.import_module(f"{__name__}.{name}")
+            importlib.import_module(f"{__name__}.exp")
             _loaded["ok"] = True
         except Exception as e:                              # no Numba, one not for this NumPy, no cache dir...
             warnings.warn(f"tinyllm: the compiled CPU kernels are off ({type(e).__name__}: {e}); "

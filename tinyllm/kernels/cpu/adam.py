@@ -1,6 +1,6 @@
 """Adam(W) as one compiled loop over the flat parameter buffers, bit-identical to the formula.
 
-Formula and reference: :class:`tinyllm.optim.adam.AdamFormula`.
+Formula and reference: :class:`tinyllm.optim.adam.AdamReference`.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Adam(W) as one elementwise CUDA kernel over the flat buffers.
-Formula: :class:`tinyllm.optim.adam.AdamFormula`, in the same order of operations."""
+Formula: :class:`tinyllm.optim.adam.AdamReference`, in the same order of operations."""
 from __future__ import annotations
 
 import math
