@@ -115,6 +115,24 @@ def test_layer_norm_module_in_3d_and_on_a_non_contiguous_input() -> None:
     same_both_ways(lambda x: ln(x), [x], dict(rtol=1e-4, atol=1e-5))
 
 
+# ----------------------------------------------------------------------------- softmax
+
+@given(n=st.integers(1, 200), c=st.integers(1, 3000), scale=st.sampled_from([1.0, 30.0]), seed=st.integers(0, 99))
+def test_softmax(n: int, c: int, scale: float, seed: int) -> None:
+    same_both_ways(F.softmax, [normal((n, c), seed, scale)], dict(rtol=1e-4, atol=1e-6))
+
+
+def test_softmax_of_masked_and_of_empty_rows_is_what_the_formula_gives() -> None:
+    z = normal((4, 5), 0)
+    z[1, 2:] = -np.inf                                                # masked: weight 0
+    z[2] = -np.inf                                                    # nothing left: NaN, as the formula
+    z[3, 0] = np.nan
+    fast = same_both_ways(lambda x: F.softmax(x, axis=1), [z[:2]], dict(rtol=1e-5, atol=1e-7))
+    np.testing.assert_array_equal(fast[0][1, 2:], 0.0)
+    assert np.isnan(F.softmax(tinyllm.tensor(z[2:])).numpy()).all()
+    np.testing.assert_allclose(F.softmax(tinyllm.tensor(z[:2]), axis=0).numpy().sum(0), 1.0, rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- cross-entropy
 
 @given(n=st.integers(1, 200), c=st.integers(2, 3000), smoothing=st.sampled_from([0.0, 0.1]),

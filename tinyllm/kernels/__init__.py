@@ -39,7 +39,7 @@ from . import cpu, cuda
 KERNELS: dict[str, tuple[str, ...]] = {
     "gelu": ("cuda.gelu:Gelu", "cpu.gelu:Gelu"),
     "layer_norm": ("cuda.layer_norm:LayerNorm", "cpu.layer_norm:LayerNorm"),
-    "softmax": ("cuda.softmax:Softmax",),
+    "softmax": ("cuda.softmax:Softmax", "cpu.softmax:Softmax"),
     "cross_entropy": ("cuda.cross_entropy:CrossEntropy", "cpu.cross_entropy:CrossEntropy"),
     "attention": ("cuda.attention:Attention", "cpu.attention:Attention"),
     "dropout": ("cuda.dropout:Dropout",),
