@@ -7,7 +7,7 @@ compute the same formula faster on one kind of array:
 - ``kernels/cpu/``: compiled loops (Numba) for float32 NumPy arrays, the
   thread pool that runs them on every core, and the process tuning
   (``platform``) applied when tinyllm is imported;
-- ``kernels/cuda/``: fused CUDA kernels for CuPy arrays, float32 and float64.
+- ``kernels/cuda/``: CUDA kernels for CuPy arrays (one pass over memory each), float32 and float64.
 
 An op asks once, in its forward, which implementation runs::
 

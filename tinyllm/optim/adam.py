@@ -77,7 +77,8 @@ class AdamReference:
         v *= b2
         v += g * g * (1.0 - b2)                          # v = β2 v + (1 - β2) g²
         bias1, bias2 = 1.0 - b1 ** step, 1.0 - b2 ** step
-        p += m / (get_array_module(p).sqrt(v) / math.sqrt(bias2) + eps) * (-lr / bias1)   # p - lr m̂ / (sqrt(v̂) + ε)
+        denom = get_array_module(p).sqrt(v) / math.sqrt(bias2) + eps           # sqrt(v̂) + ε
+        p += m / denom * (-lr / bias1)                   # p = p - lr m̂ / (sqrt(v̂) + ε)
 
 
 class AdamW(Adam):

@@ -2,7 +2,7 @@
 
 The formulas of ``tinyllm.functional`` are the reference: one array
 operation per line, each a full pass over memory. For the row-wise ops of a
-transformer (GELU, layer norm, cross-entropy, the attention softmax) those
+transformer (GELU, layer norm, softmax, cross-entropy, attention) those
 passes are the whole cost, and NumPy's float32 ``exp`` and ``tanh`` are slow
 besides. Each kernel here computes the same formula in one loop over the
 rows, keeping a row in cache from its first read to its last write, with a
@@ -11,7 +11,7 @@ loop over the flat buffers instead of a dozen passes, with the reference's
 roundings (bit-identical weights). :mod:`.threads` runs one call per core,
 each on its own rows: the kernels release the GIL.
 
-Modules: one per op family (``gelu``, ``layer_norm``, ``cross_entropy``,
+Modules: one per op family (``gelu``, ``layer_norm``, ``softmax``, ``cross_entropy``,
 ``attention`` with its softmax loops, ``adam``), each with its loops, the
 implementation object that ``tinyllm.kernels.select`` hands to the op, and
 its cost figure (nanoseconds per element on one core, which decides when

@@ -59,7 +59,7 @@ def over_rows(fn: Callable[[slice], Any], n: int, size: int, xp: Any = np,
     per_call = max(1, n * block // size)                              # rows in one call
     bounds = [n * i // k for i in range(k + 1)]
     if not _pool:
-        _pool.append(ThreadPoolExecutor(THREADS - 1, thread_name_prefix="tinyllm-rows"))
+        _pool.append(ThreadPoolExecutor(THREADS - 1, thread_name_prefix="tinyllm-cpu"))
 
     def run(start: int, stop: int) -> None:
         for a in range(start, stop, per_call):

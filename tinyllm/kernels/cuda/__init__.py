@@ -1,4 +1,4 @@
-"""Fused CUDA kernels for the CuPy backend, float32 and float64.
+"""CUDA kernels for the CuPy backend, float32 and float64: each op in one pass over memory.
 
 The formulas of ``tinyllm.functional`` (and ``optim.adam``) are the
 reference: one array operation per line. On the GPU that style costs one
@@ -75,7 +75,7 @@ def _row_kernel(name: str, dtype: Any) -> Any:
             names = [f"{k}<{t}>" for k in ROW_KERNELS for t in ("float", "double")]
             return cp.RawModule(code=ROW_SOURCE.read_text(), options=("-std=c++14",) + NO_FMA,
                                 name_expressions=names)
-        fn = _cache[key] = cached("rows", build).get_function(key)
+        fn = _cache[key] = cached("row_reductions", build).get_function(key)
     return fn
 
 
