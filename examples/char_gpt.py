@@ -23,7 +23,7 @@ import numpy as np
 import tinyllm
 from tinyllm.data import CharTokenizer, LMBatcher, load_text, resolve_corpus, split_train_val
 from tinyllm.models import GPT, GPTConfig
-from tinyllm.optim import WarmupCosine
+from tinyllm.optim import WarmupCosine, configure_adamw
 
 
 def estimate_loss(model: GPT, batcher: LMBatcher, batches: int) -> float:
@@ -62,7 +62,7 @@ def main() -> None:
 
     train = LMBatcher(train_ids, config.block_size, batch_size, seed=args.seed)
     val = LMBatcher(val_ids, config.block_size, batch_size, seed=args.seed + 1)
-    opt = model.configure_optimizer(lr=3e-3, weight_decay=0.1, betas=(0.9, 0.99))
+    opt = configure_adamw(model, lr=3e-3, weight_decay=0.1, betas=(0.9, 0.99))
     schedule = WarmupCosine(max_lr=3e-3, min_lr=3e-4, warmup=max(steps // 20, 1), decay_iters=steps)
     print(f"before training: val loss {estimate_loss(model, val, 4):.3f} "
           f"(a uniform guess is ln {tok.vocab_size} = {math.log(tok.vocab_size):.3f})")

@@ -25,7 +25,7 @@ from ..backend import get_array_module
 from ..nn import (GELU, Dropout, Embedding, LayerNorm, LearnedPositionalEmbedding, Linear, Module, ModuleList,
                   TransformerBlock, init)
 from ..tensor import Tensor
-from .common import configure_adamw, padding_mask, token_ids
+from .common import padding_mask, token_ids
 from .config import BertConfig
 
 
@@ -140,10 +140,6 @@ class BERT(Module):
         loss = None if targets is None else F.cross_entropy(logits, targets, ignore_index=-100)
         return logits, loss
 
-    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                            eps: float = 1e-8) -> Any:
-        """AdamW with two groups: weights with ndim >= 2 decay, biases and LayerNorm gains do not."""
-        return configure_adamw(self, lr, weight_decay, betas, eps)
 
     def num_parameters(self, non_embedding: bool = False, trainable_only: bool = False) -> int:
         """Number of weights (tied ones once); ``non_embedding`` leaves out the position and

@@ -1,11 +1,11 @@
-"""Helpers the models share: checking token-id inputs and masks, and the
-AdamW parameter groups (which weights get weight decay)."""
+"""Helpers the models share: checking token-id inputs and padding masks.
+
+(The AdamW parameter groups live in :mod:`tinyllm.optim.groups`.)"""
 from __future__ import annotations
 
 from typing import Any
 
 from .. import backend
-from ..nn import Module
 from ..tensor import Tensor
 
 
@@ -31,24 +31,3 @@ def padding_mask(mask: Any, shape: tuple, name: str = "attention_mask") -> Any:
         raise ValueError(f"{name} must be boolean or 0/1 integers, got dtype {arr.dtype}")
     return arr.astype(bool)
 
-
-def decay_groups(module: Module, weight_decay: float) -> list[dict]:
-    """Two AdamW parameter groups, nanoGPT's rule: every trainable parameter with
-    ndim >= 2 (matmul weights, embeddings) decays; biases and LayerNorm gains
-    (ndim 1) do not. Frozen parameters (``requires_grad=False``) are left out."""
-    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-    if not named:
-        raise ValueError("the model has no trainable parameters (is everything frozen?)")
-    decay = [p for _, p in named if p.ndim >= 2]
-    no_decay = [p for _, p in named if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay, "name": "decay"},
-              {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
-    return [g for g in groups if g["params"]]
-
-
-def configure_adamw(module: Module, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                    eps: float = 1e-8) -> Any:
-    """An AdamW over ``module``'s trainable parameters, grouped by :func:`decay_groups`."""
-    from ..optim import AdamW  # noqa: PLC0415  (optim is independent of the models; import on use)
-    return AdamW(decay_groups(module, weight_decay), lr=lr, betas=tuple(betas), eps=eps,
-                 weight_decay=weight_decay)

@@ -24,7 +24,7 @@ from ..backend import get_array_module
 from ..nn import Module
 from ..nn.losses import contrastive_loss
 from ..tensor import Tensor, no_grad
-from .common import configure_adamw, padding_mask, token_ids
+from .common import padding_mask, token_ids
 
 
 def mean_pool(hidden: Tensor, attention_mask: Any = None) -> Tensor:
@@ -85,7 +85,3 @@ class SentenceEncoder(Module):
                 m.training = mode
         return u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
 
-    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                            eps: float = 1e-8) -> Any:
-        """AdamW over the backbone (weights with ndim >= 2 decay; biases and LayerNorm gains do not)."""
-        return configure_adamw(self, lr, weight_decay, betas, eps)

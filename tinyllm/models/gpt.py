@@ -27,7 +27,7 @@ from ..generate import check_sampling_args, sample_next
 from ..nn import (Dropout, Embedding, KVCache, LayerNorm, LearnedPositionalEmbedding, Linear, Module,
                   ModuleList, TransformerBlock, init)
 from ..tensor import Tensor, no_grad
-from .common import configure_adamw, padding_mask, token_ids
+from .common import padding_mask, token_ids
 from .config import GPTConfig
 
 
@@ -207,12 +207,7 @@ class GPT(Module):
             for m, mode in modes:
                 m.training = mode
 
-    # ------------------------------------------------------------------ training helpers
-    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                            eps: float = 1e-8) -> Any:
-        """AdamW with two groups: weights with ndim >= 2 decay, biases and LayerNorm gains do not."""
-        return configure_adamw(self, lr, weight_decay, betas, eps)
-
+    # ------------------------------------------------------------------ size
     def num_parameters(self, non_embedding: bool = False, trainable_only: bool = False) -> int:
         """Number of weights (tied ones once). ``non_embedding`` leaves out the position
         embeddings, and the token embeddings too when they are not tied to the output

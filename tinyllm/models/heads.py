@@ -22,7 +22,7 @@ from ..backend import get_array_module
 from ..nn import Dropout, Linear, Module, init
 from ..tensor import Tensor
 from .bert import BERT
-from .common import configure_adamw, padding_mask, token_ids
+from .common import padding_mask, token_ids
 from .embedding import mean_pool
 from .gpt import GPT
 
@@ -113,10 +113,6 @@ class SequenceClassifier(Module):
         loss = None if labels is None else F.cross_entropy(logits, labels)
         return logits, loss
 
-    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                            eps: float = 1e-8) -> Any:
-        """AdamW over the trainable parameters (the head only when the backbone is frozen)."""
-        return configure_adamw(self, lr, weight_decay, betas, eps)
 
     def extra_repr(self) -> str:
         return f"{self.kind}, num_classes={self.num_classes}, pooling={self.pooling!r}, " \

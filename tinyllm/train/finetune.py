@@ -22,6 +22,7 @@ from typing import Any
 from .. import __version__
 from ..checkpoint import CheckpointError, CheckpointNotFoundError, clear_run, load_checkpoint
 from ..data import DataError, load_labeled, load_pairs, train_val_split
+from ..optim import configure_adamw
 from .config import TrainConfig
 from .data import ExampleSource, chunk, classification_arrays, pair_arrays, tokenizer_from_json
 from .loop import Trainer, TrainResult
@@ -131,7 +132,7 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         model = build_from_config(section)
         model.load_state_dict(weights, strict=True)
 
-    optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
+    optimizer = configure_adamw(model, cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
     schedule = cfg.schedule()
     source = ExampleSource(train_arrays, cfg.batch_size, cfg.seed)
     val_batches = chunk(val_arrays, cfg.batch_size)[:cfg.eval_iters]

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import __version__, backend
 from ..checkpoint import CheckpointError, CheckpointNotFoundError, clear_run, holds_run, load_checkpoint
+from ..optim import configure_adamw
 from .config import TrainConfig, resolve
 from .data import LMSource, MLMSource, lm_eval_set, load_lm_data, tokenizer_from_json
 from .loop import Trainer, TrainResult
@@ -146,7 +147,7 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     tokenizer = data.tokenizer
     mcfg = ckpt.config["model"]["config"] if ckpt else model_config(cfg, tokenizer)
     model = build_model(cfg.model, mcfg)
-    optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
+    optimizer = configure_adamw(model, cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
     schedule = cfg.schedule()
     if cfg.model == "bert":
         source: Any = MLMSource(data.train, cfg.block_size, cfg.batch_size, cfg.seed, tokenizer, cfg.mlm_prob)
