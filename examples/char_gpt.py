@@ -22,6 +22,7 @@ import numpy as np
 
 import tinyllm
 from tinyllm.data import CharTokenizer, LMBatcher, load_text, resolve_corpus, split_train_val
+from tinyllm.decoding import generate
 from tinyllm.models import GPT, GPTConfig
 from tinyllm.optim import WarmupCosine, configure_adamw
 
@@ -81,7 +82,7 @@ def main() -> None:
                   f"val loss {estimate_loss(model, val, 4):.3f}  ({time.perf_counter() - t0:.0f}s)")
 
     prompt = np.asarray([tok.encode("ROMEO:\n")], dtype=np.int64)
-    out = model.generate(prompt, 40 if args.quick else 300, temperature=0.8, top_k=20, seed=args.seed)
+    out = generate(model, prompt, 40 if args.quick else 300, temperature=0.8, top_k=20, seed=args.seed)
     print("\nsample (temperature 0.8, top-k 20):\n" + tok.decode(out[0].tolist()))
 
 

@@ -351,7 +351,7 @@ def test_classifier_pooling_with_right_padding():
         SequenceClassifier(bert, 2, pooling="max")
     with pytest.raises(ValueError, match="num_classes"):
         SequenceClassifier(bert, 1)
-    with pytest.raises(TypeError, match="GPT or a BERT"):
+    with pytest.raises(TypeError, match="Backbone interface"):
         SequenceClassifier(object(), 2)
 
 

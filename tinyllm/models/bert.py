@@ -54,6 +54,8 @@ class BERT(Module):
     one every position is attended to, as in Hugging Face's BERT.
     """
 
+    default_pooling = "cls"       # a head reads the [CLS] token, first in every input
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         if not isinstance(config, BertConfig):
@@ -91,7 +93,7 @@ class BERT(Module):
         self.wte.weight.data[self.config.pad_id] = 0
 
     def encode(self, idx: Any, attention_mask: Any = None, segment_ids: Any = None) -> Tensor:
-        """Contextual hidden states of the last layer, (B, T) -> (B, T, C).
+        """Contextual hidden states of the last layer, (B, T) -> (B, T, C): the :class:`Backbone` interface.
 
         Args:
             idx: (B, T) token ids, T <= block_size.

@@ -31,3 +31,10 @@ def padding_mask(mask: Any, shape: tuple, name: str = "attention_mask") -> Any:
         raise ValueError(f"{name} must be boolean or 0/1 integers, got dtype {arr.dtype}")
     return arr.astype(bool)
 
+
+
+def reject_extra(extra: dict[str, Any], model: str) -> None:
+    """ValueError naming the first input in ``extra`` that ``model``'s ``encode`` does not take."""
+    if extra:
+        name = next(iter(extra))
+        raise ValueError(f"{model} takes no {name} (an input of other backbones, such as BERT's segment_ids)")

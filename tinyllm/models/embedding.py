@@ -24,6 +24,7 @@ from ..backend import get_array_module
 from ..nn import Module
 from ..nn.losses import contrastive_loss
 from ..tensor import Tensor, no_grad
+from .backbone import check_backbone
 from .common import padding_mask, token_ids
 
 
@@ -49,17 +50,15 @@ def info_nce_loss(z_a: Tensor, z_b: Tensor, temperature: float = 0.05, symmetric
 
 
 class SentenceEncoder(Module):
-    """Mean-pooled sentence embeddings from a GPT or BERT backbone.
+    """Mean-pooled sentence embeddings from any :class:`~tinyllm.models.Backbone` (GPT, BERT).
 
     Args:
-        backbone: any model with ``encode(idx, attention_mask) -> (B, T, C)``.
+        backbone: a model with ``encode(idx, attention_mask) -> (B, T, C)`` and ``config.n_embd``.
     """
 
     def __init__(self, backbone: Module) -> None:
         super().__init__()
-        if not callable(getattr(backbone, "encode", None)):
-            raise TypeError(f"the backbone needs an encode(idx, attention_mask) method; "
-                            f"{type(backbone).__name__} has none")
+        check_backbone(backbone, pooling=False)
         self.backbone = backbone
 
     def forward(self, idx: Any, attention_mask: Any = None) -> Tensor:

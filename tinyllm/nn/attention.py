@@ -14,7 +14,7 @@ so there is no Python loop over heads and no per-head op.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable
 
 
 from .. import backend
@@ -95,6 +95,30 @@ class KVCache:
 
     def reset(self) -> None:
         self.pos = 0
+
+
+class KVCacheStack:
+    """One :class:`KVCache` per layer of a decoder, advancing together (``stack[i]`` is layer i's)."""
+
+    def __init__(self, caches: Iterable[KVCache]) -> None:
+        self.layers = list(caches)
+        if not self.layers:
+            raise ValueError("a KVCacheStack needs at least one layer's cache")
+
+    @property
+    def pos(self) -> int:
+        """Positions held (the same in every layer)."""
+        return self.layers[0].pos
+
+    def reset(self) -> None:
+        for cache in self.layers:
+            cache.reset()
+
+    def __getitem__(self, i: int) -> KVCache:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
 
 
 class MultiHeadAttention(Module):
