@@ -290,8 +290,17 @@ def cross_sizes(draw):
             n_head * draw(st.integers(1, 2)))
 
 
-def gradcheck_cross(module, x, memory, **kwargs):
-    """Finite differences for the queries, the memory and every weight of ``module(x, memory=...)``."""
+def gradcheck_cross(make, sizes, seed, **kwargs):
+    """Finite differences for the queries, the memory and every weight of ``module(x, memory=...)``,
+    with ``module = make(n_embd, n_head, rng)`` and float64 inputs drawn from ``seed``."""
+    b, tq, tk, n_head, c = sizes
+    tinyllm.set_default_dtype("float64")
+    rng = np.random.default_rng(seed)
+    tinyllm.manual_seed(seed)
+    module = make(c, n_head, rng)
+    x = tinyllm.tensor(rng.standard_normal((b, tq, c)), requires_grad=True)
+    memory = tinyllm.tensor(rng.standard_normal((b, tk, c)), requires_grad=True)
+    kwargs = {k: v(b, tk, rng) if callable(v) else v for k, v in kwargs.items()}
     names, params = zip(*module.named_parameters())
     tinyllm.gradcheck(lambda x, m, *ws: functional_call(module, dict(zip(names, ws)), x, memory=m, **kwargs),
                       x, memory, *params)
@@ -301,30 +310,21 @@ def gradcheck_cross(module, x, memory, **kwargs):
 @HALF
 @given(sizes=cross_sizes(), padded=st.booleans(), seed=st.integers(0, 2**16))
 def test_cross_attention_gradients(sizes, padded, seed):
-    b, tq, tk, n_head, c = sizes
-    tinyllm.set_default_dtype("float64")
-    rng = np.random.default_rng(seed)
-    tinyllm.manual_seed(seed)
-    ca = nn.CrossAttention(c, n_head)
-    x = tinyllm.tensor(rng.standard_normal((b, tq, c)), requires_grad=True)
-    memory = tinyllm.tensor(rng.standard_normal((b, tk, c)), requires_grad=True)
-    gradcheck_cross(ca, x, memory, memory_mask=padding_masks(b, tk, rng) if padded else None)
+    gradcheck_cross(lambda c, n_head, rng: nn.CrossAttention(c, n_head), sizes, seed,
+                    memory_mask=padding_masks if padded else None)
 
 
 @grad_case("Attention", "SelfAttentionFunction")
 @HALF
 @given(sizes=cross_sizes(), norm_first=st.booleans(), seed=st.integers(0, 2**16))
 def test_transformer_block_with_cross_attention_gradients(sizes, norm_first, seed):
-    b, tq, tk, n_head, c = sizes
-    tinyllm.set_default_dtype("float64")
-    rng = np.random.default_rng(seed)
-    tinyllm.manual_seed(seed)
-    block = nn.TransformerBlock(c, n_head, causal=True, norm_first=norm_first, cross_attention=True)
-    for p in (block.ln_1.weight, block.ln_cross_attn.weight, block.ln_2.weight):
-        p.data[...] = backend.asarray(rng.uniform(0.5, 1.5, p.shape))                 # not the 1 start
-    x = tinyllm.tensor(rng.standard_normal((b, tq, c)), requires_grad=True)
-    memory = tinyllm.tensor(rng.standard_normal((b, tk, c)), requires_grad=True)
-    gradcheck_cross(block, x, memory, memory_mask=padding_masks(b, tk, rng))
+    def make(c, n_head, rng):
+        block = nn.TransformerBlock(c, n_head, causal=True, norm_first=norm_first, cross_attention=True)
+        for p in (block.ln_1.weight, block.ln_cross_attn.weight, block.ln_2.weight):
+            p.data[...] = backend.asarray(rng.uniform(0.5, 1.5, p.shape))             # not the 1 start
+        return block
+
+    gradcheck_cross(make, sizes, seed, memory_mask=padding_masks)
 
 
 @pytest.mark.parametrize("b, tq, tk, n_head, c", [(2, 3, 5, 3, 6), (1, 7, 2, 3, 9), (3, 1, 4, 1, 4)])
