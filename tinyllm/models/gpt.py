@@ -24,9 +24,9 @@ from ..nn import (Dropout, Embedding, KVCache, LayerNorm, LearnedPositionalEmbed
                   TransformerBlock, init)
 from ..nn.attention import KVCacheStack
 from ..tensor import Tensor
-from . import registry
 from .common import padding_mask, reject_extra, token_ids
 from .config import GPTConfig
+from .registry import kind_of
 
 
 class GPT(Module):
@@ -147,7 +147,7 @@ class GPT(Module):
         The tokenizer in the directory, if any, is attached as ``model.tokenizer``.
         Nothing is downloaded. See :func:`tinyllm.models.hf.load_pretrained`.
         """
-        kind = registry.kind_of(cls)         # the reader is on the registry record: gpt.py never imports hf.py
+        kind = kind_of(cls)         # the reader is on the registry record: gpt.py never imports hf.py
         if kind is None or kind.load_pretrained is None:
             raise ValueError(f"no Hugging Face reader is registered for {cls.__name__}")
         model, tokenizer = kind.load_pretrained(path)

@@ -21,10 +21,11 @@ from .. import functional as F
 from ..backend import get_array_module
 from ..nn import Dropout, Linear, Module, init
 from ..tensor import Tensor
-from . import registry
 from .backbone import check_backbone
 from .common import padding_mask, token_ids
 from .embedding import mean_pool
+from .registry import get as get_kind
+from .registry import kind_of
 
 POOLINGS = ("cls", "last", "mean", "pooler")
 
@@ -46,7 +47,7 @@ class SequenceClassifier(Module):
                  freeze_backbone: bool = False, dropout: float | None = None) -> None:
         super().__init__()
         check_backbone(backbone)
-        known = registry.kind_of(backbone)
+        known = kind_of(backbone)
         kind = known.name if known else type(backbone).__name__
         if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
@@ -73,7 +74,7 @@ class SequenceClassifier(Module):
                             pooling: str | None = None, freeze_backbone: bool = False) -> "SequenceClassifier":
         """Build a ``kind`` backbone from its config dict, load a checkpoint's weights into it
         (strictly: every name must match), and put a fresh head on it."""
-        backbone = registry.get(kind).build(config)
+        backbone = get_kind(kind).build(config)
         backbone.load_state_dict(state_dict, strict=True)
         return cls(backbone, num_classes, pooling, freeze_backbone)
 
