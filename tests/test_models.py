@@ -12,8 +12,8 @@ import pytest
 
 import tinyllm
 from tinyllm import backend
-from tinyllm.models import (BERT, GPT, MODEL_KINDS, BertConfig, GPTConfig, SentenceEncoder, SequenceClassifier,
-                            build_model, config_class, mean_pool)
+from tinyllm.models import (BERT, GPT, MODEL_KINDS, Backbone, BertConfig, GPTConfig, SentenceEncoder,
+                            SequenceClassifier, build_model, config_class, mean_pool)
 from tinyllm.nn import functional_call
 from tinyllm.optim import configure_adamw
 
@@ -353,6 +353,10 @@ def test_classifier_pooling_with_right_padding():
         SequenceClassifier(bert, 1)
     with pytest.raises(TypeError, match="Backbone interface"):
         SequenceClassifier(object(), 2)
+    with pytest.raises(ValueError, match="a GPT backbone takes no segment_ids"):
+        clf(np.array([[4, 5, 6]]), segment_ids=np.array([[0, 0, 1]]))
+    assert isinstance(gpt, Backbone) and isinstance(bert, Backbone) and not isinstance(object(), Backbone)
+    assert (gpt.default_pooling, bert.default_pooling) == ("last", "cls")
 
 
 def test_classifier_from_backbone_state_and_freezing():

@@ -142,7 +142,6 @@ class BERT(Module):
         loss = None if targets is None else F.cross_entropy(logits, targets, ignore_index=-100)
         return logits, loss
 
-
     def num_parameters(self, non_embedding: bool = False, trainable_only: bool = False) -> int:
         """Number of weights (tied ones once); ``non_embedding`` leaves out the position and
         segment embeddings, and the token embeddings when they are not tied to the decoder."""

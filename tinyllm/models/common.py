@@ -32,7 +32,6 @@ def padding_mask(mask: Any, shape: tuple, name: str = "attention_mask") -> Any:
     return arr.astype(bool)
 
 
-
 def reject_extra(extra: dict[str, Any], model: str) -> None:
     """ValueError naming the first input in ``extra`` that ``model``'s ``encode`` does not take."""
     if extra:

@@ -83,4 +83,3 @@ class SentenceEncoder(Module):
             for m, mode in modes:
                 m.training = mode
         return u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
-

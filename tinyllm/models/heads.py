@@ -108,7 +108,6 @@ class SequenceClassifier(Module):
         loss = None if labels is None else F.cross_entropy(logits, labels)
         return logits, loss
 
-
     def extra_repr(self) -> str:
         return f"{self.kind}, num_classes={self.num_classes}, pooling={self.pooling!r}, " \
                f"freeze_backbone={self.freeze_backbone}"
