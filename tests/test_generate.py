@@ -222,3 +222,52 @@ def test_generate_rejects_bad_prompts():
         generate(model, np.array([[1.0, 2.0]]), 3)
     with pytest.raises(ValueError, match=r"\[0, 13\)"):
         generate(model, np.array([[1, 13]]), 3)
+
+
+# ----------------------------------------------------------------------------- any Decoder
+
+class CountingDecoder:
+    """Not a GPT: a Decoder whose next token is always (last token + 1) mod V, recording what it is fed."""
+
+    class Cache:
+        def __init__(self):
+            self.pos = 0
+
+        def reset(self):
+            self.pos = 0
+
+    def __init__(self, vocab=5, block=4):
+        self.config = GPTConfig(vocab_size=vocab, block_size=block, n_layer=1, n_head=1, n_embd=1)
+        self.fed = []
+        self.training = True
+
+    def modules(self):
+        return [self]
+
+    def eval(self):
+        self.training = False
+
+    def new_cache(self, batch):
+        return self.Cache()
+
+    def next_logits(self, idx, cache=None):
+        ids = backend.to_numpy(idx)
+        self.fed.append((ids.shape[1], None if cache is None else cache.pos))
+        if cache is not None:
+            assert cache.pos + ids.shape[1] <= self.config.block_size
+            cache.pos += ids.shape[1]
+        return np.eye(self.config.vocab_size)[(ids[:, -1] + 1) % self.config.vocab_size] * 10.0
+
+
+def test_generate_drives_any_decoder_with_the_one_cache_policy():
+    model = CountingDecoder(vocab=5, block=4)
+    out = generate(model, np.array([[0, 1]]), 6, greedy=True)
+    assert out[0].tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
+    # (tokens fed, cache.pos before): prefill the 2-token prompt, then one token at a time until the
+    # cache holds block_size (4) positions; from then on the window slides every step, so each step
+    # restarts the cache from the last 4 tokens
+    assert model.fed == [(2, 0), (1, 2), (1, 3), (4, 0), (4, 0), (4, 0)]
+    assert model.training                                    # its mode is restored
+    model.fed = []
+    generate(model, np.array([[0, 1]]), 3, greedy=True, use_cache=False)
+    assert model.fed == [(2, None), (3, None), (4, None)]    # no cache: the whole (cropped) window each step
