@@ -3,9 +3,9 @@
 Everything the rest of tinyllm needs to know about a kind of model is on its
 :class:`ModelKind` record: how to build it (config and model classes), what
 pre-training teaches it (its objective, and the batch source that feeds that
-objective), and whether it can decode text. Nothing above ``models/`` tests a
-kind's name, so a new model kind is one new module plus one ``register(...)``
-call (the built-in ones are registered in ``tinyllm/models/__init__.py``)::
+objective), and whether it can decode text. ``train/`` and ``cli/`` read the
+record instead of testing the kind's name, so a new model kind is one new
+module plus one ``register(...)`` call (the built-in ones are registered in ``tinyllm/models/__init__.py``)::
 
     register(ModelKind("gpt", GPTConfig, GPT, objective="next-token",
                        batch_source="tinyllm.train.data:LMSource", can_generate=True,
@@ -21,7 +21,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-# What pre-training predicts, and what the training loop reports for it.
+# What pre-training predicts (the loop reports masked-token accuracy for "masked-lm").
 OBJECTIVES: dict[str, str] = {
     "next-token": "the next token at every position (a causal language model)",
     "masked-lm": "the original tokens at masked positions (a masked language model)",
