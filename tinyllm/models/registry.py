@@ -5,7 +5,8 @@ Everything the rest of tinyllm needs to know about a kind of model is on its
 pre-training teaches it (its objective, and the batch source that feeds that
 objective), and whether it can decode text. ``train/`` and ``cli/`` read the
 record instead of testing the kind's name, so a new model kind is one new
-module plus one ``register(...)`` call (the built-in ones are registered in ``tinyllm/models/__init__.py``)::
+module plus one ``register(...)`` call (the built-in ones are registered in
+``tinyllm/models/__init__.py``)::
 
     register(ModelKind("gpt", GPTConfig, GPT, objective="next-token",
                        batch_source="tinyllm.train.data:LMSource", can_generate=True,
