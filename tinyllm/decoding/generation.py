@@ -19,14 +19,12 @@ same tokens.
 from __future__ import annotations
 
 import numbers
-from contextlib import contextmanager
 from typing import Any, Iterator, Protocol
 
 import numpy as np
 
 from .. import backend
-from ..models.common import token_ids
-from ..tensor import no_grad
+from ..models.common import inference, token_ids
 from .sampling import check_sampling_args, sample_next
 
 
@@ -61,19 +59,6 @@ class Decoder(Protocol):
         their keys and values are appended to the cache.
         """
         ...
-
-
-@contextmanager
-def inference(model: Any) -> Iterator[None]:
-    """Eval mode (dropout off) and no gradient recording inside; every module's mode restored on exit."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with no_grad():
-            yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
 
 
 def next_logits(model: Decoder, tokens: np.ndarray, cache: Cache | None) -> Any:

@@ -1,12 +1,13 @@
-"""Helpers the models share: checking token-id inputs and padding masks.
+"""Helpers the models share: checking token-id inputs and padding masks, inference mode.
 
 (The AdamW parameter groups live in :mod:`tinyllm.optim.groups`.)"""
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 
 
 def token_ids(idx: Any, name: str = "idx") -> Any:
@@ -37,3 +38,16 @@ def reject_extra(extra: dict[str, Any], model: str) -> None:
     if extra:
         name = next(iter(extra))
         raise ValueError(f"{model} takes no {name} (an input of other backbones, such as BERT's segment_ids)")
+
+
+@contextmanager
+def inference(model: Any) -> Iterator[None]:
+    """Eval mode (dropout off) and no gradient recording inside; every module's mode restored on exit."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with no_grad():
+            yield
+    finally:
+        for m, mode in modes:
+            m.training = mode

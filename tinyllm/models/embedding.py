@@ -23,9 +23,9 @@ from .. import backend
 from ..backend import get_array_module
 from ..nn import Module
 from ..nn.losses import contrastive_loss
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor
 from .backbone import check_backbone
-from .common import padding_mask, token_ids
+from .common import inference, padding_mask, token_ids
 
 
 def mean_pool(hidden: Tensor, attention_mask: Any = None) -> Tensor:
@@ -74,12 +74,6 @@ class SentenceEncoder(Module):
 
     def embed(self, idx: Any, attention_mask: Any = None) -> np.ndarray:
         """Unit-length sentence vectors as a NumPy array (N, C), computed in eval mode without a graph."""
-        modes = [(m, m.training) for m in self.modules()]
-        self.eval()
-        try:
-            with no_grad():
-                u = backend.to_numpy(self(idx, attention_mask).data).astype(np.float64)   # (N, C)
-        finally:
-            for m, mode in modes:
-                m.training = mode
+        with inference(self):
+            u = backend.to_numpy(self(idx, attention_mask).data).astype(np.float64)       # (N, C)
         return u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
