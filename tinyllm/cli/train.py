@@ -6,11 +6,13 @@ from typing import Any
 
 import click
 
+from ..models import registry
 from ..train.config import PRESETS, TrainConfig, read_config_file
 from .common import ENGINE_OPTIONS, OPTIMIZATION_OPTIONS, add_options, given, option_names
 
 MODEL_OPTIONS: list[tuple[str, Any, str]] = [
-    ("--model", click.Choice(["gpt", "bert"]), "gpt: next-token prediction (default); bert: masked-LM."),
+    ("--model", click.Choice(registry.names()),
+     "; ".join(f"{name}: {registry.get(name).summary}" for name in registry.names()) + "."),
     ("--data", str, "Text file, directory of .txt files, .bin token file, or built-in corpus: tiny (default, "
                     "shipped), shakespeare (downloaded once)."),
     ("--tokenizer", str, "char (default), bpe (trained on the data), or the path of a saved tokenizer."),

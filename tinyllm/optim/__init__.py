@@ -17,6 +17,7 @@ A training step::
 """
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_
+from .groups import configure_adamw, decay_groups
 from .optimizer import Optimizer
 from .schedules import (SCHEDULES, Constant, LinearWarmup, Schedule, WarmupCosine, WarmupLinear,
                         make_schedule)
