@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import __version__, backend
 from ..checkpoint import CheckpointError, CheckpointNotFoundError, clear_run, holds_run, load_checkpoint
+from ..distributed import get_comm, gpu_of_this_rank, is_main
 from .config import TrainConfig, resolve
 from .data import LMSource, MLMSource, lm_eval_set, load_lm_data, tokenizer_from_json
 from .loop import Trainer, TrainResult
@@ -41,7 +42,7 @@ def setup_engine(cfg: TrainConfig) -> None:
     (Host memory reuse for the step's large temporaries is set up once, at import,
     by :func:`tinyllm.backend.keep_freed_memory`.)
     """
-    backend.set_backend(cfg.backend)
+    backend.set_backend(cfg.backend, device=gpu_of_this_rank(cfg.backend))
     backend.set_default_dtype(cfg.dtype)
     backend.manual_seed(cfg.seed)
 
@@ -149,16 +150,17 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
     schedule = cfg.schedule()
     if cfg.model == "bert":
-        source: Any = MLMSource(data.train, cfg.block_size, cfg.batch_size, cfg.seed, tokenizer, cfg.mlm_prob)
+        source: Any = MLMSource(data.train, cfg.block_size, cfg.batch_size, cfg.seed, tokenizer, cfg.mlm_prob,
+                                shard=get_comm().shard)
     else:
-        source = LMSource(data.train, cfg.block_size, cfg.batch_size, cfg.seed)
+        source = LMSource(data.train, cfg.block_size, cfg.batch_size, cfg.seed, shard=get_comm().shard)
     val_batches = lm_eval_set(cfg, data.val, tokenizer)
 
     ckpt_config = {"format": RUN_FORMAT, "tinyllm_version": __version__,
                    "model": {"kind": cfg.model, "config": model.config.to_dict()},
                    "train": cfg.to_dict(), "task": {"name": "pretrain", "data": data.description}}
     if not resume:
-        if force:
+        if force and is_main():
             clear_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(model, optimizer, schedule, source, val_batches, cfg, run_dir, ckpt_config,

@@ -1,0 +1,117 @@
+"""The seams data-parallel training builds on, in one process: sharded batch sources, the trainer
+hook, rank-aware output, the one-process communicator and set_backend(..., device=N)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tinyllm import backend
+from tinyllm.data import CharTokenizer
+from tinyllm.distributed import SingleProcess, get_comm, is_main, rank, world
+from tinyllm.train import pretrain
+from tinyllm.train.data import ExampleSource, LMSource, MLMSource
+from tinyllm.train.metrics import MetricsLog
+
+TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?\n\n" * 30
+TOK = CharTokenizer.from_text(TEXT, special_tokens=("[PAD]", "[CLS]", "[SEP]", "[MASK]"))
+IDS = np.asarray(TOK.encode(TEXT))
+SOURCES = {
+    "lm": lambda shard: LMSource(IDS, 8, 3, seed=1, shard=shard),
+    "mlm": lambda shard: MLMSource(IDS, 8, 3, 1, TOK, 0.3, shard=shard),
+    "examples": lambda shard: ExampleSource({"x": np.arange(10), "y": np.arange(10) * 2}, 3, seed=1, shard=shard),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+@pytest.mark.parametrize("world", [2, 3])
+def test_shards_are_the_single_process_stream_dealt_round_robin(kind: str, world: int) -> None:
+    single = SOURCES[kind]((0, 1))
+    stream = [single.next() for _ in range(4 * world)]
+    for r in range(world):
+        mine = SOURCES[kind]((r, world))
+        for k in range(4):                                   # call k on rank r: micro-batch k*world + r
+            got, want = mine.next(), stream[k * world + r]
+            assert all(np.array_equal(got[key], want[key]) for key in want)
+        assert json.dumps(mine.state_dict()) == json.dumps(single.state_dict())   # one global position
+
+
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+def test_a_sharded_position_resumes_on_another_number_of_ranks(kind: str) -> None:
+    two = [SOURCES[kind]((r, 2)) for r in range(2)]
+    for src in two:
+        for _ in range(3):
+            src.next()
+    one = SOURCES[kind]((0, 1))
+    one.load_state_dict(json.loads(json.dumps(two[0].state_dict())))
+    nexts = [src.next() for src in two]
+    for want in nexts:
+        got = one.next()
+        assert all(np.array_equal(got[key], want[key]) for key in want)
+
+
+@pytest.mark.parametrize("shard, message", [((2, 2), "0 <= rank < world"), ((0, 0), "0 <= rank < world"),
+                                            ((0.5, 2), "two integers"), (3, "a pair")])
+def test_a_bad_shard_is_one_clear_error(shard, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LMSource(IDS, 8, 3, seed=1, shard=shard)
+
+
+def test_without_mpi_the_communicator_is_one_process() -> None:
+    comm = get_comm()
+    assert isinstance(comm, SingleProcess)
+    assert (rank(), world(), is_main(), comm.shard) == (0, 1, True, (0, 1))
+    buf = np.arange(3.0)
+    assert comm.allreduce_mean_(buf) is buf and buf.tolist() == [0.0, 1.0, 2.0]
+    assert comm.gather_json({"a": [1]}) == [{"a": [1]}]
+
+
+def test_metrics_log_of_a_non_writing_rank_keeps_records_in_memory(tmp_path) -> None:
+    log = MetricsLog(tmp_path / "metrics.jsonl", write=False)
+    log.write({"iter": 1, "loss": 2.0})
+    assert log.records == [{"iter": 1, "loss": 2.0}] and not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_trainer_hooks_run_between_backward_and_the_update(tmp_path, monkeypatch) -> None:
+    from tinyllm.train import loop
+
+    seen = []
+
+    def hook(trainer) -> None:
+        (buf,) = trainer.optimizer.grad_buffers()[:1]
+        seen.append((trainer.iteration, float(np.abs(buf).sum()) > 0, trainer.step_loss))
+        trainer.step_loss = 1.25                             # what the loop logs from here on
+
+    real_init = loop.Trainer.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs, hooks=[hook])
+    monkeypatch.setattr(loop.Trainer, "__init__", init)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    out = pretrain(dict(data=str(corpus), preset="tiny", n_layer=1, n_head=2, n_embd=16, block_size=16,
+                        batch_size=2, iters=3, eval_interval=3, eval_iters=1, log_interval=1, sample_tokens=0),
+                   out=str(tmp_path / "run"))
+    assert [it for it, _, _ in seen] == [0, 1, 2]            # before the step's iteration counts
+    assert all(has_grad and np.isfinite(loss) for _, has_grad, loss in seen)
+    assert [r["loss"] for r in out.result.records] == [1.25] * 3
+
+
+def test_set_backend_device_needs_cupy_and_a_real_gpu() -> None:
+    with pytest.raises(backend.BackendError, match="needs the 'cupy' backend"):
+        backend.set_backend("numpy", device=0)
+    with pytest.raises(backend.BackendError, match="GPU number"):
+        backend.set_backend("numpy", device=-1)
+    assert backend.get_backend() == "numpy"
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        with pytest.raises(backend.BackendError):
+            backend.set_backend("cupy", device=0)
+        assert backend.get_backend() == "numpy"
+        return
+    count = backend.gpu_count()
+    with pytest.raises(backend.BackendError, match="does not exist"):
+        backend.set_backend("cupy", device=count)
+    backend.set_backend("numpy")
