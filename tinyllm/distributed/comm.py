@@ -17,8 +17,10 @@ an NCCL communicator is attached (:mod:`tinyllm.distributed.nccl`).
 from __future__ import annotations
 
 import abc
+import atexit
 import json
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,9 @@ class Communicator(abc.ABC):
 
     rank: int = 0
     world: int = 1
+
+    def settle(self) -> None:
+        """Say that the ranks have left their collectives together (training ended or stopped on all)."""
 
     @property
     def shard(self) -> tuple[int, int]:
@@ -85,6 +90,12 @@ class MPICommunicator(Communicator):
     :attr:`nccl` when one is attached (each rank on its own GPU), else through
     a host copy: ``to_numpy -> Allreduce -> copy back`` (correct everywhere,
     and what a CUDA-unaware MPI needs).
+
+    **No hangs.** A rank that dies from a signal (SIGKILL) is noticed by
+    ``mpiexec``, which ends the others. A rank that *exits* on its own (an
+    error only it met) would leave the others waiting in their next
+    collective forever, so at exit a rank that has not :meth:`settle`-d calls
+    ``MPI_Abort``, which ends every rank with a non-zero status.
     """
 
     def __init__(self, mpi_comm: Any = None) -> None:
@@ -94,6 +105,18 @@ class MPICommunicator(Communicator):
         self.comm = mpi_comm if mpi_comm is not None else MPI.COMM_WORLD
         self.rank, self.world = self.comm.Get_rank(), self.comm.Get_size()
         self.nccl: Any = None       # a tinyllm.distributed.nccl.NCCLAllreduce, for CuPy buffers
+        self.active = True          # inside collectives: leaving alone must end the others
+        atexit.register(self._abort_unless_settled)
+
+    def settle(self) -> None:
+        self.active = False
+
+    def _abort_unless_settled(self) -> None:
+        if self.active and self.world > 1:
+            sys.stderr.write(f"tinyllm: rank {self.rank} is exiting while the other ranks may wait for it: "
+                             "aborting them\n")
+            sys.stderr.flush()
+            self.comm.Abort(1)
 
     def _host(self, buf: Any, fn: Any) -> Any:
         """Run ``fn`` on a host copy of a device buffer and copy the result back."""

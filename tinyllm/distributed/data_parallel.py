@@ -62,6 +62,12 @@ def rank_seed(seed: int, rank: int) -> int:
 def start_together(trainer: Any) -> None:
     """Before the first step: rank 0's state everywhere; on a fresh run, a dropout stream per rank."""
     comm = trainer.comm
+    if hasattr(comm, "active"):
+        comm.active = True                              # from here on, a lone exit must end the others
+    if backend.get_backend() == "cupy" and hasattr(comm, "nccl"):
+        from .nccl import attach  # noqa: PLC0415
+
+        attach(comm)                                    # GPU to GPU when each rank has its own
     broadcast_training_state(trainer.model, trainer.optimizer, comm)
     if not trainer.resumed and comm.rank:
         backend.manual_seed(rank_seed(backend.get_rng_state()["seed"], comm.rank))

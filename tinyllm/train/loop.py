@@ -50,7 +50,8 @@ without saving, so ``latest`` keeps the last good state.
 
 Testing hook: with the environment variable ``TINYLLM_KILL_AFTER_CHECKPOINT=k``
 the process kills itself with SIGKILL right after writing a checkpoint at
-iteration >= k (how the resume tests simulate a crash at a known point).
+iteration >= k (how the resume tests simulate a crash at a known point; with
+several ranks rank 0 does, and ``mpiexec`` then ends the others).
 """
 from __future__ import annotations
 
@@ -338,9 +339,17 @@ class Trainer:
             # floating-point warnings would only add noise (and are errors under pytest).
             with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
                 stopped_early = self._loop(log, start)
+        except TrainingInterrupted:
+            self.comm.settle()                   # every rank stops after the same step
+            raise
+        except TrainingDiverged:
+            if backend.get_backend() == "numpy":   # judged on all-reduced values: the same on every rank
+                self.comm.settle()
+            raise
         finally:
             _restore_interrupt_handlers(previous)
             self.progress.clear()
+        self.comm.settle()
         return TrainResult(self.iteration, self.best_val_loss, self.last_val_loss, stopped_early,
                            time.perf_counter() - start, log.records)
 
@@ -438,7 +447,7 @@ class Trainer:
 
     def _after_checkpoint(self, saved: bool) -> None:
         kill_at = os.environ.get("TINYLLM_KILL_AFTER_CHECKPOINT")
-        if saved and kill_at and self.iteration >= int(kill_at):
+        if saved and kill_at and self.iteration >= int(kill_at) and self.is_main:   # rank 0 crashes
             os.kill(os.getpid(), signal.SIGKILL)
 
     def _save_interrupted(self, start: float, already_saved: bool) -> None:

@@ -173,9 +173,10 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     progress.line(f"data       {data.description} (train {len(data.train):,} / val {len(data.val):,})")
     progress.line(f"tokenizer  {tokenizer.kind}, {tokenizer.vocab_size:,} tokens")
     progress.line(f"model      {describe_model(model, cfg.model)}")
-    progress.line(f"training   {cfg.iters:,} iters x {cfg.batch_size * cfg.grad_accum} x {cfg.block_size} tokens, "
+    world = get_comm().world
+    progress.line(f"training   {cfg.iters:,} iters x {cfg.batch_size * trainer.grad_accum * world} x {cfg.block_size} tokens, "
                   f"AdamW lr {cfg.lr:g} -> {cfg.min_lr:g} (warmup {cfg.warmup}, cosine), "
-                  f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}")
+                  f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}" + (f", {world} processes" if world > 1 else ""))
     if trainer.iteration >= cfg.iters:
         progress.line(f"the run is already complete ({trainer.iteration} of {cfg.iters} iterations); "
                       "give a larger --iters to train it longer")

@@ -1,0 +1,114 @@
+"""Data-parallel training under ``mpiexec -n 2`` (skipped without mpi4py and an mpiexec).
+
+Each test runs real processes: the worker scenarios of ``distributed_worker.py``
+and the ``tinyllm train`` command itself, on a model small enough that a run
+takes a second or two.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py")
+from tinyllm.checkpoint import load_checkpoint  # noqa: E402
+from tinyllm.distributed.launch import find_mpiexec, mpiexec_command  # noqa: E402
+
+try:
+    MPIEXEC = find_mpiexec()
+except ValueError:
+    pytest.skip("no mpiexec (pip install 'tinyllm[mpi]')", allow_module_level=True)
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+TIMEOUT = 60          # seconds any run may take before the test calls it a hang
+TEXT = ("ROMEO:\nBut soft, what light through yonder window breaks?\n\n"
+        "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?\n\n") * 40
+ARGS = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "3",
+        "--iters", "6", "--warmup", "2", "--eval-interval", "5", "--eval-iters", "3", "--log-interval", "1",
+        "--sample-tokens", "0", "--lr", "1e-2", "--min-lr", "1e-3", "--dropout", "0", "--seed", "3",
+        "--dtype", "float64"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def run(cmd: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env={**ENV, **(env or {})})
+
+
+def mpi(n: int, args: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = mpiexec_command(n, args, MPIEXEC)
+    return run(cmd, env)
+
+
+def train(out: Path, corpus: Path, *extra: str, nproc: int = 1, env: dict | None = None):
+    args = ["train", "--data", str(corpus), "--out", str(out), *ARGS, *extra]
+    if nproc == 1:
+        return run([sys.executable, "-c", "from tinyllm.cli import main; main()", *args], env)
+    return mpi(nproc, args, env)
+
+
+def weights(run_dir: Path) -> dict:
+    return {k: np.asarray(v) for k, v in load_checkpoint(run_dir, prefer="latest").weights.items()}
+
+
+def assert_close_weights(a: Path, b: Path, tol: float = 1e-12) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        np.testing.assert_allclose(wa[k], wb[k], rtol=0, atol=tol, err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    p.write_text(TEXT, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("case", ["broadcast", "mean"])
+def test_worker_scenarios_on_two_ranks(case: str) -> None:
+    """broadcast: every rank starts from rank 0's weights and optimizer state; mean: rank r's
+    gradient r becomes (world-1)/2 on all, twice in a row, with parameters lacking a gradient."""
+    res = run([MPIEXEC, "-n", "2", sys.executable, str(WORKER), case])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert sorted(res.stdout.split("\n")[:2]) == ["OK 0", "OK 1"]
+
+
+@pytest.mark.parametrize("how", ["kill", "exit"])
+def test_a_rank_that_dies_or_exits_ends_the_others_without_a_hang(how: str) -> None:
+    t0 = time.perf_counter()
+    res = run([MPIEXEC, "-n", "2", sys.executable, str(WORKER), how])
+    assert res.returncode != 0
+    assert "OK" not in res.stdout
+    assert time.perf_counter() - t0 < TIMEOUT / 2
+
+
+def test_two_ranks_equal_one_rank_with_grad_accum_2_then_resume_on_one(tmp_path: Path, corpus: Path) -> None:
+    """2 ranks x batch b == 1 rank x batch b x grad-accum 2 (float64, 1e-12) after 5 steps, and the
+    2-rank run, crashed there and resumed on 1 rank, continues as the single-process run does."""
+    crash = {"TINYLLM_KILL_AFTER_CHECKPOINT": "5"}              # rank 0 dies right after saving step 5
+    one, two = tmp_path / "one", tmp_path / "two"
+    r1 = train(one, corpus, "--grad-accum", "2", env=crash)
+    r2 = train(two, corpus, nproc=2, env=crash)
+    assert r1.returncode != 0 and r2.returncode != 0            # both were killed ...
+    assert load_checkpoint(two, prefer="latest").iteration == 5  # ... after writing iteration 5
+    assert_close_weights(one, two)
+    assert r2.stdout.count("iter 5/6") == 1                     # one rank prints
+    r1 = train(one, corpus, "--resume")
+    r2 = train(two, corpus, "--resume")                         # 1 process now: grad-accum 2 per step
+    assert r1.returncode == 0 and r2.returncode == 0, r2.stdout + r2.stderr
+    assert load_checkpoint(two, prefer="latest").iteration == 6
+    assert_close_weights(one, two)
+    lines = (two / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 6                                      # one writer, no duplicate records
+
+
+def test_nproc_starts_mpiexec_itself(tmp_path: Path, corpus: Path) -> None:
+    res = train(tmp_path / "run", corpus, "--iters", "2", "--eval-interval", "2", "--nproc", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "2 processes" in res.stdout and res.stdout.count("done: 2 iterations") == 1
+    assert load_checkpoint(tmp_path / "run", prefer="latest").iteration == 2
