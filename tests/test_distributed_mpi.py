@@ -7,6 +7,7 @@ takes a second or two.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 pytest.importorskip("mpi4py")
 from tinyllm.checkpoint import load_checkpoint  # noqa: E402
 from tinyllm.distributed.launch import find_mpiexec, mpiexec_command  # noqa: E402
+from tinyllm.train.metrics import read_metrics  # noqa: E402
 
 try:
     MPIEXEC = find_mpiexec()
@@ -103,8 +105,30 @@ def test_two_ranks_equal_one_rank_with_grad_accum_2_then_resume_on_one(tmp_path:
     assert r1.returncode == 0 and r2.returncode == 0, r2.stdout + r2.stderr
     assert load_checkpoint(two, prefer="latest").iteration == 6
     assert_close_weights(one, two)
-    lines = (two / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 6                                      # one writer, no duplicate records
+    records = [read_metrics(run_dir / "metrics.jsonl") for run_dir in (one, two)]
+    assert len(records[1]) == 6                                 # one writer, no duplicate records
+    for a, b in zip(*records):                                  # losses (all-reduced) and sharded evaluation
+        assert a["iter"] == b["iter"] and a["loss"] == pytest.approx(b["loss"], abs=1e-12)
+        assert (a["val_loss"] is None) == (b["val_loss"] is None)
+        assert a["val_loss"] is None or a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-12)
+
+
+def test_ctrl_c_stops_every_rank_after_the_same_step_and_saves_once(tmp_path: Path, corpus: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", str(corpus), "--out", str(out), *ARGS, "--iters", "100000", "--eval-interval",
+            "100000"]
+    proc = subprocess.Popen(mpiexec_command(2, args, MPIEXEC), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+    metrics = out / "metrics.jsonl"
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)                             # mpiexec passes it on to both ranks
+    stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 130, stdout + stderr
+    assert stderr.count("interrupted at iteration") == 1, stderr   # rank 0 alone reports it
+    saved = load_checkpoint(out, prefer="latest")
+    assert f"interrupted at iteration {saved.iteration}:" in stderr
 
 
 def test_nproc_starts_mpiexec_itself(tmp_path: Path, corpus: Path) -> None:

@@ -54,6 +54,23 @@ def broadcast_training_state(model: Any, optimizer: Any, comm: Communicator) -> 
     optimizer.set_step_counts(counts)
 
 
+def resumed_grad_accum(state: dict, grad_accum: int, world: int) -> int:
+    """Micro-batches per step on each of ``world`` ranks that keep a checkpoint's global count.
+
+    ``state`` (``state.json``) records the ``world`` and per-rank ``grad_accum``
+    that wrote it (absent: one process with ``grad_accum``). The global count
+    ``world x grad_accum`` is what the run's steps mean; a resumed run keeps it.
+    """
+    saved_world, saved_accum = state.get("world", 1), state.get("grad_accum", grad_accum)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (saved_world, saved_accum)):
+        raise ValueError(f"world {saved_world!r} and grad_accum {saved_accum!r} must be integers >= 1")
+    total = saved_world * saved_accum
+    if total % world:
+        raise ValueError(f"the run took {total} micro-batches per step ({saved_world} process(es) x "
+                         f"{saved_accum}), which {world} processes cannot share equally")
+    return total // world
+
+
 def rank_seed(seed: int, rank: int) -> int:
     """The dropout seed of ``rank``: rank 0 keeps the run's seed, the others get their own."""
     return int(np.random.SeedSequence([int(seed), int(rank)]).generate_state(1)[0]) if rank else int(seed)

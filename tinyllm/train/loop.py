@@ -68,10 +68,12 @@ import numpy as np
 
 from .. import backend
 from ..distributed import Communicator, get_comm
+from ..distributed.data_parallel import resumed_grad_accum
 from ..checkpoint import Checkpoint, CheckpointError, save_checkpoint
-from ..tensor import no_grad
 from .config import TrainConfig
+from .interrupts import install_interrupt_handlers, restore_interrupt_handlers
 from .metrics import MetricsLog, Progress, format_duration
+from .validation import evaluate_batches, to_backend
 
 
 class TrainingDiverged(RuntimeError):
@@ -92,13 +94,6 @@ class TrainResult:
     stopped_early: bool
     seconds: float
     records: list = field(default_factory=list)
-
-
-def to_backend(batch: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Move a batch of host arrays to the active backend (a no-op on NumPy)."""
-    if backend.get_backend() == "numpy":
-        return batch
-    return {k: backend.asarray(v) for k, v in batch.items()}
 
 
 class Trainer:
@@ -173,7 +168,7 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt.optimizer)
             self.source.load_state_dict(st["data"])
             backend.set_rng_state(st["rng"])
-            self.grad_accum = self._resumed_grad_accum(st)
+            self.grad_accum = resumed_grad_accum(st, self.cfg.grad_accum, self.comm.world)
             self.iteration = int(st["iteration"])
             self.best_val_loss = st.get("best_val_loss")
             self.last_val_loss = st.get("last_val_loss")
@@ -189,17 +184,6 @@ class Trainer:
 
             restore_rank_rng(st, self.comm)
         self.resumed = True
-
-    def _resumed_grad_accum(self, st: dict) -> int:
-        """This rank's micro-batches per step that keep the checkpoint's global count."""
-        saved_world, saved_accum = st.get("world", 1), st.get("grad_accum", self.cfg.grad_accum)
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (saved_world, saved_accum)):
-            raise ValueError(f"world {saved_world!r} and grad_accum {saved_accum!r} must be integers >= 1")
-        total = saved_world * saved_accum
-        if total % self.comm.world:
-            raise ValueError(f"the run took {total} micro-batches per step ({saved_world} process(es) x "
-                             f"{saved_accum}), which {self.comm.world} processes cannot share equally")
-        return total // self.comm.world
 
     def state(self, elapsed: float) -> dict:
         """The JSON-able training state saved in ``state.json``."""
@@ -291,37 +275,9 @@ class Trainer:
                 f"Try a smaller --lr (now {self.cfg.lr:g}) or --grad-clip")
 
     # ------------------------------------------------------------------ evaluation
-    @no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Mean loss (and accuracy) over the validation batches, in eval mode.
-
-        With several ranks, rank ``r`` evaluates batches ``r, r + world, ...`` and
-        one all-reduce sums the losses and counts: every rank gets the mean.
-        """
-        self.model.eval()
-        losses, correct, counted = [], 0, 0
-        try:
-            for batch in self.val_batches[self.comm.rank::self.comm.world]:
-                logits, loss = self.model(**to_backend(batch))
-                losses.append(loss.data)                               # read all at once below
-                if self.accuracy:
-                    c, n = _correct(logits, batch)
-                    correct, counted = correct + c, counted + n
-        finally:
-            self.model.train()
-        xp = backend.xp()
-        if self.comm.world > 1:                                        # sum over the ranks' shares
-            sums = np.asarray([sum(float(v) for v in losses), len(losses), correct, counted], dtype=np.float64)
-            self.comm.allreduce_sum_(sums)
-            mean = float(sums[0] / sums[1]) if sums[1] else float("nan")
-            correct, counted = int(sums[2]), int(sums[3])
-        else:
-            mean = float(xp.stack([xp.asarray(v, dtype=xp.float64) for v in losses]).mean()) if losses \
-                else float("nan")
-        out = {"val_loss": mean}
-        if self.accuracy:
-            out["val_acc"] = correct / max(counted, 1)
-        return out
+        """Mean loss (and accuracy) over the validation batches (see :func:`validation.evaluate_batches`)."""
+        return evaluate_batches(self.model, self.val_batches, self.accuracy, self.comm)
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainResult:
@@ -333,7 +289,7 @@ class Trainer:
 
             start_together(self)
         start = time.perf_counter()
-        previous = _install_interrupt_handlers(self)
+        previous = install_interrupt_handlers(self._on_interrupt)
         try:
             # Overflow to inf/nan is caught as a diverged run, with a clear message; numpy's own
             # floating-point warnings would only add noise (and are errors under pytest).
@@ -347,7 +303,7 @@ class Trainer:
                 self.comm.settle()
             raise
         finally:
-            _restore_interrupt_handlers(previous)
+            restore_interrupt_handlers(previous)
             self.progress.clear()
         self.comm.settle()
         return TrainResult(self.iteration, self.best_val_loss, self.last_val_loss, stopped_early,
@@ -432,6 +388,12 @@ class Trainer:
             return True
         return False
 
+    def _on_interrupt(self) -> None:
+        """SIGINT/SIGTERM: stop after this step; a second one stops at once."""
+        self._interrupts += 1
+        if self._interrupts > 1:
+            raise KeyboardInterrupt
+
     @property
     def tokens_per_step(self) -> int:
         """Tokens in one optimizer step, over all ranks."""
@@ -456,31 +418,3 @@ class Trainer:
             path = self.save("latest", self.elapsed_before + time.perf_counter() - start)
         raise TrainingInterrupted(f"interrupted at iteration {self.iteration}: saved {path}; "
                                   f"continue with: {self.resume_hint}")
-
-
-def _correct(logits: Any, batch: dict) -> tuple[int, int]:
-    """(right, counted) predictions: classifier labels, or the non-ignored targets of an LM."""
-    pred = backend.to_numpy(logits.data).argmax(axis=-1)
-    target = batch["labels"] if "labels" in batch else batch["targets"]
-    valid = target != -100
-    return int(((pred == target) & valid).sum()), int(valid.sum())
-
-
-def _install_interrupt_handlers(trainer: Trainer) -> dict:
-    """SIGINT/SIGTERM set a flag the loop checks after each step; a second SIGINT stops at once."""
-    def handler(signum: int, frame: Any) -> None:
-        trainer._interrupts += 1
-        if trainer._interrupts > 1:
-            raise KeyboardInterrupt
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread: leave the default handling
-            pass
-    return previous
-
-
-def _restore_interrupt_handlers(previous: dict) -> None:
-    for sig, h in previous.items():
-        signal.signal(sig, h)
