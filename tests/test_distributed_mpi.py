@@ -34,7 +34,7 @@ ARGS = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16
         "--iters", "6", "--warmup", "2", "--eval-interval", "5", "--eval-iters", "3", "--log-interval", "1",
         "--sample-tokens", "0", "--lr", "1e-2", "--min-lr", "1e-3", "--dropout", "0", "--seed", "3",
         "--dtype", "float64"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "TINYLLM_MPI_EXIT_TIMEOUT": "3"}
 
 
 def run(cmd: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
@@ -87,6 +87,14 @@ def test_a_rank_that_dies_or_exits_ends_the_others_without_a_hang(how: str) -> N
     assert res.returncode != 0
     assert "OK" not in res.stdout
     assert time.perf_counter() - t0 < TIMEOUT / 2
+    if how == "exit":                                           # it waited its 3 s, then ended the other
+        assert "aborting them" in res.stderr
+
+
+def test_an_error_every_rank_meets_is_one_plain_error_each(tmp_path: Path) -> None:
+    res = mpi(2, ["train", "--data", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "run")])
+    assert res.returncode == 1
+    assert res.stderr.count("error: data path") == 2 and "Abort" not in res.stderr
 
 
 def test_two_ranks_equal_one_rank_with_grad_accum_2_then_resume_on_one(tmp_path: Path, corpus: Path) -> None:

@@ -115,3 +115,42 @@ def test_set_backend_device_needs_cupy_and_a_real_gpu() -> None:
     with pytest.raises(backend.BackendError, match="does not exist"):
         backend.set_backend("cupy", device=count)
     backend.set_backend("numpy")
+
+
+def test_resumed_grad_accum_keeps_the_global_micro_batches() -> None:
+    from tinyllm.distributed.data_parallel import resumed_grad_accum
+
+    assert resumed_grad_accum({}, 3, 1) == 3                          # a single-process checkpoint
+    assert resumed_grad_accum({"world": 2, "grad_accum": 1}, 1, 1) == 2   # 2 ranks x 1 -> 1 x 2
+    assert resumed_grad_accum({"world": 1, "grad_accum": 4}, 4, 2) == 2
+    with pytest.raises(ValueError, match="3 micro-batches per step .* 2 processes cannot share"):
+        resumed_grad_accum({"world": 3, "grad_accum": 1}, 1, 2)
+    with pytest.raises(ValueError, match="integers >= 1"):
+        resumed_grad_accum({"world": "2", "grad_accum": 1}, 1, 1)
+
+
+def test_an_unsharded_source_on_several_ranks_is_refused() -> None:
+    from tinyllm.distributed.data_parallel import check_sharded
+
+    class TwoRanks(SingleProcess):
+        rank, world = 1, 2
+
+    with pytest.raises(ValueError, match=r"shard \(0, 1\) but this process is rank 1 of 2"):
+        check_sharded(SOURCES["lm"]((0, 1)), TwoRanks())
+    check_sharded(SOURCES["lm"]((1, 2)), TwoRanks())
+
+
+def test_nproc_command_line_and_its_errors(monkeypatch) -> None:
+    from tinyllm.distributed import launch
+
+    assert launch.strip_nproc(["train", "--nproc", "2", "--iters", "5"]) == (2, ["train", "--iters", "5"])
+    assert launch.strip_nproc(["train", "--nproc=3"]) == (3, ["train"])
+    with pytest.raises(ValueError, match="works from the command line"):
+        launch.strip_nproc(["train"])
+    cmd = launch.mpiexec_command(2, ["train", "--iters", "5"], mpiexec="/opt/mpi/bin/mpiexec")
+    assert cmd[:3] == ["/opt/mpi/bin/mpiexec", "-n", "2"] and cmd[-3:] == ["train", "--iters", "5"]
+    with pytest.raises(ValueError, match="at least 1"):
+        launch.launch(0, ["train", "--nproc", "0"])
+    monkeypatch.setenv("PMI_RANK", "0")
+    with pytest.raises(ValueError, match="not both"):
+        launch.launch(2, ["train", "--nproc", "2"])

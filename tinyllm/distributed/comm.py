@@ -21,6 +21,7 @@ import atexit
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -94,8 +95,12 @@ class MPICommunicator(Communicator):
     **No hangs.** A rank that dies from a signal (SIGKILL) is noticed by
     ``mpiexec``, which ends the others. A rank that *exits* on its own (an
     error only it met) would leave the others waiting in their next
-    collective forever, so at exit a rank that has not :meth:`settle`-d calls
-    ``MPI_Abort``, which ends every rank with a non-zero status.
+    collective forever. So a rank that exits without having :meth:`settle`-d
+    waits at most ``TINYLLM_MPI_EXIT_TIMEOUT`` seconds (default 10) for the
+    others in a barrier of a communicator kept for this alone: if they all
+    arrive (the same error stopped everyone, say a missing data file), each
+    exits with its own status; otherwise it calls ``MPI_Abort``, which ends
+    every rank with a non-zero status.
     """
 
     def __init__(self, mpi_comm: Any = None) -> None:
@@ -106,17 +111,26 @@ class MPICommunicator(Communicator):
         self.rank, self.world = self.comm.Get_rank(), self.comm.Get_size()
         self.nccl: Any = None       # a tinyllm.distributed.nccl.NCCLAllreduce, for CuPy buffers
         self.active = True          # inside collectives: leaving alone must end the others
+        self._exit_comm = self.comm.Dup()   # its own context: never matched with a training collective
         atexit.register(self._abort_unless_settled)
 
     def settle(self) -> None:
         self.active = False
 
     def _abort_unless_settled(self) -> None:
-        if self.active and self.world > 1:
-            sys.stderr.write(f"tinyllm: rank {self.rank} is exiting while the other ranks may wait for it: "
-                             "aborting them\n")
-            sys.stderr.flush()
-            self.comm.Abort(1)
+        if not self.active or self.world == 1:
+            return
+        timeout = float(os.environ.get("TINYLLM_MPI_EXIT_TIMEOUT", "10"))
+        request = self._exit_comm.Ibarrier()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if request.Test():
+                return                                  # everyone is leaving: no one waits
+            time.sleep(0.01)
+        sys.stderr.write(f"tinyllm: rank {self.rank} is exiting while the other ranks still wait for it: "
+                         "aborting them\n")
+        sys.stderr.flush()
+        self.comm.Abort(1)
 
     def _host(self, buf: Any, fn: Any) -> Any:
         """Run ``fn`` on a host copy of a device buffer and copy the result back."""
