@@ -154,3 +154,28 @@ def test_nproc_command_line_and_its_errors(monkeypatch) -> None:
     monkeypatch.setenv("PMI_RANK", "0")
     with pytest.raises(ValueError, match="not both"):
         launch.launch(2, ["train", "--nproc", "2"])
+
+
+def test_each_rank_takes_back_its_own_dropout_stream_on_resume() -> None:
+    from tinyllm.distributed.data_parallel import rank_seed, restore_rank_rng
+
+    class Rank(SingleProcess):
+        def __init__(self, r: int) -> None:
+            self.rank, self.world = r, 3
+
+    backend.manual_seed(5)
+    states = []
+    for r in range(2):                                       # the checkpoint of a 2-rank run
+        backend.manual_seed(rank_seed(5, r))
+        backend.rng(np).random(3)
+        states.append(backend.get_rng_state())
+    draws = []
+    for r in (1, 2):                                         # resumed on 3 ranks
+        backend.set_rng_state(states[0])                     # what every rank restores from state["rng"]
+        restore_rank_rng({"rank_rng": states, "iteration": 4}, Rank(r))
+        draws.append(backend.rng(np).random(2))
+    backend.set_rng_state(states[1])
+    np.testing.assert_array_equal(draws[0], backend.rng(np).random(2))   # rank 1: its own stream
+    assert not np.array_equal(draws[1], draws[0])                        # rank 2: a new one of its own
+    assert rank_seed(5, 0) == 5 and rank_seed(5, 1) != rank_seed(5, 2)
+    backend.manual_seed(0)

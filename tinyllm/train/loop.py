@@ -67,9 +67,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import backend
+from ..checkpoint import Checkpoint, CheckpointError, save_checkpoint
 from ..distributed import Communicator, get_comm
 from ..distributed.data_parallel import resumed_grad_accum
-from ..checkpoint import Checkpoint, CheckpointError, save_checkpoint
 from .config import TrainConfig
 from .interrupts import install_interrupt_handlers, restore_interrupt_handlers
 from .metrics import MetricsLog, Progress, format_duration
