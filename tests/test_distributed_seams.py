@@ -179,3 +179,46 @@ def test_each_rank_takes_back_its_own_dropout_stream_on_resume() -> None:
     assert not np.array_equal(draws[1], draws[0])                        # rank 2: a new one of its own
     assert rank_seed(5, 0) == 5 and rank_seed(5, 1) != rank_seed(5, 2)
     backend.manual_seed(0)
+
+
+def test_nccl_plumbing_with_a_stand_in_for_cupy(monkeypatch) -> None:
+    """No GPU here: a stand-in for cupy.cuda.nccl records what the NCCL path asks of it."""
+    from types import SimpleNamespace
+
+    from tinyllm.distributed import nccl
+
+    calls = []
+
+    class Communicator:
+        def __init__(self, ndev, uid, rank):
+            calls.append(("init", ndev, uid, rank))
+
+        def allReduce(self, send, recv, n, dtype, op, stream):
+            calls.append(("allReduce", send == recv, n, dtype, op, stream))
+
+        def bcast(self, ptr, n, dtype, root, stream):
+            calls.append(("bcast", n, dtype, root))
+
+    fake = SimpleNamespace(get_unique_id=lambda: tuple(range(-64, 64)), NcclCommunicator=Communicator,
+                           NCCL_FLOAT16=6, NCCL_FLOAT32=7, NCCL_FLOAT64=8, NCCL_SUM=0)
+    cuda = SimpleNamespace(get_current_stream=lambda: SimpleNamespace(ptr=1234))
+    monkeypatch.setattr(nccl, "_nccl", lambda: fake)
+    monkeypatch.setattr(nccl.importlib, "import_module", lambda name: cuda)
+    sent = []
+    mpi = SimpleNamespace(world=2, rank=1, comm=SimpleNamespace(Bcast=lambda buf, root: sent.append(buf.copy())))
+    path = nccl.NCCLAllreduce(mpi)
+    assert calls[0] == ("init", 2, tuple(range(-64, 64)), 1) and sent[0].size == 128
+
+    class Buf:                                               # the attributes of a CuPy array NCCL reads
+        def __init__(self, dtype, contiguous=True):
+            self.dtype, self.size = np.dtype(dtype), 10
+            self.flags = SimpleNamespace(c_contiguous=contiguous)
+            self.data = SimpleNamespace(ptr=99)
+
+    path.allreduce_sum_(Buf(np.float32))
+    path.broadcast_(Buf(np.float64))
+    assert calls[1:] == [("allReduce", True, 10, 7, 0, 1234), ("bcast", 10, 8, 0)]
+    with pytest.raises(ValueError, match="contiguous"):
+        path.allreduce_sum_(Buf(np.float32, contiguous=False))
+    with pytest.raises(TypeError, match="no NCCL type"):
+        path.allreduce_sum_(Buf(np.int64))

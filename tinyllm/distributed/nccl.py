@@ -87,7 +87,9 @@ def own_gpu_per_rank(mpi: Any) -> bool:
         fits = local.Get_size() <= backend.gpu_count()
     finally:
         local.Free()
-    return bool(mpi.comm.allreduce(int(fits), op=mpi.MPI.MIN))
+    flag = np.asarray([int(fits)], dtype=np.int64)
+    mpi.comm.Allreduce(mpi.MPI.IN_PLACE, flag, op=mpi.MPI.MIN)   # every machine must fit
+    return bool(flag[0])
 
 
 def attach(mpi: Any) -> bool:
