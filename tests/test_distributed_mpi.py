@@ -139,8 +139,12 @@ def test_ctrl_c_stops_every_rank_after_the_same_step_and_saves_once(tmp_path: Pa
     assert f"interrupted at iteration {saved.iteration}:" in stderr
 
 
-def test_nproc_starts_mpiexec_itself(tmp_path: Path, corpus: Path) -> None:
-    res = train(tmp_path / "run", corpus, "--iters", "2", "--eval-interval", "2", "--nproc", "2")
+def test_nproc_starts_mpiexec_itself_with_accumulation_and_early_stopping(tmp_path: Path, corpus: Path) -> None:
+    """lr 1e-300: the weights and the validation loss never change after the first evaluation, so both ranks stop at the
+    second one (they judge the same all-reduced loss); each step is 2 ranks x 2 micro-batches of 3."""
+    res = train(tmp_path / "run", corpus, "--iters", "8", "--eval-interval", "2", "--early-stop", "1",
+                "--lr", "1e-300", "--min-lr", "1e-300", "--grad-accum", "2", "--nproc", "2")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "2 processes" in res.stdout and res.stdout.count("done: 2 iterations") == 1
-    assert load_checkpoint(tmp_path / "run", prefer="latest").iteration == 2
+    assert "8 iters x 12 x 16 tokens" in res.stdout and "2 processes" in res.stdout
+    assert res.stdout.count("early stop: no val improvement in 1 evaluations") == 1
+    assert load_checkpoint(tmp_path / "run", prefer="latest").iteration == 4
