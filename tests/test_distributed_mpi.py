@@ -140,8 +140,8 @@ def test_ctrl_c_stops_every_rank_after_the_same_step_and_saves_once(tmp_path: Pa
 
 
 def test_nproc_starts_mpiexec_itself_with_accumulation_and_early_stopping(tmp_path: Path, corpus: Path) -> None:
-    """lr 1e-300: the weights and the validation loss never change after the first evaluation, so both ranks stop at the
-    second one (they judge the same all-reduced loss); each step is 2 ranks x 2 micro-batches of 3."""
+    """lr 1e-300: the weights, so the validation loss, never change; both ranks stop at the second
+    evaluation (they judge the same all-reduced loss). Each step is 2 ranks x 2 micro-batches of 3."""
     res = train(tmp_path / "run", corpus, "--iters", "8", "--eval-interval", "2", "--early-stop", "1",
                 "--lr", "1e-300", "--min-lr", "1e-300", "--grad-accum", "2", "--nproc", "2")
     assert res.returncode == 0, res.stdout + res.stderr
