@@ -62,9 +62,12 @@ Ctrl-C saves a checkpoint; --resume continues it exactly."""
 @click.option("--force", is_flag=True, default=None, help="Replace a run already in --out.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML or JSON file of settings (flag names, dashes or underscores).")
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Train data-parallel on N processes: starts mpiexec -n N itself (needs the [mpi] extra); "
+                   "the run equals one process with --grad-accum multiplied by N.")
 @click.pass_context
 def train_command(ctx: click.Context, out: str | None, resume: bool | None, force: bool | None,
-                  config_file: str | None, **_: Any) -> None:
+                  config_file: str | None, nproc: int | None = None, **_: Any) -> None:
     """Pre-train a language model: a GPT (next token) or a BERT (masked tokens).
 
     With no options it trains a small character-level GPT on the Shakespeare
@@ -72,6 +75,9 @@ def train_command(ctx: click.Context, out: str | None, resume: bool | None, forc
     its progress, the loss curve and a sample, and leaves the run in runs/.
     Options left out take their values from --preset (default: "default").
     """
+    if nproc is not None:
+        from ..distributed.launch import launch  # noqa: PLC0415
+        ctx.exit(launch(nproc))
     from ..train import pretrain  # noqa: PLC0415  (import the engine only when a command runs)
 
     settings: dict[str, Any] = {}

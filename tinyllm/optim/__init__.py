@@ -14,6 +14,10 @@ A training step::
     optimizer.set_lr(schedule(it))
     optimizer.step()
     optimizer.zero_grad()
+
+Data-parallel training reaches the gradients through ``optimizer.grad_buffers()``
+(one flat array per parameter group, synced with every ``p.grad``): one
+all-reduce of each, in place, between backward and ``step()``.
 """
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_

@@ -25,6 +25,7 @@ from ..data import DataError, load_labeled, load_pairs, train_val_split
 from ..optim import configure_adamw
 from .config import TrainConfig
 from .data import ExampleSource, chunk, classification_arrays, pair_arrays, tokenizer_from_json
+from ..distributed import get_comm, is_main
 from .loop import Trainer, TrainResult
 from .metrics import Progress
 from .pretrain import check_out_dir, describe_model, report_end, resumed_config, setup_engine
@@ -139,12 +140,12 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
 
     optimizer = configure_adamw(model, cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
     schedule = cfg.schedule()
-    source = ExampleSource(train_arrays, cfg.batch_size, cfg.seed)
+    source = ExampleSource(train_arrays, cfg.batch_size, cfg.seed, shard=get_comm().shard)
     val_batches = chunk(val_arrays, cfg.batch_size)[:cfg.eval_iters]
     ckpt_config = {"format": RUN_FORMAT, "tinyllm_version": __version__, "model": section, "train": cfg.to_dict(),
                    "task": task_info}
     if not resume:
-        if force:
+        if force and is_main():
             clear_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
     seq_len = arrays["idx"].shape[1]

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import __version__, backend
 from ..checkpoint import CheckpointError, CheckpointNotFoundError, clear_run, holds_run, load_checkpoint
+from ..distributed import get_comm, gpu_of_this_rank, is_main
 from ..optim import configure_adamw
 from .config import TrainConfig, resolve
 from .data import lm_eval_set, load_lm_data, tokenizer_from_json
@@ -41,7 +42,7 @@ def setup_engine(cfg: TrainConfig) -> None:
     (Host memory reuse for the step's large temporaries is set up once, at import,
     by :func:`tinyllm.backend.keep_freed_memory`.)
     """
-    backend.set_backend(cfg.backend)
+    backend.set_backend(cfg.backend, device=gpu_of_this_rank(cfg.backend))
     backend.set_default_dtype(cfg.dtype)
     backend.manual_seed(cfg.seed)
 
@@ -90,16 +91,17 @@ def model_config(cfg: TrainConfig, tokenizer: Any, kind: Any) -> dict[str, Any]:
     return {**shape, **kind.config_extras(tokenizer)}
 
 
-def batch_source(kind: Any, tokens: Any, cfg: TrainConfig, tokenizer: Any) -> Any:
+def batch_source(kind: Any, tokens: Any, cfg: TrainConfig, tokenizer: Any, shard: tuple[int, int] = (0, 1)) -> Any:
     """The kind's pre-training batch source over ``tokens`` (its record names the class).
 
     A masked-LM source also takes the tokenizer (for [MASK] and the special
-    tokens it never masks) and the share of tokens to mask.
+    tokens it never masks) and the share of tokens to mask. ``shard=(rank,
+    world)``: this process's share of every global batch (data parallelism).
     """
     cls = kind.batch_source_class()
     if kind.objective == "masked-lm":
-        return cls(tokens, cfg.block_size, cfg.batch_size, cfg.seed, tokenizer, cfg.mlm_prob)
-    return cls(tokens, cfg.block_size, cfg.batch_size, cfg.seed)
+        return cls(tokens, cfg.block_size, cfg.batch_size, cfg.seed, tokenizer, cfg.mlm_prob, shard=shard)
+    return cls(tokens, cfg.block_size, cfg.batch_size, cfg.seed, shard=shard)
 
 
 def human(n: float) -> str:
@@ -160,14 +162,14 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     model = kind.build(mcfg)
     optimizer = configure_adamw(model, cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
     schedule = cfg.schedule()
-    source = batch_source(kind, data.train, cfg, tokenizer)
+    source = batch_source(kind, data.train, cfg, tokenizer, shard=get_comm().shard)
     val_batches = lm_eval_set(cfg, data.val, tokenizer)
 
     ckpt_config = {"format": RUN_FORMAT, "tinyllm_version": __version__,
                    "model": {"kind": cfg.model, "config": model.config.to_dict()},
                    "train": cfg.to_dict(), "task": {"name": "pretrain", "data": data.description}}
     if not resume:
-        if force:
+        if force and is_main():
             clear_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(model, optimizer, schedule, source, val_batches, cfg, run_dir, ckpt_config,
@@ -180,9 +182,10 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     progress.line(f"data       {data.description} (train {len(data.train):,} / val {len(data.val):,})")
     progress.line(f"tokenizer  {tokenizer.kind}, {tokenizer.vocab_size:,} tokens")
     progress.line(f"model      {describe_model(model, cfg.model)}")
-    progress.line(f"training   {cfg.iters:,} iters x {cfg.batch_size * cfg.grad_accum} x {cfg.block_size} tokens, "
+    world = get_comm().world
+    progress.line(f"training   {cfg.iters:,} iters x {cfg.batch_size * trainer.grad_accum * world} x {cfg.block_size} tokens, "
                   f"AdamW lr {cfg.lr:g} -> {cfg.min_lr:g} (warmup {cfg.warmup}, cosine), "
-                  f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}")
+                  f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}" + (f", {world} processes" if world > 1 else ""))
     if trainer.iteration >= cfg.iters:
         progress.line(f"the run is already complete ({trainer.iteration} of {cfg.iters} iterations); "
                       "give a larger --iters to train it longer")
