@@ -7,6 +7,7 @@ takes a second or two.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,7 +78,7 @@ def test_worker_scenarios_on_two_ranks(case: str) -> None:
     gradient r becomes (world-1)/2 on all, twice in a row, with parameters lacking a gradient."""
     res = run([MPIEXEC, "-n", "2", sys.executable, str(WORKER), case])
     assert res.returncode == 0, res.stdout + res.stderr
-    assert sorted(res.stdout.split("\n")[:2]) == ["OK 0", "OK 1"]
+    assert sorted(re.findall(r"OK \d+", res.stdout)) == ["OK 0", "OK 1"]   # the ranks' lines may interleave
 
 
 @pytest.mark.parametrize("how", ["kill", "exit"])
