@@ -27,6 +27,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
     import tinyllm
+    from tinyllm.decoding import generate
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     cfg = CONFIGS[args.config]
     model, _, _ = build_tinyllm(cfg)
@@ -36,7 +37,7 @@ def main() -> None:
     times: dict = {"tinyllm": [], "torch": []}
     for _ in range(args.reps + 1):
         t = time.perf_counter()
-        ours = model.generate(prompt, args.tokens, greedy=True)
+        ours = generate(model, prompt, args.tokens, greedy=True)
         times["tinyllm"].append(time.perf_counter() - t)
         t = time.perf_counter()
         theirs = ref.generate(torch.from_numpy(prompt), args.tokens).numpy()

@@ -53,17 +53,39 @@ def _import_cupy() -> ModuleType:
     return _cupy
 
 
-def set_backend(name: str) -> None:
-    """Make ``name`` ("numpy" or "cupy") the backend new tensors are created on."""
+def set_backend(name: str, device: int | None = None) -> None:
+    """Make ``name`` ("numpy" or "cupy") the backend new tensors are created on.
+
+    ``device`` (CuPy only) selects the GPU by number and makes it current, as
+    each process of a data-parallel run on several GPUs does with its own.
+    """
     global _backend_name, _xp
     name = name.lower()
+    if device is not None and (isinstance(device, bool) or not isinstance(device, int) or device < 0):
+        raise BackendError(f"device must be a GPU number >= 0, got {device!r}")
     if name == "numpy":
+        if device is not None:
+            raise BackendError("device selects a GPU: it needs the 'cupy' backend")
         _xp = np
     elif name == "cupy":
-        _xp = _import_cupy()
+        cupy = _import_cupy()
+        if device is not None:
+            count = cupy.cuda.runtime.getDeviceCount()
+            if device >= count:
+                raise BackendError(f"device {device} does not exist: this machine has {count} GPU(s)")
+            cupy.cuda.Device(device).use()
+        _xp = cupy
     else:
         raise BackendError(f"unknown backend {name!r}: choose 'numpy' or 'cupy'")
     _backend_name = name
+
+
+def gpu_count() -> int:
+    """The number of GPUs CuPy sees (0 without CuPy or without a GPU)."""
+    try:
+        return int(_import_cupy().cuda.runtime.getDeviceCount())
+    except Exception:  # no CuPy, no driver: no GPU to count
+        return 0
 
 
 def get_backend() -> str:
