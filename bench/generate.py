@@ -23,9 +23,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import common  # noqa: E402
 import harness  # noqa: E402
-from train import CONFIGS as TRAIN_CONFIGS, build_tinyllm, load_weights, model_args  # noqa: E402
+from steps import load_weights, save_weights  # noqa: E402
+from train import CONFIGS as TRAIN_CONFIGS, build_tinyllm, model_args  # noqa: E402
 
 CONFIGS = {
     "tiny": TRAIN_CONFIGS["tiny"],
@@ -45,10 +45,7 @@ def child(args: argparse.Namespace) -> None:
     cfg = {**CONFIGS[args.config], "batch_size": args.batch}
     if args.child == "setup":
         harness.import_tinyllm(False)
-        import numpy as np  # noqa: PLC0415
-        model, _, _ = build_tinyllm(cfg)
-        np.savez(args.weights, **{k: common.tinyllm_to_numpy(v) for k, v in model.state_dict().items()
-                                  if k != "lm_head.weight"})   # tied to wte
+        save_weights(args.weights, build_tinyllm(cfg)[0])
         harness.report({})
         return
     out: list = []
@@ -56,7 +53,7 @@ def child(args: argparse.Namespace) -> None:
         harness.import_tinyllm(args.import_numpy_first)
         from tinyllm.models import GPT, GPTConfig  # noqa: PLC0415
         model = GPT(GPTConfig(**model_args(cfg), dropout=0.0))
-        model.load_state_dict(load_weights(args.weights), strict=False)   # lm_head.weight is wte
+        model.load_state_dict(load_weights(args.weights))
         prompt = prompts(cfg, args.batch)
 
         def run(i: int) -> None:

@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common  # noqa: E402  (imports nothing heavy: NumPy must not load before tinyllm in a child)
 import harness  # noqa: E402
+import steps  # noqa: E402
 
 CONFIGS = {
     "tiny": dict(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=32, batch_size=2),   # tests
@@ -40,15 +41,6 @@ LR, WD, BETAS, CLIP = 1e-3, 0.1, (0.9, 0.99), 1.0
 
 def model_args(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k != "batch_size"}
-
-
-def load_weights(path: str | None) -> dict | None:
-    """The shared weights written by the setup process (no pickle)."""
-    if path is None:
-        return None
-    import numpy as np  # noqa: PLC0415
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
 
 
 def build_tinyllm(cfg: dict, seed: int = 0, state: dict | None = None):
@@ -103,37 +95,16 @@ def batches(cfg: dict, n: int, seed: int = 1):
 
 def child(args: argparse.Namespace) -> None:
     cfg = CONFIGS[args.config]
-    tokens = cfg["batch_size"] * cfg["block_size"]
-    n = args.warmup + args.steps
-    if args.child == "setup":
-        harness.import_tinyllm(False)
-        import numpy as np  # noqa: PLC0415
-        model, _, _ = build_tinyllm(cfg)
-        np.savez(args.weights, **{k: common.tinyllm_to_numpy(v) for k, v in model.state_dict().items()})
-        harness.report({})
-        return
-    if args.child == "tinyllm":
-        tinyllm = harness.import_tinyllm(args.import_numpy_first)
-        tinyllm.set_backend(args.backend)
-        model, step, _ = build_tinyllm(cfg, state=load_weights(args.weights))
-        data = [(common.tinyllm_asarray(x), common.tinyllm_asarray(y)) for x, y in batches(cfg, n)]
-        sync = tinyllm.synchronize
-        flops = model.flops_per_token()
-        n_params = model.num_parameters()
-    else:
-        import torch  # noqa: PLC0415
-        device = "cuda" if args.backend == "cupy" else "cpu"
-        model, step, _ = build_torch(cfg, load_weights(args.weights), device)
-        data = [(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)) for x, y in batches(cfg, n)]
-        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-        n_params = sum(p.numel() for p in model.parameters())
-        flops = common.transformer_flops_per_token(n_params - model.wpe.weight.numel(), cfg["n_layer"],
-                                                   cfg["n_head"], cfg["n_embd"], cfg["block_size"])
-    losses: list[float] = []
-    times = harness.time_steps(lambda i: losses.append(step(*data[i]).item()), args.warmup, args.steps, sync)
-    harness.report({**harness.throughput(times, tokens), "config": args.config, "tokens_per_step": tokens,
-                    "flops_per_token": int(flops), "n_params": int(n_params), "losses": losses,
-                    "numpy_first": bool(args.import_numpy_first)})
+
+    def flops(model, side: str) -> int:
+        if side == "tinyllm":
+            return model.flops_per_token()
+        non_embedding = sum(p.numel() for p in model.parameters()) - model.wpe.weight.numel()
+        return common.transformer_flops_per_token(non_embedding, cfg["n_layer"], cfg["n_head"], cfg["n_embd"],
+                                                  cfg["block_size"])
+    steps.child(args, lambda state: build_tinyllm(cfg, state=state)[:2],
+                lambda state, device: build_torch(cfg, state, device)[:2],
+                lambda n: batches(cfg, n), cfg["batch_size"] * cfg["block_size"], flops, {"config": args.config})
 
 
 # ----------------------------------------------------------------------------- in-process profiling aid
@@ -194,16 +165,10 @@ def main(argv: list[str] | None = None) -> dict:
     peaks = [] if args.no_peak else [harness.matmul_peak(peak_libs(args.backend))]
     out: dict = {"configs": {}}
     for name in names:
-        summary, contenders = harness.compare_processes(
+        summary, contenders = steps.compare(
             __file__, ["--config", name, "--backend", args.backend], args,
-            unit="tok/s", title=f"{name}: training tokens/s, {args.rounds} round(s) of "
-                                f"{args.warmup} + {args.steps} steps, fresh processes")
-        losses = [c.results[0]["losses"] for c in contenders]
-        if len(losses) == 2:
-            summary["max_loss_diff"] = max(abs(a - b) for a, b in zip(*losses))
-            summary["n_params"] = [c.results[0]["n_params"] for c in contenders]
-            print(f"  same start: |loss difference| <= {summary['max_loss_diff']:.2e} over the first "
-                  f"{len(losses[0])} steps; parameters {summary['n_params']}")
+            title=f"{name}: training tokens/s, {args.rounds} round(s) of {args.warmup} + {args.steps} steps, "
+                  f"fresh processes")
         out["configs"][name] = {"summary": summary, "results": {c.name: c.results for c in contenders}}
     if not args.no_peak:
         peaks.append(harness.matmul_peak(peak_libs(args.backend)))
