@@ -124,7 +124,7 @@ class Contender:
 
 def run_child(argv: Sequence[str], env: dict[str, str] | None = None, timeout: float | None = None) -> dict:
     """Run ``python argv...`` in a fresh process; return the dict of its ``BENCH-RESULT`` line."""
-    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout,
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout, check=False,
                           env=dict(os.environ) if env is None else env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(TAG)]
     if proc.returncode != 0 or not lines:

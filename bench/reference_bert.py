@@ -77,7 +77,7 @@ class ReferenceBERT(nn.Module):
         self.mlm.decoder.weight = self.wte.weight                                    # tied, as tinyllm's
 
     def encode(self, idx: torch.Tensor, segment_ids: torch.Tensor | None = None) -> torch.Tensor:
-        b, t = idx.shape
+        t = idx.shape[1]
         seg = torch.zeros_like(idx) if segment_ids is None else segment_ids
         x = self.ln_emb(self.wte(idx) + self.wpe(torch.arange(t, device=idx.device)) + self.wse(seg))
         for block in self.h:
