@@ -9,7 +9,7 @@ cotangent, on float32 inputs of the same shapes and values (weights: each
 side's own initialization; the values do not change the time). Each side runs
 in fresh processes of its own (``bench/harness.py``), alternating tinyllm,
 torch over ``--rounds`` rounds; a process times every case (``--reps``
-timed calls after 2 warm-up calls, their median). The table shows, per case,
+timed calls after 5 warm-up calls, their median). The table shows, per case,
 the median over the rounds of each side's ms, the spread, and the ratio.
 ``--threads N`` sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS
 for both sides' processes (for a steadier ratio on a busy machine).
@@ -165,7 +165,7 @@ def _selected(args: argparse.Namespace) -> list[tuple[str, int, int]]:
 # ----------------------------------------------------------------------------- child, parent
 
 def child(args: argparse.Namespace) -> None:
-    """One side, every selected case: the median ms of ``--reps`` calls after 2 warm-up calls."""
+    """One side, every selected case: the median ms of ``--reps`` calls after 5 warm-up calls."""
     if args.child == "tinyllm":
         tinyllm = harness.import_tinyllm(args.import_numpy_first)
         tinyllm.set_default_dtype("float32")
@@ -176,7 +176,7 @@ def child(args: argparse.Namespace) -> None:
     ms = {}
     for name, t, c in _selected(args):
         fn = CASES[name](args.child, t, c)
-        times = harness.time_steps(lambda i, fn=fn: fn(), 2, args.reps)
+        times = harness.time_steps(lambda i, fn=fn: fn(), 5, args.reps)
         ms[f"{name} {_shape_label(name, t, c)}"] = statistics.median(times) * 1e3
     harness.report({"ms": ms})
 
