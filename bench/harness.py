@@ -157,11 +157,13 @@ def summarize(contenders: Sequence[Contender], key: str = "per_s") -> dict[str, 
     for c in contenders:
         out[c.name] = {key: spread([r[key] for r in c.results]),
                        "peak_rss_mib": spread([r["peak_rss_mib"] for r in c.results]),
-                       "env": c.results[0].get("env", {})}
+                       "env": c.results[0].get("env", {}),
+                       "env_set_by_libraries": c.results[0].get("env_set_by_libraries", {})}
     if len(contenders) >= 2:
         a, b = contenders[0].name, contenders[1].name
         out["ratio"] = out[a][key]["median"] / out[b][key]["median"]
         out["ratio_of"] = f"{a} / {b}"
+        out["ratio_per_round"] = [ra[key] / rb[key] for ra, rb in zip(contenders[0].results, contenders[1].results)]
         if out[a]["env"] != out[b]["env"]:
             out["env_differs"] = True
     return out
@@ -177,8 +179,12 @@ def print_summary(title: str, summary: dict[str, Any], unit: str, key: str = "pe
         print(f"  {name:8} {v['median']:10.1f} {unit}  [min {v['min']:.1f}, max {v['max']:.1f}; "
               f"IQR {v['q1']:.1f}-{v['q3']:.1f}; n={v['n']}]   peak RSS {m['median']:.0f} MiB "
               f"[{m['min']:.0f}-{m['max']:.0f}]")
+        if s.get("env_set_by_libraries"):
+            print(f"           set by the libraries at import: {s['env_set_by_libraries']}")
     if "ratio" in summary:
-        print(f"  ratio of medians ({summary['ratio_of']}): {summary['ratio']:.3f}")
+        per_round = summary["ratio_per_round"]
+        print(f"  ratio of medians ({summary['ratio_of']}): {summary['ratio']:.3f}   "
+              f"(round by round {min(per_round):.3f}-{max(per_round):.3f})")
     if summary.get("env_differs"):
         print("  WARNING: the contenders saw different tuning variables: "
               + "; ".join(f"{n}: {s['env']}" for n, s in summary.items() if isinstance(s, dict) and "env" in s))
