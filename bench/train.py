@@ -112,9 +112,9 @@ def child(args: argparse.Namespace) -> None:
 def in_process(config: str, steps: int, backend: str) -> None:
     """Both engines in ONE process, step by step A/B. A profiling aid, NOT the comparison: the two
     share the process's threads, allocator and environment, which no user's run does."""
-    import torch  # noqa: PLC0415
-    import tinyllm  # noqa: PLC0415
+    import tinyllm  # noqa: PLC0415  (before torch, which loads NumPy)
     import numpy as np  # noqa: PLC0415
+    import torch  # noqa: PLC0415
     tinyllm.set_backend(backend)
     cfg = CONFIGS[config]
     device = "cuda" if backend == "cupy" else "cpu"
