@@ -80,10 +80,7 @@ def blas_threads() -> int:
             return counts[0]
     except ImportError:
         pass
-    import numpy as np  # noqa: PLC0415
-    libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in glob.glob(os.path.join(libdir, "*openblas*")):
-        lib = ctypes.CDLL(path)
+    for lib in openblas_libraries():
         for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
                      "openblas_get_num_threads"):
             if hasattr(lib, name):
@@ -92,6 +89,13 @@ def blas_threads() -> int:
         if os.environ.get(var, "").isdigit():
             return int(os.environ[var])
     return os.cpu_count() or 1
+
+
+def openblas_libraries() -> list:
+    """The OpenBLAS libraries bundled with NumPy (loads NumPy), opened with ctypes."""
+    import numpy as np  # noqa: PLC0415
+    libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    return [ctypes.CDLL(path) for path in sorted(glob.glob(os.path.join(libdir, "*openblas*")))]
 
 
 def match_torch_threads() -> int:
