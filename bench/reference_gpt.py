@@ -64,7 +64,7 @@ class ReferenceGPT(nn.Module):
 
     def encode(self, idx: torch.Tensor, caches: list | None = None) -> torch.Tensor:
         """Final hidden states (after ``ln_f``), (B, T) -> (B, T, C), as tinyllm's ``GPT.encode``."""
-        b, t = idx.shape
+        t = idx.shape[1]
         start = caches[0][0].shape[2] if caches and caches[0] else 0
         x = self.drop(self.wte(idx) + self.wpe(torch.arange(start, start + t, device=idx.device)))
         for i, block in enumerate(self.h):
