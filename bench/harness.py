@@ -97,7 +97,8 @@ def time_steps(step: Callable[[int], Any], warmup: int, steps: int,
 def report(result: dict[str, Any]) -> None:
     """Print a child's result as the one line the parent reads, with its peak memory and environment."""
     out = dict(result)
-    out.update(pid=os.getpid(), peak_rss_mib=peak_rss_mib(), env=START_ENV, python=sys.version.split()[0])
+    out.update(pid=os.getpid(), peak_rss_mib=peak_rss_mib(), env=START_ENV, python=sys.version.split()[0],
+               load_1min=os.getloadavg()[0], cpus=os.cpu_count())
     if tuning_env() != START_ENV:   # what a library set for itself when it was imported
         out["env_set_by_libraries"] = {k: v for k, v in tuning_env().items() if START_ENV.get(k) != v}
     if "torch" in sys.modules:
@@ -166,6 +167,9 @@ def summarize(contenders: Sequence[Contender], key: str = "per_s") -> dict[str, 
         out["ratio_per_round"] = [ra[key] / rb[key] for ra, rb in zip(contenders[0].results, contenders[1].results)]
         if out[a]["env"] != out[b]["env"]:
             out["env_differs"] = True
+    loads = [r["load_1min"] for c in contenders for r in c.results if "load_1min" in r]
+    if loads:
+        out["load_1min"] = [min(loads), max(loads)]
     return out
 
 
@@ -185,6 +189,10 @@ def print_summary(title: str, summary: dict[str, Any], unit: str, key: str = "pe
         per_round = summary["ratio_per_round"]
         print(f"  ratio of medians ({summary['ratio_of']}): {summary['ratio']:.3f}   "
               f"(round by round {min(per_round):.3f}-{max(per_round):.3f})")
+    if "load_1min" in summary:
+        lo, hi = summary["load_1min"]
+        busy = "  (a busy machine: these ratios are not to be quoted)" if hi > 0.5 * (os.cpu_count() or 1) else ""
+        print(f"  1-minute load average as the processes ended: {lo:.2f}-{hi:.2f} on {os.cpu_count()} CPUs{busy}")
     if summary.get("env_differs"):
         print("  WARNING: the contenders saw different tuning variables: "
               + "; ".join(f"{n}: {s['env']}" for n, s in summary.items() if isinstance(s, dict) and "env" in s))
