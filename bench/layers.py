@@ -237,6 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
     print_table(rows, ["case", "tinyllm ms [min-max]", "torch ms [min-max]", "ratio"])
     gmean = statistics.geometric_mean(ratios)
     print(f"geometric mean ratio {gmean:.2f} (tinyllm / torch time; below 1 is faster)")
+    loads = [r["load_1min"] for c in contenders for r in c.results]
+    print(f"1-minute load average as the processes ended: {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs")
     harness.write_json(args.json, {"cases": out, "geometric_mean_ratio": gmean,
                                    "results": {c.name: c.results for c in contenders}})
     return out
