@@ -44,11 +44,12 @@ TEN_M = CONFIGS["small"]
 def build(cfg: dict):
     import tinyllm  # noqa: PLC0415
     from tinyllm.models import build_model  # noqa: PLC0415
+    from tinyllm.optim import configure_adamw  # noqa: PLC0415
 
     tinyllm.manual_seed(0)
     shape = {k: v for k, v in cfg.items() if k != "batch_size"}
     model = build_model("gpt", {**shape, "dropout": 0.0})
-    return model, model.configure_optimizer(1e-3, 0.1, betas=(0.9, 0.99))
+    return model, configure_adamw(model, 1e-3, 0.1, betas=(0.9, 0.99))
 
 
 def worker_train(cfg: dict, steps: int, warmup: int) -> None:
