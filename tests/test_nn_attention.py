@@ -16,7 +16,7 @@ from tinyllm import nn
 from tinyllm.nn import KVCache, functional_call
 
 # the module itself: the attribute tinyllm.functional.attention is the function of that name
-attention_module = importlib.import_module("tinyllm.functional.attention")
+attention_module = importlib.import_module("tinyllm.kernels.cpu.attention")
 
 
 # A block has ~250 weights at these sizes and a gradient check runs two forward passes per weight.
