@@ -13,9 +13,12 @@ from tinyllm.checkpoint import (CheckpointError, CheckpointNotFoundError, clear_
                                 join_arrays, load_checkpoint, save_checkpoint, split_arrays)
 
 
+MODEL_CONFIG = {"vocab_size": 3, "block_size": 8, "n_layer": 1, "n_head": 1, "n_embd": 4}
+
+
 def _payload(value: float) -> dict:
     w = np.full((3, 4), value, dtype=np.float32)
-    return dict(config={"model": {"kind": "gpt", "config": {"n_layer": 1}}, "train": {"lr": 0.1}},
+    return dict(config={"model": {"kind": "gpt", "config": MODEL_CONFIG}, "train": {"lr": 0.1}},
                 weights={"wte.weight": w, "lm_head.weight": w, "b": np.arange(4, dtype=np.float32)},
                 tokenizer_json='{"kind": "char", "chars": ["a"]}',
                 optimizer={"type": "AdamW", "step": int(value), "param_groups": [{"lr": 0.1, "betas": [0.9, 0.99]}],
@@ -27,7 +30,7 @@ def test_round_trip_keeps_every_array_and_value(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, "latest", **_payload(7.0))
     c = load_checkpoint(tmp_path)
     assert c.path == tmp_path / "latest"
-    assert c.iteration == 7 and c.model_kind == "gpt" and c.model_config == {"n_layer": 1}
+    assert c.iteration == 7 and c.model_kind == "gpt" and c.model_config == MODEL_CONFIG
     assert np.array_equal(c.weights["wte.weight"], np.full((3, 4), 7.0, np.float32))
     assert c.weights["wte.weight"].dtype == np.float32
     assert np.array_equal(c.optimizer["state"]["group0.step"], np.arange(3))

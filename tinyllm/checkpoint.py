@@ -50,6 +50,8 @@ import numpy as np
 import safetensors.numpy as st
 
 from .backend import to_numpy
+from .validate import (FileError, check_ckpt_config, check_char_tokenizer, check_hf_tokenizer, check_manifest,
+                       check_state, contained, parse_json, read_file, regular_file)
 
 FORMAT = "tinyllm-checkpoint"
 FORMAT_VERSION = 1
@@ -70,6 +72,10 @@ class CheckpointError(ValueError):
 
 class CheckpointNotFoundError(CheckpointError):
     """No checkpoint where one was expected."""
+
+
+class CheckpointFileError(FileError, CheckpointError):
+    """A checkpoint file holding a value of the wrong type or range: ``"FILE: what is wrong"``."""
 
 
 @dataclass
@@ -142,6 +148,8 @@ def join_arrays(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
     """Put the arrays back where :func:`split_arrays` left references."""
     if isinstance(tree, dict):
         if set(tree) == {"__array__"}:
+            if not isinstance(tree["__array__"], str):
+                raise KeyError(repr(tree["__array__"]))
             return arrays[tree["__array__"]]
         return {k: join_arrays(v, arrays) for k, v in tree.items()}
     if isinstance(tree, list):
@@ -300,28 +308,36 @@ def find_checkpoint(path: str | os.PathLike, prefer: str = "latest") -> Path:
 
 
 def _read_verified(ckpt: Path, manifest: dict, name: str, required: bool = True) -> bytes | None:
+    """The bytes of ``ckpt/name`` after checking them against the manifest's size and sha256."""
     entry = manifest["files"].get(name)
     if entry is None:
         if required:
             raise _corrupt(ckpt, f"{name} is not listed in {MANIFEST_FILE}")
         return None
-    p = ckpt / name
-    if not p.is_file():
+    p = contained(ckpt, name, ckpt / MANIFEST_FILE)     # a symlink out of the checkpoint is refused
+    if not p.exists():
         raise _corrupt(ckpt, f"{name} is missing")
-    data = p.read_bytes()
-    if len(data) != entry.get("size"):
-        raise _corrupt(ckpt, f"{name} has {len(data)} bytes, the manifest says {entry.get('size')} "
-                             "(truncated?)")
-    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+    size = regular_file(p, "checkpoint file").st_size
+    if size != entry["size"]:                           # checked before reading: no huge read of a wrong file
+        raise _corrupt(ckpt, f"{name} has {size} bytes, the manifest says {entry['size']} (truncated?)")
+    data = read_file(p, "checkpoint file", max_bytes=size)
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise _corrupt(ckpt, f"{name} does not match its sha256 in {MANIFEST_FILE}")
     return data
 
 
-def _parse_json(ckpt: Path, name: str, data: bytes) -> Any:
+def _parse_json(ckpt: Path, name: str, data: bytes, check: Any = None) -> Any:
+    """Parse a checkpoint's JSON file strictly and run its schema ``check(obj, path)`` on it."""
     try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _corrupt(ckpt, f"{name} is not valid JSON ({exc})") from None
+        obj = parse_json(data, ckpt / name, name)
+    except FileError as exc:
+        raise _corrupt(ckpt, exc.what) from None
+    if check is not None:
+        try:
+            check(obj, ckpt / name)
+        except FileError as exc:
+            raise CheckpointFileError(exc.path, exc.what) from None
+    return obj
 
 
 def _parse_safetensors(ckpt: Path, name: str, data: bytes) -> dict[str, np.ndarray]:
@@ -331,56 +347,74 @@ def _parse_safetensors(ckpt: Path, name: str, data: bytes) -> dict[str, np.ndarr
         raise _corrupt(ckpt, f"{name} is not a valid safetensors file ({exc})") from None
 
 
+def _check_tokenizer_json(obj: Any, path: Path) -> None:
+    """A saved tokenizer: a character tokenizer's JSON or the outline of a Hugging Face tokenizer.json."""
+    if isinstance(obj, dict) and obj.get("kind") == "char":
+        check_char_tokenizer(obj, path)
+    else:
+        check_hf_tokenizer(obj, path)
+
+
 def read_manifest(ckpt: str | os.PathLike) -> dict:
     """The verified-format manifest of checkpoint directory ``ckpt``."""
     ckpt = Path(ckpt)
     mpath = ckpt / MANIFEST_FILE
-    if not mpath.is_file():
+    if not mpath.exists():
         raise _corrupt(ckpt, f"{MANIFEST_FILE} is missing (the save did not finish)")
-    manifest = _parse_json(ckpt, MANIFEST_FILE, mpath.read_bytes())
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(
-            manifest.get("files"), dict):
+    try:
+        data = read_file(mpath, "checkpoint manifest")
+    except FileError as exc:
+        raise CheckpointFileError(exc.path, exc.what) from None
+    manifest = _parse_json(ckpt, MANIFEST_FILE, data)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _corrupt(ckpt, f"{MANIFEST_FILE} is not a tinyllm checkpoint manifest")
+    _parse_json(ckpt, MANIFEST_FILE, data, check_manifest)
     if manifest.get("version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {ckpt} was written by a newer tinyllm (format version "
                               f"{manifest['version']}); upgrade tinyllm to read it")
     return manifest
 
 
+def _config_and_state(ckpt: Path, manifest: dict) -> tuple[dict, dict]:
+    config = _parse_json(ckpt, CONFIG_FILE, _read_verified(ckpt, manifest, CONFIG_FILE), check_ckpt_config)
+    state = _parse_json(ckpt, STATE_FILE, _read_verified(ckpt, manifest, STATE_FILE), check_state)
+    return config, state
+
+
 def load_checkpoint(path: str | os.PathLike, prefer: str = "latest", with_optimizer: bool = True) -> Checkpoint:
     """Load and verify a checkpoint (see :func:`find_checkpoint` for ``path`` and ``prefer``).
 
     Every file is checked against the manifest's size and sha256 before it is
-    parsed. Raises :class:`CheckpointError` with a one-line message otherwise.
+    parsed, and every JSON file against its schema (:mod:`tinyllm.validate`).
+    Raises :class:`CheckpointError` with a one-line message otherwise.
     """
     ckpt = find_checkpoint(path, prefer)
     manifest = read_manifest(ckpt)
-    config = _parse_json(ckpt, CONFIG_FILE, _read_verified(ckpt, manifest, CONFIG_FILE))
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise _corrupt(ckpt, f"{CONFIG_FILE} has no model section")
+    config, state = _config_and_state(ckpt, manifest)
     weights = _parse_safetensors(ckpt, WEIGHTS_FILE, _read_verified(ckpt, manifest, WEIGHTS_FILE))
     tok = _read_verified(ckpt, manifest, TOKENIZER_FILE, required=False)
-    state = _parse_json(ckpt, STATE_FILE, _read_verified(ckpt, manifest, STATE_FILE))
+    if tok is not None:
+        _parse_json(ckpt, TOKENIZER_FILE, tok, _check_tokenizer_json)
     optimizer = None
     if with_optimizer and OPTIMIZER_FILE in manifest["files"]:
         tree = _parse_json(ckpt, OPTIMIZER_FILE, _read_verified(ckpt, manifest, OPTIMIZER_FILE))
         arrays = _parse_safetensors(ckpt, OPTIMIZER_ARRAYS_FILE,
                                     _read_verified(ckpt, manifest, OPTIMIZER_ARRAYS_FILE))
+        if not isinstance(tree, dict):
+            raise CheckpointFileError(ckpt / OPTIMIZER_FILE, "must hold a JSON object")
         try:
             optimizer = join_arrays(tree, arrays)
         except KeyError as exc:
             raise _corrupt(ckpt, f"{OPTIMIZER_FILE} refers to array {exc} that is not saved") from None
     return Checkpoint(path=ckpt, config=config, weights=weights,
                       tokenizer_json=tok.decode("utf-8") if tok is not None else None,
-                      optimizer=optimizer, state=state if isinstance(state, dict) else {})
+                      optimizer=optimizer, state=state)
 
 
 def load_state_json(path: str | os.PathLike, prefer: str = "latest") -> tuple[Path, dict, dict]:
     """Only (checkpoint dir, config, state) of a checkpoint, verified: cheap, for ``tinyllm info``."""
     ckpt = find_checkpoint(path, prefer)
-    manifest = read_manifest(ckpt)
-    config = _parse_json(ckpt, CONFIG_FILE, _read_verified(ckpt, manifest, CONFIG_FILE))
-    state = _parse_json(ckpt, STATE_FILE, _read_verified(ckpt, manifest, STATE_FILE))
+    config, state = _config_and_state(ckpt, read_manifest(ckpt))
     return ckpt, config, state
 
 

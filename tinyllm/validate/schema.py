@@ -1,0 +1,385 @@
+"""One schema per file kind: the type and range of every field tinyllm reads from it.
+
+A schema is a function ``check_<kind>(obj, path)`` that walks the parsed JSON
+with :class:`Fields` and raises :class:`~tinyllm.validate.files.FileError`
+(``"<path>: <key> must be ..., got ..."``) at the first bad value. It checks
+what later code relies on (types, ranges, required keys) so that nothing past
+it can fail with a ``TypeError``, ``AttributeError`` or ``OverflowError`` on
+a hostile file; rules that need more context (an unknown key, ``n_embd``
+divisible by ``n_head``) stay with the code that knows them and raise their
+own one-line errors.
+
+``LIMITS`` caps the sizes a config may ask for. They are far above what
+tinyllm can train in reasonable time, and far below what would overflow an
+array shape; :mod:`tinyllm.train.budget` then checks that the memory is there.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from .errors import FileError
+
+LIMITS: dict[str, int] = {
+    "vocab_size": 1 << 21,      # 2,097,152: every Unicode code point fits, and any real BPE vocabulary
+    "block_size": 1 << 20,
+    "n_layer": 1024,
+    "n_head": 1024,
+    "n_embd": 1 << 16,
+    "type_vocab_size": 1 << 10,
+    "num_classes": 1 << 16,
+}
+BIG = 1 << 62                   # counters (iterations, tokens, seeds): anything an int64 holds
+_MISSING = object()
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in words: 'a string', 'a list', ... ('true' for booleans)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        text = json.dumps(value) if not isinstance(value, int) or abs(value) < 10 ** 30 else "a huge integer"
+        return text
+    if isinstance(value, str):
+        return json.dumps(value) if len(value) <= 40 else "a long string"
+    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+
+
+class Fields:
+    """Typed reads from one JSON object of one file.
+
+    Args:
+        obj: the parsed value that must be an object.
+        path: the file it came from (named in every message).
+        where: the dotted key of ``obj`` inside the file ('' for the whole file).
+
+    Each reader (:meth:`int`, :meth:`number`, ...) returns the value of ``key``
+    after checking it, or ``default`` when the key is absent and a default is
+    given; a missing key without a default is an error naming it.
+    """
+
+    def __init__(self, obj: Any, path: str | os.PathLike, where: str = "") -> None:
+        self.path, self.where = path, where
+        if not isinstance(obj, dict):
+            raise FileError(path, f"{where or 'the file'} must be a JSON object, got {_kind(obj)}")
+        self.obj = obj
+
+    def name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, expected: str, value: Any) -> FileError:
+        return FileError(self.path, f"'{self.name(key)}' must be {expected}, got {_kind(value)}")
+
+    def _get(self, key: str, default: Any) -> Any:
+        if key in self.obj:
+            return self.obj[key]
+        if default is _MISSING:
+            raise FileError(self.path, f"missing key '{self.name(key)}'")
+        return _MISSING
+
+    def int(self, key: str, lo: int = 0, hi: int = BIG, default: Any = _MISSING, none: bool = False) -> Any:
+        """An integer in ``[lo, hi]`` (a boolean or 4.0 is not one)."""
+        v = self._get(key, default)
+        if v is _MISSING or (none and v is None):
+            return default if v is _MISSING else None
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise self.fail(key, f"an integer in [{lo}, {hi}]" + (" or null" if none else ""), v)
+        return v
+
+    def number(self, key: str, lo: float = -math.inf, hi: float = math.inf, default: Any = _MISSING,
+               none: bool = False, below_hi: bool = False, above_lo: bool = False) -> Any:
+        """A finite number in the range (``below_hi``/``above_lo``: that end excluded)."""
+        v = self._get(key, default)
+        if v is _MISSING or (none and v is None):
+            return default if v is _MISSING else None
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and not (
+            isinstance(v, float) and not math.isfinite(v))
+        if ok:
+            ok = (lo < v if above_lo else lo <= v) and (v < hi if below_hi else v <= hi)
+        if not ok:
+            rng = f"{'(' if above_lo else '['}{lo:g}, {hi:g}{')' if below_hi else ']'}"
+            raise self.fail(key, f"a finite number in {rng}" + (" or null" if none else ""), v)
+        return v
+
+    def string(self, key: str, choices: tuple[str, ...] | None = None, default: Any = _MISSING,
+               none: bool = False, max_len: int = 4096) -> Any:
+        """A string (one of ``choices`` if given)."""
+        v = self._get(key, default)
+        if v is _MISSING or (none and v is None):
+            return default if v is _MISSING else None
+        if not isinstance(v, str) or len(v) > max_len or (choices is not None and v not in choices):
+            expected = f"one of {', '.join(choices)}" if choices else f"a string of at most {max_len} characters"
+            raise self.fail(key, expected + (" or null" if none else ""), v)
+        return v
+
+    def boolean(self, key: str, default: Any = _MISSING) -> Any:
+        v = self._get(key, default)
+        if v is _MISSING:
+            return default
+        if not isinstance(v, bool):
+            raise self.fail(key, "true or false", v)
+        return v
+
+    def object(self, key: str, default: Any = _MISSING, none: bool = False) -> Fields | None:
+        """The object at ``key`` as Fields of its own (None if absent with a default, or null with ``none``)."""
+        v = self._get(key, default)
+        if v is _MISSING or (none and v is None):
+            return None
+        return Fields(v, self.path, self.name(key))
+
+    def strings(self, key: str, default: Any = _MISSING, max_items: int = 1 << 22, max_len: int = 4096) -> Any:
+        """A list of strings."""
+        v = self._get(key, default)
+        if v is _MISSING:
+            return default
+        if not isinstance(v, list) or len(v) > max_items or any(
+                not isinstance(s, str) or len(s) > max_len for s in v):
+            raise self.fail(key, f"a list of at most {max_items} strings", v)
+        return v
+
+
+# ----------------------------------------------------------------------------- models
+
+def check_model_config(kind: Any, obj: Any, path: str | os.PathLike, where: str = "model.config") -> None:
+    """A GPT, BERT or classifier config (as in a checkpoint's ``config.json``)."""
+    f = Fields(obj, path, where)
+    if kind == "classifier":
+        backbone = f.string("backbone", ("gpt", "bert"))
+        check_model_config(backbone, f.obj.get("backbone_config"), path, f.name("backbone_config"))
+        f.int("num_classes", 2, LIMITS["num_classes"])
+        f.string("pooling", none=True, default=None)
+        f.boolean("freeze_backbone", default=False)
+        return
+    if kind not in ("gpt", "bert"):
+        raise FileError(path, f"the model kind must be one of gpt, bert, classifier, got {_kind(kind)}")
+    for key in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+        f.int(key, 1, LIMITS[key])
+    f.number("dropout", 0.0, 1.0, default=0.0, below_hi=True)
+    f.boolean("bias", default=True)
+    f.boolean("tie_weights", default=True)
+    if kind == "bert":
+        f.int("type_vocab_size", 1, LIMITS["type_vocab_size"], default=2)
+        f.int("pad_id", 0, LIMITS["vocab_size"], default=0)
+        f.number("eps", 0.0, 1.0, default=1e-12, above_lo=True, below_hi=True)
+
+
+# ----------------------------------------------------------------------------- run settings
+
+# Every TrainConfig field (and the command-only keys of a --config file): (kind, low, high, may be null).
+RUN_SETTINGS: dict[str, tuple[str, float, float, bool]] = {
+    "model": ("str", 0, 0, False), "preset": ("str", 0, 0, False), "data": ("str", 0, 0, False),
+    "tokenizer": ("str", 0, 0, False), "backend": ("str", 0, 0, False), "dtype": ("str", 0, 0, False),
+    "out": ("str", 0, 0, False), "resume": ("bool", 0, 0, False), "force": ("bool", 0, 0, False),
+    "n_layer": ("int", 1, LIMITS["n_layer"], True), "n_head": ("int", 1, LIMITS["n_head"], True),
+    "n_embd": ("int", 1, LIMITS["n_embd"], True), "block_size": ("int", 1, LIMITS["block_size"], True),
+    "vocab_size": ("int", 1, LIMITS["vocab_size"], False),
+    "iters": ("int", 1, 10 ** 12, False), "batch_size": ("int", 1, 1 << 20, False),
+    "grad_accum": ("int", 1, 1 << 20, False), "warmup": ("int", 0, 10 ** 12, False),
+    "eval_interval": ("int", 1, 10 ** 12, False), "eval_iters": ("int", 1, 1 << 20, False),
+    "early_stop": ("int", 0, 10 ** 12, False), "log_interval": ("int", 1, 10 ** 12, False),
+    "seed": ("int", 0, (1 << 63) - 1, False), "sample_tokens": ("int", 0, 1 << 20, False),
+    "dropout": ("num", 0, 1, False), "val_fraction": ("num", 0, 1, False), "mlm_prob": ("num", 0, 1, False),
+    "lr": ("num", 0, 1e3, False), "min_lr": ("num", 0, 1e3, False), "weight_decay": ("num", 0, 1e3, False),
+    "beta2": ("num", 0, 1, False), "grad_clip": ("num", 0, 1e12, False),
+}
+
+
+def check_run_settings(obj: Any, path: str | os.PathLike, where: str = "") -> dict:
+    """Training settings (a ``--config`` file, or a checkpoint's ``train`` section): types and ranges.
+
+    Only the keys present are checked (an unknown key is left to the caller,
+    which names the keys it knows); returns ``obj``.
+    """
+    f = Fields(obj, path, where)
+    for key in f.obj:
+        kind, lo, hi, none = RUN_SETTINGS.get(str(key), ("any", 0, 0, True))
+        if kind == "str":
+            f.string(key)
+        elif kind == "bool":
+            f.boolean(key)
+        elif kind == "int":
+            f.int(key, int(lo), int(hi), none=none)
+        elif kind == "num":
+            f.number(key, lo, hi)
+    return obj
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def check_ckpt_config(obj: Any, path: str | os.PathLike) -> None:
+    """A tinyllm checkpoint's ``config.json``: model kind and config, training settings, task."""
+    f = Fields(obj, path)
+    model = f.object("model")
+    kind = model.string("kind", ("gpt", "bert", "classifier"))
+    check_model_config(kind, model.obj.get("config"), path)
+    train = f.object("train")
+    check_run_settings(train.obj, path, "train")
+    task = f.object("task", default=None) or Fields({}, path, "task")
+    task.string("name", default=None)
+    task.string("data", default=None)
+    task.string("source", default=None)
+    labels = task.strings("labels", default=None, max_items=LIMITS["num_classes"])
+    if kind == "classifier" and labels is not None and len(labels) != model.obj["config"]["num_classes"]:
+        raise FileError(path, f"task.labels has {len(labels)} names but the classifier has "
+                              f"{model.obj['config']['num_classes']} classes")
+
+
+def check_manifest(obj: Any, path: str | os.PathLike) -> dict[str, dict]:
+    """A checkpoint's ``manifest.json``; returns its ``files`` table (name -> {size, sha256})."""
+    f = Fields(obj, path)
+    f.string("format")
+    f.int("version", 0, 1 << 31)
+    files = f.object("files")
+    for name in files.obj:
+        entry = files.object(name)
+        entry.int("size", 0, BIG)
+        sha = entry.string("sha256")
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise entry.fail("sha256", "64 lowercase hex digits", sha)
+    return files.obj
+
+
+def _check_tree(value: Any, f: Fields, key: str, depth: int = 0) -> None:
+    """Generator states: objects, lists, strings and integers below 2**256, nothing else."""
+    if depth > 8:
+        raise f.fail(key, "a shallow generator state", value)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_tree(v, f, key, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_tree(v, f, key, depth + 1)
+    elif isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    elif not isinstance(value, int) or not -(1 << 256) < value < (1 << 256):
+        raise f.fail(key, "a generator state of integers", value)
+
+
+def _bit_generator(f: Fields, key: str) -> None:
+    """A NumPy bit generator state: it must load into a fresh generator of its kind."""
+    g = f.object(key)
+    g.string("bit_generator", max_len=64)
+    _check_tree(g.obj, f, key)
+    name = g.obj["bit_generator"]
+    if name not in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"):
+        raise g.fail("bit_generator", "a NumPy bit generator (PCG64, ...)", name)
+    try:
+        getattr(np.random, name)().state = g.obj
+    except (TypeError, ValueError, KeyError, OverflowError, IndexError) as exc:
+        raise FileError(f.path, f"'{f.name(key)}' is not a usable {name} state ({exc})") from None
+
+
+def _check_data_state(f: Fields) -> None:
+    """The batch source's position: an LMBatcher's, an MLM source's or an ExampleSource's."""
+    for key in ("step", "epoch", "offset"):
+        f.int(key, 0, BIG, default=None)
+    for key in ("block_size", "batch_size", "n_tokens", "n"):
+        f.int(key, 0, BIG, default=None)
+    f.int("seed", -BIG, (1 << 63), default=None)
+    for key in ("rng", "mask_rng"):
+        if key in f.obj:
+            _bit_generator(f, key)
+    if "batcher" in f.obj:
+        _check_data_state(f.object("batcher"))
+
+
+def check_state(obj: Any, path: str | os.PathLike) -> dict:
+    """A checkpoint's ``state.json``: iteration, losses, generator and data states."""
+    f = Fields(obj, path)
+    f.int("iteration", 0, BIG, default=None)
+    for key in ("best_val_loss", "last_val_loss", "lr"):
+        f.number(key, none=True, default=None)
+    f.int("evals_since_best", 0, BIG, default=None)
+    f.number("elapsed", 0.0, default=None)
+    rng = f.object("rng", default=None)
+    if rng is not None:
+        rng.int("seed", -BIG, 1 << 63, default=None, none=True)
+        if "numpy" in rng.obj:
+            _bit_generator(rng, "numpy")
+        if "cupy" in rng.obj:
+            _check_tree(rng.obj["cupy"], rng, "cupy")
+    data = f.object("data", default=None)
+    if data is not None:
+        _check_data_state(data)
+    return obj
+
+
+def check_metrics_rows(rows: list[Any], path: str | os.PathLike) -> None:
+    """``metrics.jsonl`` records: objects whose ``iter`` is an integer (what resuming filters on)."""
+    for i, row in enumerate(rows, start=1):
+        Fields(row, path, f"line {i}").int("iter", 0, BIG, default=0)
+
+
+# ----------------------------------------------------------------------------- Hugging Face files
+
+def check_hf_config(obj: Any, path: str | os.PathLike) -> None:
+    """A Hugging Face GPT-2 ``config.json`` (the fields tinyllm reads)."""
+    f = Fields(obj, path)
+    f.string("model_type")
+    for ours, key in (("vocab_size", "vocab_size"), ("block_size", "n_positions"), ("n_embd", "n_embd"),
+                      ("n_layer", "n_layer"), ("n_head", "n_head")):
+        f.int(key, 1, LIMITS[ours])
+    f.number("layer_norm_epsilon", 0.0, 1.0, default=1e-5)
+    f.string("activation_function", default="gelu_new")
+    f.int("n_inner", 1, 4 * LIMITS["n_embd"], default=None, none=True)
+    f.number("resid_pdrop", 0.0, 1.0, default=0.0, below_hi=True)
+    for key in ("tie_word_embeddings", "scale_attn_by_inverse_layer_idx", "scale_attn_weights"):
+        f.boolean(key, default=None)
+
+
+def check_hf_index(obj: Any, path: str | os.PathLike) -> dict[str, str]:
+    """``model.safetensors.index.json``: its ``weight_map`` (tensor name -> shard file name)."""
+    f = Fields(obj, path)
+    f.object("metadata", default=None, none=True)
+    weight_map = f.object("weight_map")
+    if not weight_map.obj:
+        raise FileError(path, "'weight_map' lists no tensors")
+    for name in weight_map.obj:
+        weight_map.string(name)
+    return weight_map.obj
+
+
+# ----------------------------------------------------------------------------- tokenizers and token files
+
+def check_char_tokenizer(obj: Any, path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """A character tokenizer's JSON: ``(chars, special_tokens)``, each char one character."""
+    f = Fields(obj, path)
+    f.int("version", 0, 1 << 31, default=None)
+    chars = f.strings("chars", max_items=LIMITS["vocab_size"])
+    specials = f.strings("special_tokens", default=[], max_items=1024)
+    bad = next((c for c in chars if len(c) != 1), None)
+    if bad is not None:
+        raise FileError(path, f"every entry of 'chars' must be one character, got {_kind(bad)}")
+    return chars, specials
+
+
+def check_hf_tokenizer(obj: Any, path: str | os.PathLike) -> str:
+    """The outline of a Hugging Face ``tokenizer.json`` (the library checks the rest); returns the model type."""
+    f = Fields(obj, path)
+    model = f.object("model")
+    kind = model.string("type", max_len=64)
+    added = f.obj.get("added_tokens", [])
+    if not isinstance(added, list) or any(not isinstance(t, dict) for t in added):
+        raise f.fail("added_tokens", "a list of objects", added)
+    return kind
+
+
+def check_token_meta(obj: Any, path: str | os.PathLike) -> dict:
+    """The JSON sidecar of a ``.bin`` token file."""
+    f = Fields(obj, path)
+    f.string("format")
+    f.int("version", 0, 1 << 31, default=1)
+    f.string("dtype", ("uint16", "uint32"))
+    f.int("count", 0, BIG)
+    f.int("vocab_size", 1, 1 << 32)
+    tok = f.object("tokenizer", default=None, none=True)
+    if tok is not None:
+        tok.string("kind", max_len=64)
+        tok.string("hash", max_len=256)
+    return obj
