@@ -51,7 +51,7 @@ import safetensors.numpy as st
 
 from .backend import to_numpy
 from .validate import (FileError, check_ckpt_config, check_char_tokenizer, check_hf_tokenizer, check_manifest,
-                       check_state, contained, parse_json, read_file, regular_file)
+                       check_optimizer, check_state, contained, parse_json, read_file, regular_file)
 
 FORMAT = "tinyllm-checkpoint"
 FORMAT_VERSION = 1
@@ -219,6 +219,20 @@ def recover(run_dir: str | os.PathLike, name: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _real_location(run_dir: Path, name: str) -> tuple[Path, str]:
+    """(directory, name) where checkpoint ``run_dir/name`` really lives.
+
+    ``run_dir/name`` may be a symlink to a checkpoint directory elsewhere (to
+    pin a run's ``latest``, say): the save then replaces the link's *target*
+    with the same atomic rename dance, next to it, and the link stays as it was.
+    """
+    link = run_dir / name
+    if link.is_symlink() and link.is_dir():
+        real = link.resolve()
+        return real.parent, real.name
+    return run_dir, name
+
+
 def save_checkpoint(run_dir: str | os.PathLike, name: str, *, config: dict, weights: dict[str, Any],
                     tokenizer_json: str | None = None, optimizer: dict | None = None,
                     state: dict | None = None) -> Path:
@@ -233,8 +247,10 @@ def save_checkpoint(run_dir: str | os.PathLike, name: str, *, config: dict, weig
         optimizer: the optimizer's ``state_dict()``; its arrays go to safetensors, the rest to JSON.
         state: JSON-able training state (iteration, RNG states, batcher state, ...).
     """
+    shown = Path(run_dir) / name
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir, name = _real_location(run_dir, name)
     recover(run_dir, name)
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f"{name}.tmp-"))
     try:
@@ -262,7 +278,7 @@ def save_checkpoint(run_dir: str | os.PathLike, name: str, *, config: dict, weig
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(_aside(run_dir, name), ignore_errors=True)
-    return current
+    return shown
 
 
 # ----------------------------------------------------------------------------- loading
@@ -397,11 +413,9 @@ def load_checkpoint(path: str | os.PathLike, prefer: str = "latest", with_optimi
         _parse_json(ckpt, TOKENIZER_FILE, tok, _check_tokenizer_json)
     optimizer = None
     if with_optimizer and OPTIMIZER_FILE in manifest["files"]:
-        tree = _parse_json(ckpt, OPTIMIZER_FILE, _read_verified(ckpt, manifest, OPTIMIZER_FILE))
+        tree = _parse_json(ckpt, OPTIMIZER_FILE, _read_verified(ckpt, manifest, OPTIMIZER_FILE), check_optimizer)
         arrays = _parse_safetensors(ckpt, OPTIMIZER_ARRAYS_FILE,
                                     _read_verified(ckpt, manifest, OPTIMIZER_ARRAYS_FILE))
-        if not isinstance(tree, dict):
-            raise CheckpointFileError(ckpt / OPTIMIZER_FILE, "must hold a JSON object")
         try:
             optimizer = join_arrays(tree, arrays)
         except KeyError as exc:
@@ -434,7 +448,9 @@ def clear_run(path: str | os.PathLike) -> None:
     p = Path(path)
     for name in CHECKPOINT_NAMES:
         for d in [p / name, _aside(p, name), *p.glob(f"{name}.tmp-*")]:
-            if d.is_dir():
+            if d.is_symlink():
+                d.unlink()                   # a link the user made: remove it, never what it points to
+            elif d.is_dir():
                 shutil.rmtree(d)
     for f in ("metrics.jsonl", "loss.png"):
         (p / f).unlink(missing_ok=True)

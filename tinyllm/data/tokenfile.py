@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..validate import FileError, check_token_meta, load_json, regular_file
 from .errors import DataError
 from .text import iter_text
 from .tokenizers import Tokenizer
@@ -122,30 +123,43 @@ class TokenFile:
         path: the ``.bin`` file; its sidecar ``path + '.json'`` must be beside it.
     """
 
-    def __init__(self, path: str | os.PathLike, _start: int = 0, _stop: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, _start: int = 0, _stop: int | None = None,
+                 _meta: dict | None = None) -> None:
         self.path = Path(path)
         meta_path = Path(str(self.path) + ".json")
-        if not self.path.is_file():
+        if not self.path.exists():
             raise DataError(f"token file '{path}' does not exist")
-        if not meta_path.is_file():
+        if not meta_path.exists():
             raise DataError(f"token file '{path}' has no metadata file '{meta_path}'; re-create it")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            self.dtype = np.dtype(meta["dtype"])
-            self.count = int(meta["count"])
-            self.vocab_size = int(meta["vocab_size"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"metadata file '{meta_path}' is damaged ({exc.__class__.__name__}: {exc}); "
-                            "re-create the token file") from None
-        if meta.get("format") != FORMAT or self.dtype not in (np.uint16, np.uint32):
+        size = regular_file(self.path, "token file").st_size
+        if _meta is None:
+            _meta = check_token_meta(load_json(meta_path, "token file metadata"), meta_path)
+        meta = _meta
+        if meta["format"] != FORMAT:
             raise DataError(f"metadata file '{meta_path}' is not a tinyllm token file description")
+        self.dtype = np.dtype(meta["dtype"])
+        self.count, self.vocab_size = meta["count"], meta["vocab_size"]
         self.meta = meta
-        size = self.path.stat().st_size
         if size != self.count * self.dtype.itemsize:
             raise DataError(f"token file '{path}' has {size} bytes but its metadata says {self.count} tokens "
                             f"of {self.dtype.name} ({self.count * self.dtype.itemsize} bytes); re-create it")
         self.start = _start
         self.stop = self.count if _stop is None else _stop
+        if _stop is None and _start == 0:
+            self._check_ids()
+
+    def _check_ids(self, chunk: int = 1 << 24) -> None:
+        """Scan the file once (a chunk at a time) for ids at or above the recorded vocabulary size."""
+        if self.count == 0 or self.vocab_size >= 1 << (8 * self.dtype.itemsize):
+            return                                                    # every value the dtype holds is an id
+        for lo in range(0, self.count, chunk):
+            mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=lo * self.dtype.itemsize,
+                           shape=(min(chunk, self.count - lo),))
+            top = int(mm.max())
+            del mm
+            if top >= self.vocab_size:
+                raise FileError(self.path, f"holds token id {top} (in tokens {lo:,}..{lo + chunk:,}), outside the "
+                                           f"vocabulary of {self.vocab_size} its metadata records; re-create it")
 
     def check_tokenizer(self, tokenizer: Tokenizer) -> None:
         """Raise a DataError if the file was written by a different tokenizer than ``tokenizer``."""
@@ -169,7 +183,7 @@ class TokenFile:
     def view(self, start: int = 0, stop: int | None = None) -> TokenFile:
         """The ids ``[start, stop)`` of this file as another TokenFile; nothing is read."""
         s = slice(start, stop).indices(len(self))
-        return TokenFile(self.path, self.start + s[0], self.start + max(s[0], s[1]))
+        return TokenFile(self.path, self.start + s[0], self.start + max(s[0], s[1]), _meta=self.meta)
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice) and key.step not in (None, 1):

@@ -20,7 +20,8 @@ from .config import TrainConfig, resolve
 from .data import LMSource, MLMSource, lm_eval_set, load_lm_data, tokenizer_from_json
 from .loop import Trainer, TrainResult
 from .metrics import Progress, format_duration, loss_curve_text, plot_losses
-from .restore import RUN_FORMAT, check_tokenizer_fits
+from .budget import check_settings, check_training
+from .restore import RUN_FORMAT, check_resume, check_tokenizer_fits
 from .sampling import start_tokens, stream_text
 
 # Settings a resumed run may change: how long it goes on and how it reports, not what it learns.
@@ -132,6 +133,7 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
             raise CheckpointError(f"--resume: no checkpoint to resume from in '{out}'") from None
         if ckpt.config.get("task", {}).get("name") != "pretrain":
             raise CheckpointError(f"'{out}' holds a fine-tuning run; continue it with tinyllm finetune --resume")
+        check_resume(ckpt, run_dir)
         cfg = resumed_config(ckpt.config["train"], settings, run_dir)
         tokenizer = tokenizer_from_json(ckpt.tokenizer_json or "", str(ckpt.path))
         check_tokenizer_fits(tokenizer, ckpt.config["model"], ckpt.path)
@@ -142,9 +144,11 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
         tokenizer = None
 
     setup_engine(cfg)
+    check_settings(cfg)
     data = load_lm_data(cfg, tokenizer)
     tokenizer = data.tokenizer
     mcfg = ckpt.config["model"]["config"] if ckpt else model_config(cfg, tokenizer)
+    check_training(cfg.model, mcfg, cfg)
     model = build_model(cfg.model, mcfg)
     optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
     schedule = cfg.schedule()

@@ -185,8 +185,8 @@ RUN_SETTINGS: dict[str, tuple[str, float, float, bool]] = {
     "early_stop": ("int", 0, 10 ** 12, False), "log_interval": ("int", 1, 10 ** 12, False),
     "seed": ("int", 0, (1 << 63) - 1, False), "sample_tokens": ("int", 0, 1 << 20, False),
     "dropout": ("num", 0, 1, False), "val_fraction": ("num", 0, 1, False), "mlm_prob": ("num", 0, 1, False),
-    "lr": ("num", 0, 1e3, False), "min_lr": ("num", 0, 1e3, False), "weight_decay": ("num", 0, 1e3, False),
-    "beta2": ("num", 0, 1, False), "grad_clip": ("num", 0, 1e12, False),
+    "lr": ("num", 0, math.inf, False), "min_lr": ("num", 0, math.inf, False),
+    "weight_decay": ("num", 0, math.inf, False), "beta2": ("num", 0, 1, False), "grad_clip": ("num", 0, math.inf, False),
 }
 
 
@@ -245,20 +245,40 @@ def check_manifest(obj: Any, path: str | os.PathLike) -> dict[str, dict]:
     return files.obj
 
 
-def _check_tree(value: Any, f: Fields, key: str, depth: int = 0) -> None:
-    """Generator states: objects, lists, strings and integers below 2**256, nothing else."""
+def check_optimizer(obj: Any, path: str | os.PathLike) -> None:
+    """A checkpoint's ``optimizer.json``: param groups (objects of numbers, shapes), state (array references)."""
+    f = Fields(obj, path)
+    f.string("type", default=None, max_len=64)
+    groups = f.obj.get("param_groups")
+    if not isinstance(groups, list) or any(not isinstance(g, dict) for g in groups):
+        raise f.fail("param_groups", "a list of objects", groups)
+    for i, g in enumerate(groups):
+        group = Fields(g, path, f"param_groups.{i}")
+        group.int("num_params", 0, BIG, default=None)
+        shapes = g.get("shapes", [])
+        if not isinstance(shapes, list) or any(not isinstance(sh, list) or any(
+                isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < BIG for n in sh) for sh in shapes):
+            raise group.fail("shapes", "a list of shapes (lists of integers)", shapes)
+    f.object("state")
+    _check_tree(obj, f, "the optimizer state", numbers=True)
+
+
+def _check_tree(value: Any, f: Fields, key: str, depth: int = 0, numbers: bool = False) -> None:
+    """Objects, lists, strings and integers below 2**256 (and finite floats if ``numbers``), 8 levels at most."""
     if depth > 8:
-        raise f.fail(key, "a shallow generator state", value)
+        raise f.fail(key, "at most 8 levels deep", value)
     if isinstance(value, dict):
-        for k, v in value.items():
-            _check_tree(v, f, key, depth + 1)
+        for v in value.values():
+            _check_tree(v, f, key, depth + 1, numbers)
     elif isinstance(value, list):
         for v in value:
-            _check_tree(v, f, key, depth + 1)
+            _check_tree(v, f, key, depth + 1, numbers)
     elif isinstance(value, bool) or value is None or isinstance(value, str):
         return
+    elif numbers and isinstance(value, float) and math.isfinite(value):
+        return
     elif not isinstance(value, int) or not -(1 << 256) < value < (1 << 256):
-        raise f.fail(key, "a generator state of integers", value)
+        raise FileError(f.path, f"{key} holds {_kind(value)}, which is not a usable value there")
 
 
 def _bit_generator(f: Fields, key: str) -> None:
@@ -313,7 +333,8 @@ def check_state(obj: Any, path: str | os.PathLike) -> dict:
 def check_metrics_rows(rows: list[Any], path: str | os.PathLike) -> None:
     """``metrics.jsonl`` records: objects whose ``iter`` is an integer (what resuming filters on)."""
     for i, row in enumerate(rows, start=1):
-        Fields(row, path, f"line {i}").int("iter", 0, BIG, default=0)
+        if isinstance(row, dict):                 # other lines are skipped by the reader
+            Fields(row, path, f"line {i}").number("iter", default=0)
 
 
 # ----------------------------------------------------------------------------- Hugging Face files
