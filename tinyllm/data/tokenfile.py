@@ -52,7 +52,7 @@ def _replace_atomically(path: Path, write) -> None:
 
 
 def write_token_file(path: str | os.PathLike, ids_iter: Iterable[Any] | np.ndarray, vocab_size: int,
-                     tokenizer: Tokenizer | None = None) -> TokenFile:
+                     tokenizer: Tokenizer | None = None, extra: dict | None = None) -> TokenFile:
     """Write token ids to ``path`` (raw integers) and ``path + '.json'`` (metadata), atomically.
 
     Args:
@@ -62,6 +62,8 @@ def write_token_file(path: str | os.PathLike, ids_iter: Iterable[Any] | np.ndarr
         vocab_size: ids must lie in ``[0, vocab_size)``; sets the dtype.
         tokenizer: the tokenizer that produced the ids; its kind and
             fingerprint are recorded so the file is never read with another.
+        extra: more facts for the metadata (read after the ids are written, so
+            a generator may fill it in as it goes: e.g. the corpus's length).
 
     Returns:
         The new file, opened as a :class:`TokenFile`.
@@ -92,7 +94,8 @@ def write_token_file(path: str | os.PathLike, ids_iter: Iterable[Any] | np.ndarr
     meta_path = Path(str(path) + ".json")
     _replace_atomically(path, write_ids)
     meta = {"format": FORMAT, "version": 1, "dtype": dtype.name, "count": count, "vocab_size": vocab_size,
-            "tokenizer": ({"kind": tokenizer.kind, "hash": tokenizer.fingerprint()} if tokenizer else None)}
+            "tokenizer": ({"kind": tokenizer.kind, "hash": tokenizer.fingerprint()} if tokenizer else None),
+            **{k: v for k, v in (extra or {}).items() if k not in ("format", "version", "dtype", "count")}}
     _replace_atomically(meta_path, lambda f: f.write(json.dumps(meta, indent=2).encode("utf-8")))
     return TokenFile(path)
 
@@ -162,7 +165,11 @@ class TokenFile:
                                            f"vocabulary of {self.vocab_size} its metadata records; re-create it")
 
     def check_tokenizer(self, tokenizer: Tokenizer) -> None:
-        """Raise a DataError if the file was written by a different tokenizer than ``tokenizer``."""
+        """Raise a DataError if the file was written by a different tokenizer than ``tokenizer``,
+        or holds ids (up to its recorded vocabulary) that ``tokenizer`` does not have."""
+        if self.vocab_size > tokenizer.vocab_size:
+            raise DataError(f"token file '{self.path}' has ids up to {self.vocab_size - 1}, beyond the tokenizer's "
+                            f"{tokenizer.vocab_size} tokens")
         recorded = self.meta.get("tokenizer")
         if recorded is None:
             return

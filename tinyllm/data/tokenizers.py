@@ -71,6 +71,10 @@ class Tokenizer(ABC):
         """The token ids of each string in ``texts``."""
         return [self.encode(t) for t in texts]
 
+    def encode_array(self, text: str) -> np.ndarray:
+        """The ids of ``text`` as a 1-D int64 array (what corpus encoding uses, chunk by chunk)."""
+        return np.asarray(self.encode(text), dtype=np.int64)
+
     @abstractmethod
     def decode(self, ids: Iterable[int], skip_special: bool = False) -> str:
         """The text of token ids ``ids`` (special tokens written out unless ``skip_special``)."""
@@ -195,11 +199,15 @@ class CharTokenizer(Tokenizer):
                             if self._specials else None)
 
     @classmethod
-    def from_text(cls, text: str, special_tokens: Sequence[str] = ()) -> CharTokenizer:
-        """A tokenizer whose vocabulary is the sorted unique characters of ``text``."""
-        if not text:
+    def from_text(cls, text: str | Iterable[str], special_tokens: Sequence[str] = ()) -> CharTokenizer:
+        """A tokenizer whose vocabulary is the sorted unique characters of ``text``
+        (a string, or an iterable of strings such as :func:`~tinyllm.data.text.iter_text`'s chunks)."""
+        chars: set[str] = set()
+        for piece in [text] if isinstance(text, str) else text:
+            chars.update(piece)
+        if not chars:
             raise DataError("cannot build a character vocabulary from empty text")
-        return cls(sorted(set(text) - set(special_tokens)), special_tokens)
+        return cls(sorted(chars - set(special_tokens)), special_tokens)
 
     @property
     def vocab_size(self) -> int:
@@ -225,6 +233,10 @@ class CharTokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         """The ids of ``text``, one per character (a special token written out counts as one)."""
+        return self.encode_array(text).tolist()
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """:meth:`encode` as an int64 array, without the list (a corpus chunk at a time)."""
         pieces = self._special_re.split(text) if self._special_re else [text]
         out, unknown, offset = [], {}, 0
         for k, piece in enumerate(pieces):  # odd k: a special token captured by the split
@@ -235,7 +247,7 @@ class CharTokenizer(Tokenizer):
             offset += len(piece)
         if unknown:
             raise UnknownCharactersError(list(unknown), list(unknown.values()))
-        return np.concatenate(out).tolist() if out else []
+        return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
     def decode(self, ids: Iterable[int], skip_special: bool = False) -> str:
         first_special = len(self.chars)
