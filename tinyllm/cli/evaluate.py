@@ -27,8 +27,10 @@ on a fixed 15% of masked tokens); classifiers on every labeled row."""
 def eval_command(ckpt: str, data: str, batch_size: int, max_batches: int | None, latest: bool, backend: str) -> None:
     """Score a checkpoint on a data file: loss/perplexity (LMs) or accuracy (classifiers)."""
     from ..train.evaluate import evaluate_classifier, evaluate_lm, format_confusion  # noqa: PLC0415
+    from ..train.budget import check_flags  # noqa: PLC0415
     from ..train.restore import restore_model  # noqa: PLC0415
 
+    check_flags(batch_size=batch_size, max_batches=max_batches)
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     if max_batches is not None and max_batches < 1:

@@ -88,7 +88,7 @@ def _weight_files(path: Path) -> list[Path]:
         regular_file(single, "safetensors file")
         return [contained(path, single.name, path)]
     if index.exists():
-        weight_map = _read_json(index, check_hf_index)
+        weight_map = check_hf_index(load_json(index), index)
         files = [contained(path, f, index) for f in sorted(set(weight_map.values()))]   # never outside `path`
         absent = [str(f) for f in files if not f.exists()]
         if absent:

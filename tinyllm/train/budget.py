@@ -173,6 +173,19 @@ def check_settings(cfg: Any) -> None:
             raise BudgetError(f"--{key.replace('_', '-')} {value:,} is more than tinyllm allows ({int(hi):,})")
 
 
+# Command-line counts that only cost time, capped so that no command runs unbounded.
+FLAG_LIMITS = {"max_new_tokens": 1 << 17, "num_samples": 1 << 12, "batch_size": 1 << 20, "max_batches": 1 << 30,
+               "top_k": LIMITS["vocab_size"]}
+
+
+def check_flags(**flags: Any) -> None:
+    """Refuse a command-line count above ``FLAG_LIMITS`` (``--max-new-tokens 10**12``), naming the flag."""
+    for name, value in flags.items():
+        cap = FLAG_LIMITS[name]
+        if isinstance(value, int) and value > cap:
+            raise BudgetError(f"--{name.replace('_', '-')} {value:,} is more than tinyllm allows ({cap:,})")
+
+
 def check_training(kind: str, config: dict[str, Any], cfg: Any, seq_len: int | None = None) -> Estimate:
     """:func:`check_model` for training with the settings ``cfg`` (batch size, dtype, validation batches)."""
     check_settings(cfg)

@@ -203,7 +203,7 @@ def read_config_file(path: str | Path, allowed: tuple[str, ...]) -> dict[str, An
         ValueError: unreadable file, bad syntax, a nested value, or an unknown key (named).
     """
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ValueError(f"config file '{path}' does not exist")
     try:
         text = read_file(p, "config file", max_bytes=1 << 20).decode("utf-8")

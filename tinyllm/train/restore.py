@@ -26,6 +26,7 @@ from .budget import check_model
 from .data import tokenizer_from_json
 
 RUN_FORMAT = "tinyllm-run"
+HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 
 @dataclass
@@ -47,9 +48,10 @@ class Restored:
 
 
 def is_hf_dir(path: str | os.PathLike) -> bool:
-    """A Hugging Face model directory: ``config.json`` and ``model.safetensors``, no tinyllm manifest."""
+    """A Hugging Face model directory: ``config.json`` and ``model.safetensors`` (or its shard index),
+    no tinyllm manifest."""
     p = Path(path)
-    return (p / "config.json").is_file() and (p / "model.safetensors").is_file() \
+    return (p / "config.json").exists() and any((p / f).exists() for f in HF_WEIGHTS) \
         and not (p / "manifest.json").exists()
 
 

@@ -67,7 +67,7 @@ class Fields:
     def __init__(self, obj: Any, path: str | os.PathLike, where: str = "") -> None:
         self.path, self.where = path, where
         if not isinstance(obj, dict):
-            raise FileError(path, f"{where or 'the file'} must be a JSON object, got {_kind(obj)}")
+            raise FileError(path, f"{repr(where) if where else 'the file'} must be a JSON object, got {_kind(obj)}")
         self.obj = obj
 
     def name(self, key: str) -> str:
@@ -260,7 +260,7 @@ def check_optimizer(obj: Any, path: str | os.PathLike) -> None:
                 isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < BIG for n in sh) for sh in shapes):
             raise group.fail("shapes", "a list of shapes (lists of integers)", shapes)
     f.object("state")
-    _check_tree(obj, f, "the optimizer state", numbers=True)
+    _check_tree(obj, f, "state", numbers=True)
 
 
 def _check_tree(value: Any, f: Fields, key: str, depth: int = 0, numbers: bool = False) -> None:
@@ -278,7 +278,7 @@ def _check_tree(value: Any, f: Fields, key: str, depth: int = 0, numbers: bool =
     elif numbers and isinstance(value, float) and math.isfinite(value):
         return
     elif not isinstance(value, int) or not -(1 << 256) < value < (1 << 256):
-        raise FileError(f.path, f"{key} holds {_kind(value)}, which is not a usable value there")
+        raise FileError(f.path, f"'{f.name(key)}' holds {_kind(value)}, which is not a usable value there")
 
 
 def _bit_generator(f: Fields, key: str) -> None:
