@@ -82,8 +82,8 @@ def _cached(target: Path, tokenizer: Tokenizer) -> tuple[TokenFile, int] | None:
 
 
 def encode_corpus(path: str | os.PathLike, tokenizer: Tokenizer, what: str = "data",
-                  cache: str | os.PathLike | None = None,
-                  in_memory_bytes: int = IN_MEMORY_BYTES) -> tuple[Any, int, Path | None]:
+                  cache: str | os.PathLike | None = None, in_memory_bytes: int | None = None,
+                  chunk_chars: int = CHUNK_CHARS) -> tuple[Any, int, Path | None]:
     """Encode a text corpus in chunks: ``(ids, characters, token file or None)``.
 
     Args:
@@ -91,7 +91,8 @@ def encode_corpus(path: str | os.PathLike, tokenizer: Tokenizer, what: str = "da
         tokenizer: encodes each chunk.
         what: how error messages name the corpus.
         cache: where large corpora's token files go (default ``cache_dir() / "tokens"``).
-        in_memory_bytes: corpora up to this size are encoded into a NumPy array.
+        in_memory_bytes: corpora up to this size are encoded into a NumPy array (default ``IN_MEMORY_BYTES``).
+        chunk_chars: characters encoded at a time.
 
     Returns:
         ``ids`` is a 1-D ``uint16``/``uint32`` array or a :class:`TokenFile`
@@ -102,8 +103,8 @@ def encode_corpus(path: str | os.PathLike, tokenizer: Tokenizer, what: str = "da
     size = sum(f.stat().st_size for f in files)
     dtype = token_dtype(tokenizer.vocab_size)
     counts: dict = {}
-    if size <= in_memory_bytes:
-        chunks = [c.astype(dtype) for c in encode_chunks(path, tokenizer, what, counts)]
+    if size <= (IN_MEMORY_BYTES if in_memory_bytes is None else in_memory_bytes):
+        chunks = [c.astype(dtype) for c in encode_chunks(path, tokenizer, what, counts, chunk_chars)]
         ids = np.concatenate(chunks) if chunks else np.empty(0, dtype)
         return ids, counts["chars"], None
     folder = Path(cache) if cache is not None else cache_dir() / "tokens"
@@ -116,6 +117,6 @@ def encode_corpus(path: str | os.PathLike, tokenizer: Tokenizer, what: str = "da
     except OSError as exc:
         raise DataError(f"cannot create the token cache directory '{folder}' ({exc.strerror}); "
                         "set TINYLLM_CACHE to a writable directory") from None
-    tf = write_token_file(target, encode_chunks(path, tokenizer, what, counts), tokenizer.vocab_size, tokenizer,
-                          extra=counts)
+    tf = write_token_file(target, encode_chunks(path, tokenizer, what, counts, chunk_chars), tokenizer.vocab_size,
+                          tokenizer, extra=counts)
     return tf, counts["chars"], target
