@@ -103,8 +103,9 @@ class Fields:
         if ok:
             ok = (lo < v if above_lo else lo <= v) and (v < hi if below_hi else v <= hi)
         if not ok:
-            rng = f"{'(' if above_lo else '['}{lo:g}, {hi:g}{')' if below_hi else ']'}"
-            raise self.fail(key, f"a finite number in {rng}" + (" or null" if none else ""), v)
+            rng = "" if math.isinf(lo) and math.isinf(hi) else \
+                f" in {'(' if above_lo else '['}{lo:g}, {hi:g}{')' if below_hi else ']'}"
+            raise self.fail(key, f"a finite number{rng}" + (" or null" if none else ""), v)
         return v
 
     def string(self, key: str, choices: tuple[str, ...] | None = None, default: Any = _MISSING,
