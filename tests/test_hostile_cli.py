@@ -138,3 +138,14 @@ def test_hugging_face_shard_outside_the_directory(tmp_path: Path) -> None:
         before = digest(tmp_path)
         fails(["generate", "--ckpt", d, "--prompt", "the"], "refusing to read it")
         assert digest(tmp_path) == before
+
+
+def test_an_allocation_that_fails_at_the_first_step_is_a_one_line_error(tmp_path: Path, monkeypatch) -> None:
+    from tinyllm.train.loop import Trainer
+
+    def step(self):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")
+    monkeypatch.setattr(Trainer, "step", step)
+    (tmp_path / "c.txt").write_text(TEXT)
+    line = fails(["train", "--data", tmp_path / "c.txt", "--out", tmp_path / "r", *SMALL], "out of memory")
+    assert "74.5 GiB" in line and "--batch-size" in line

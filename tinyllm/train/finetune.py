@@ -27,6 +27,7 @@ from .data import ExampleSource, chunk, classification_arrays, pair_arrays, toke
 from .loop import Trainer, TrainResult
 from .metrics import Progress
 from .pretrain import check_out_dir, describe_model, report_end, resumed_config, setup_engine
+from ..validate import check_run_settings
 from .budget import check_training
 from .restore import RUN_FORMAT, build_from_config, check_resume, check_tokenizer_fits
 
@@ -60,6 +61,7 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     progress = progress or Progress()
     if task not in TASKS:
         raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
+    check_run_settings(settings, "settings", ranges=False)   # types first: a Python caller may pass anything
     if resume:
         if out is None:
             raise ValueError("--resume needs --out DIR, the fine-tuning run to continue")

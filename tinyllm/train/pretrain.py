@@ -20,6 +20,7 @@ from .config import TrainConfig, resolve
 from .data import LMSource, MLMSource, lm_eval_set, load_lm_data, tokenizer_from_json
 from .loop import Trainer, TrainResult
 from .metrics import Progress, format_duration, loss_curve_text, plot_losses
+from ..validate import check_run_settings
 from .budget import check_settings, check_training
 from .restore import RUN_FORMAT, check_resume, check_tokenizer_fits
 from .sampling import start_tokens, stream_text
@@ -122,6 +123,7 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     from ..models import build_model  # noqa: PLC0415
 
     progress = progress or Progress()
+    check_run_settings(settings, "settings", ranges=False)   # types first: a Python caller may pass anything
     ckpt = None
     if resume:
         if out is None:

@@ -33,6 +33,7 @@ LIMITS: dict[str, int] = {
     "type_vocab_size": 1 << 10,
     "num_classes": 1 << 16,
 }
+_FLOAT_MAX = 1.7976931348623157e308
 BIG = 1 << 62                   # counters (iterations, tokens, seeds): anything an int64 holds
 _MISSING = object()
 
@@ -98,8 +99,8 @@ class Fields:
         v = self._get(key, default)
         if v is _MISSING or (none and v is None):
             return default if v is _MISSING else None
-        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and not (
-            isinstance(v, float) and not math.isfinite(v))
+        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and abs(v) <= _FLOAT_MAX and not (
+            isinstance(v, float) and not math.isfinite(v))          # an int beyond float range: OverflowError later
         if ok:
             ok = (lo < v if above_lo else lo <= v) and (v < hi if below_hi else v <= hi)
         if not ok:
@@ -191,15 +192,19 @@ RUN_SETTINGS: dict[str, tuple[str, float, float, bool]] = {
 }
 
 
-def check_run_settings(obj: Any, path: str | os.PathLike, where: str = "") -> dict:
+def check_run_settings(obj: Any, path: str | os.PathLike, where: str = "", ranges: bool = True) -> dict:
     """Training settings (a ``--config`` file, or a checkpoint's ``train`` section): types and ranges.
 
     Only the keys present are checked (an unknown key is left to the caller,
-    which names the keys it knows); returns ``obj``.
+    which names the keys it knows); returns ``obj``. With ``ranges=False`` only
+    the types are (numbers within what a float holds), and the
+    ranges are left to the settings' own validation.
     """
     f = Fields(obj, path, where)
     for key in f.obj:
         kind, lo, hi, none = RUN_SETTINGS.get(str(key), ("any", 0, 0, True))
+        if not ranges:
+            lo, hi = (-(10 ** 300), 10 ** 300) if kind == "int" else (-math.inf, math.inf)
         if kind == "str":
             f.string(key)
         elif kind == "bool":
