@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyllm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tinyllm.checkpoint import load_checkpoint, save_checkpoint
 from tinyllm.data import BPETokenizer, CharTokenizer, DataError, TokenFile, load_tokenizer, write_token_file
 from tinyllm.models import GPT, GPTConfig, build_model
 from tinyllm.models.hf import load_pretrained, load_tokenizer as hf_tokenizer, save_pretrained
 from tinyllm.train.budget import (BudgetError, check_flags, check_model, check_settings, estimate,
                                   parameter_count)
 from tinyllm.train.config import TrainConfig
-from tinyllm.validate import (FileError, Fields, contained, load_json, parse_json, read_file,
+from tinyllm.validate import (FileError, Fields, contained, parse_json, read_file,
                               check_run_settings, check_state)
 
 TEXT = "the cat sat on the mat. the dog sat on the log.\n" * 20

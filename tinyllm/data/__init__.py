@@ -5,6 +5,7 @@ Reading order for a student, following one batch from disk to the model:
 * ``text.py``       - read a UTF-8 corpus (file or directory), whole or streamed
 * ``corpora.py``    - built-in corpora by name; the shipped excerpt; a verified download
 * ``tokenizers.py`` - CharTokenizer and byte-level BPETokenizer behind one interface
+  (``tokenizer_files.py``: GPT-2's vocab.json / merges.txt and tokenizer.json, checked)
 * ``tokenfile.py``  - tokenize once into a memory-mapped ``.bin`` file
 * ``encoding.py``   - encode a corpus of any size in chunks (into memory, or a cached token file)
 * ``slicing.py``    - fixed-length blocks, train/val split, padding and masks, collate

@@ -107,7 +107,8 @@ def load_tokenizer(path: str | Path) -> Any:
     (byte-level BPE, GPT-2's layout), else None."""
     import tokenizers as hf_tok  # noqa: PLC0415  (Hugging Face's tokenizers library)
 
-    from ..data.tokenizers import BPETokenizer, check_merges, check_vocab_json, library_call  # noqa: PLC0415
+    from ..data.tokenizer_files import check_merges, check_vocab_json, library_call  # noqa: PLC0415
+    from ..data.tokenizers import BPETokenizer  # noqa: PLC0415
 
     p = Path(path)
     if (p / "tokenizer.json").exists():
