@@ -115,6 +115,13 @@ def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
     return Restored(model, tokenizer, section["kind"], ckpt, labels)
 
 
+def check_inference(restored: Restored, batch_size: int) -> None:
+    """Refuse (BudgetError) a batch whose activations would not fit next to the model."""
+    kind = restored.kind
+    config = restored.checkpoint.config["model"]["config"] if restored.checkpoint else restored.model.config.to_dict()
+    check_model(kind, config, batch_size=batch_size)
+
+
 def check_resume(ckpt: Checkpoint, run_dir: str | os.PathLike) -> None:
     """Everything a resume reads, checked before the run is touched (a failed resume changes nothing).
 
