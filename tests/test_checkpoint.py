@@ -116,14 +116,15 @@ def _crash_on_call(monkeypatch: pytest.MonkeyPatch, target: object, name: str, n
     monkeypatch.setattr(target, name, wrapper)
 
 
-@pytest.mark.parametrize("where,n", [("_write_file", k) for k in range(1, 8)] + [("rename", 1), ("rename", 2),
-                                                                                 ("rmtree", 1)])
+@pytest.mark.parametrize("where,n", [("_write_file", k) for k in range(1, 6)] + [("_write_arrays", 1),
+                                                                                 ("_write_arrays", 2), ("rename", 1),
+                                                                                 ("rename", 2), ("rmtree", 1)])
 def test_a_crash_at_any_step_of_a_save_leaves_a_complete_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                      where: str, n: int) -> None:
     save_checkpoint(tmp_path, "latest", **_payload(1.0))
     with monkeypatch.context() as m:
-        if where == "_write_file":
-            _crash_on_call(m, ck, "_write_file", n)           # file n of the 7 (the manifest is the 7th)
+        if where in ("_write_file", "_write_arrays"):
+            _crash_on_call(m, ck, where, n)                   # JSON file n of 5 (the manifest is the 5th), array file n of 2
         elif where == "rename":
             _crash_on_call(m, ck.os, "rename", n)             # 1: latest -> latest.old, 2: tmp -> latest
         else:

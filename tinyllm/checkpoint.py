@@ -135,6 +135,21 @@ def _write_file(path: Path, data: bytes) -> dict:
     return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def _write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> dict:
+    """Write arrays as safetensors straight to ``path`` (no copy of them all in memory), fsync, hash.
+
+    Serializing to bytes first would hold a second copy of every weight and
+    optimizer moment at the moment memory is tightest.
+    """
+    st.save_file(arrays, str(path))
+    h = hashlib.sha256()
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return {"size": path.stat().st_size, "sha256": h.hexdigest()}
+
+
 # ----------------------------------------------------------------------------- saving
 
 def _aside(run_dir: Path, name: str) -> Path:
@@ -196,13 +211,13 @@ def save_checkpoint(run_dir: str | os.PathLike, name: str, *, config: dict, weig
     try:
         files: dict[str, dict] = {}
         _, weight_arrays = split_arrays(dict(weights))
-        files[WEIGHTS_FILE] = _write_file(tmp / WEIGHTS_FILE, st.save(weight_arrays))
+        files[WEIGHTS_FILE] = _write_arrays(tmp / WEIGHTS_FILE, weight_arrays)
         files[CONFIG_FILE] = _write_file(tmp / CONFIG_FILE, to_json(config).encode("utf-8"))
         if tokenizer_json is not None:
             files[TOKENIZER_FILE] = _write_file(tmp / TOKENIZER_FILE, tokenizer_json.encode("utf-8"))
         if optimizer is not None:
             tree, arrays = split_arrays(optimizer)
-            files[OPTIMIZER_ARRAYS_FILE] = _write_file(tmp / OPTIMIZER_ARRAYS_FILE, st.save(arrays))
+            files[OPTIMIZER_ARRAYS_FILE] = _write_arrays(tmp / OPTIMIZER_ARRAYS_FILE, arrays)
             files[OPTIMIZER_FILE] = _write_file(tmp / OPTIMIZER_FILE, to_json(tree).encode("utf-8"))
         files[STATE_FILE] = _write_file(tmp / STATE_FILE, to_json(state or {}).encode("utf-8"))
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "files": files}

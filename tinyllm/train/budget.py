@@ -8,7 +8,8 @@ vocabulary V, context T and biases on (GPT-2's layout)::
     output          2*C (final LayerNorm)      (+ V*C when the output layer is not tied)
 
 Training keeps, for every parameter, its value, its gradient and AdamW's two
-moments: 4 numbers, 16 bytes in float32. The activations saved for the
+moments, and a checkpoint save briefly copies weights and moments: 6 numbers,
+24 bytes in float32. The activations saved for the
 backward pass grow with the batch: per token and layer about ``34*C`` numbers
 plus ``5*H*T`` for the attention weights (Korthikanti et al. 2022, "Reducing
 Activation Recomputation in Large Transformer Models"), plus the logits (three
@@ -32,6 +33,9 @@ from ..validate import LIMITS
 from ..validate.schema import RUN_SETTINGS
 
 HEADROOM = 0.9   # use at most this share of what is available: the interpreter and the data need some too
+# Numbers kept per parameter in training: value, gradient, AdamW's two moments, and the copies a checkpoint
+# save makes of the weights and moments (state_dict) while they are written.
+TRAINING_COPIES = 6
 
 
 class BudgetError(ValueError):
@@ -127,7 +131,7 @@ def estimate(kind: str, config: dict[str, Any], batch_size: int = 0, seq_len: in
     tokens = batch_size * t
     per_token = n_layer * (34 * c + 5 * n_head * t) + (3 * v if kind != "classifier" else c)
     activations = tokens * per_token * itemsize if training else tokens * (4 * c + 2 * n_head * t + v) * itemsize
-    return Estimate(p, p * itemsize * (4 if training else 2), activations + eval_tokens * 16)
+    return Estimate(p, p * itemsize * (TRAINING_COPIES if training else 2), activations + eval_tokens * 16)
 
 
 def _refuse(what: str, est: Estimate, available: int, where_from: str, hint: str) -> BudgetError:
