@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import safetensors.numpy as st
 
-from .checkpoint_arrays import join_arrays, split_arrays, to_json
+from .checkpoint_io import _fsync_dir, _write_arrays, _write_file, join_arrays, split_arrays, to_json
 from .validate import (FileError, check_ckpt_config, check_char_tokenizer, check_hf_tokenizer, check_manifest,
                        check_optimizer, check_state, contained, parse_json, read_file, regular_file)
 
@@ -108,46 +108,6 @@ class Checkpoint:
     @property
     def model_config(self) -> dict:
         return dict(self.config.get("model", {}).get("config", {}))
-
-
-# ----------------------------------------------------------------------------- low-level file writing
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or a new file inside ``path`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes) -> dict:
-    """Write ``data`` to ``path`` and fsync it; return its manifest entry (size, sha256)."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
-def _write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> dict:
-    """Write arrays as safetensors straight to ``path`` (no copy of them all in memory), fsync, hash.
-
-    Serializing to bytes first would hold a second copy of every weight and
-    optimizer moment at the moment memory is tightest.
-    """
-    st.save_file(arrays, str(path))
-    h = hashlib.sha256()
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-        for block in iter(lambda: f.read(1 << 24), b""):
-            h.update(block)
-    return {"size": path.stat().st_size, "sha256": h.hexdigest()}
 
 
 # ----------------------------------------------------------------------------- saving
@@ -278,8 +238,8 @@ def find_checkpoint(path: str | os.PathLike, prefer: str = "latest") -> Path:
                                   "written by tinyllm train)")
 
 
-def _read_verified(ckpt: Path, manifest: dict, name: str, required: bool = True) -> bytes | None:
-    """The bytes of ``ckpt/name`` after checking them against the manifest's size and sha256."""
+def _verified_path(ckpt: Path, manifest: dict, name: str, required: bool = True) -> tuple[Path, int] | None:
+    """(path, size) of ``ckpt/name`` once its place and size agree with the manifest (None: not listed)."""
     entry = manifest["files"].get(name)
     if entry is None:
         if required:
@@ -291,10 +251,37 @@ def _read_verified(ckpt: Path, manifest: dict, name: str, required: bool = True)
     size = regular_file(p, "checkpoint file").st_size
     if size != entry["size"]:                           # checked before reading: no huge read of a wrong file
         raise _corrupt(ckpt, f"{name} has {size} bytes, the manifest says {entry['size']} (truncated?)")
-    data = read_file(p, "checkpoint file", max_bytes=size)
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+    return p, size
+
+
+def _check_sha(ckpt: Path, manifest: dict, name: str, digest: str) -> None:
+    if digest != manifest["files"][name]["sha256"]:
         raise _corrupt(ckpt, f"{name} does not match its sha256 in {MANIFEST_FILE}")
+
+
+def _read_verified(ckpt: Path, manifest: dict, name: str, required: bool = True) -> bytes | None:
+    """The bytes of ``ckpt/name`` after checking them against the manifest's size and sha256."""
+    found = _verified_path(ckpt, manifest, name, required)
+    if found is None:
+        return None
+    data = read_file(found[0], "checkpoint file", max_bytes=found[1])
+    _check_sha(ckpt, manifest, name, hashlib.sha256(data).hexdigest())
     return data
+
+
+def _load_arrays(ckpt: Path, manifest: dict, name: str) -> dict[str, np.ndarray]:
+    """The arrays of safetensors file ``ckpt/name``, hashed in blocks and then loaded from the file
+    (never the whole file as bytes next to the arrays made from it)."""
+    path, _ = _verified_path(ckpt, manifest, name)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    _check_sha(ckpt, manifest, name, h.hexdigest())
+    try:
+        return dict(st.load_file(str(path)))
+    except Exception as exc:  # safetensors raises its own error types for a bad header
+        raise _corrupt(ckpt, f"{name} is not a valid safetensors file ({exc})") from None
 
 
 def _parse_json(ckpt: Path, name: str, data: bytes, check: Any = None) -> Any:
@@ -309,13 +296,6 @@ def _parse_json(ckpt: Path, name: str, data: bytes, check: Any = None) -> Any:
         except FileError as exc:
             raise CheckpointFileError(exc.path, exc.what) from None
     return obj
-
-
-def _parse_safetensors(ckpt: Path, name: str, data: bytes) -> dict[str, np.ndarray]:
-    try:
-        return dict(st.load(data))
-    except Exception as exc:  # safetensors raises its own error types for a bad header
-        raise _corrupt(ckpt, f"{name} is not a valid safetensors file ({exc})") from None
 
 
 def _check_tokenizer_json(obj: Any, path: Path) -> None:
@@ -362,15 +342,14 @@ def load_checkpoint(path: str | os.PathLike, prefer: str = "latest", with_optimi
     ckpt = find_checkpoint(path, prefer)
     manifest = read_manifest(ckpt)
     config, state = _config_and_state(ckpt, manifest)
-    weights = _parse_safetensors(ckpt, WEIGHTS_FILE, _read_verified(ckpt, manifest, WEIGHTS_FILE))
+    weights = _load_arrays(ckpt, manifest, WEIGHTS_FILE)
     tok = _read_verified(ckpt, manifest, TOKENIZER_FILE, required=False)
     if tok is not None:
         _parse_json(ckpt, TOKENIZER_FILE, tok, _check_tokenizer_json)
     optimizer = None
     if with_optimizer and OPTIMIZER_FILE in manifest["files"]:
         tree = _parse_json(ckpt, OPTIMIZER_FILE, _read_verified(ckpt, manifest, OPTIMIZER_FILE), check_optimizer)
-        arrays = _parse_safetensors(ckpt, OPTIMIZER_ARRAYS_FILE,
-                                    _read_verified(ckpt, manifest, OPTIMIZER_ARRAYS_FILE))
+        arrays = _load_arrays(ckpt, manifest, OPTIMIZER_ARRAYS_FILE)
         try:
             optimizer = join_arrays(tree, arrays)
         except KeyError as exc:

@@ -1,18 +1,23 @@
-"""Nested state (an optimizer's, say) as JSON plus named arrays, and strict JSON text for checkpoints.
+"""The pieces a checkpoint is written with: arrays split out of JSON, strict JSON, durable files.
 
 :func:`split_arrays` pulls every array out of a nested dict/list into a flat
 ``name -> array`` dict (saved with safetensors) and leaves references in the
 JSON tree; :func:`join_arrays` puts them back. :func:`to_json` writes the strict
-JSON checkpoints use (no NaN or Infinity, which JSON lacks).
+JSON checkpoints use (no NaN or Infinity, which JSON lacks). :func:`_write_file`
+and :func:`_write_arrays` write one file, fsync it and return its manifest
+entry; :func:`_fsync_dir` makes a rename durable.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors.numpy as st
 
 from .backend import to_numpy
 
@@ -71,3 +76,41 @@ def to_json(obj: Any) -> str:
             x = x.item() if isinstance(x, np.generic) else str(x)
         return None if isinstance(x, float) and not math.isfinite(x) else x
     return json.dumps(clean(obj), indent=1, allow_nan=False) + "\n"
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or a new file inside ``path`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> dict:
+    """Write ``data`` to ``path`` and fsync it; return its manifest entry (size, sha256)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> dict:
+    """Write arrays as safetensors straight to ``path`` (no copy of them all in memory), fsync, hash.
+
+    Serializing to bytes first would hold a second copy of every weight and
+    optimizer moment at the moment memory is tightest.
+    """
+    st.save_file(arrays, str(path))
+    h = hashlib.sha256()
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return {"size": path.stat().st_size, "sha256": h.hexdigest()}
