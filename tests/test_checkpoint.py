@@ -13,9 +13,12 @@ from tinyllm.checkpoint import (CheckpointError, CheckpointNotFoundError, clear_
                                 join_arrays, load_checkpoint, save_checkpoint, split_arrays)
 
 
+MODEL_CONFIG = {"vocab_size": 3, "block_size": 8, "n_layer": 1, "n_head": 1, "n_embd": 4}
+
+
 def _payload(value: float) -> dict:
     w = np.full((3, 4), value, dtype=np.float32)
-    return dict(config={"model": {"kind": "gpt", "config": {"n_layer": 1}}, "train": {"lr": 0.1}},
+    return dict(config={"model": {"kind": "gpt", "config": MODEL_CONFIG}, "train": {"lr": 0.1}},
                 weights={"wte.weight": w, "lm_head.weight": w, "b": np.arange(4, dtype=np.float32)},
                 tokenizer_json='{"kind": "char", "chars": ["a"]}',
                 optimizer={"type": "AdamW", "step": int(value), "param_groups": [{"lr": 0.1, "betas": [0.9, 0.99]}],
@@ -27,7 +30,7 @@ def test_round_trip_keeps_every_array_and_value(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, "latest", **_payload(7.0))
     c = load_checkpoint(tmp_path)
     assert c.path == tmp_path / "latest"
-    assert c.iteration == 7 and c.model_kind == "gpt" and c.model_config == {"n_layer": 1}
+    assert c.iteration == 7 and c.model_kind == "gpt" and c.model_config == MODEL_CONFIG
     assert np.array_equal(c.weights["wte.weight"], np.full((3, 4), 7.0, np.float32))
     assert c.weights["wte.weight"].dtype == np.float32
     assert np.array_equal(c.optimizer["state"]["group0.step"], np.arange(3))
@@ -113,14 +116,15 @@ def _crash_on_call(monkeypatch: pytest.MonkeyPatch, target: object, name: str, n
     monkeypatch.setattr(target, name, wrapper)
 
 
-@pytest.mark.parametrize("where,n", [("_write_file", k) for k in range(1, 8)] + [("rename", 1), ("rename", 2),
-                                                                                 ("rmtree", 1)])
+@pytest.mark.parametrize("where,n", [("_write_file", k) for k in range(1, 6)] + [("_write_arrays", 1),
+                                                                                 ("_write_arrays", 2), ("rename", 1),
+                                                                                 ("rename", 2), ("rmtree", 1)])
 def test_a_crash_at_any_step_of_a_save_leaves_a_complete_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                      where: str, n: int) -> None:
     save_checkpoint(tmp_path, "latest", **_payload(1.0))
     with monkeypatch.context() as m:
-        if where == "_write_file":
-            _crash_on_call(m, ck, "_write_file", n)           # file n of the 7 (the manifest is the 7th)
+        if where in ("_write_file", "_write_arrays"):
+            _crash_on_call(m, ck, where, n)                   # JSON file n of 5 (the manifest is the 5th), array file n of 2
         elif where == "rename":
             _crash_on_call(m, ck.os, "rename", n)             # 1: latest -> latest.old, 2: tmp -> latest
         else:

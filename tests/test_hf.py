@@ -169,5 +169,5 @@ def test_loader_errors(tmp_path):
         with pytest.raises(ValueError, match=match):
             load_pretrained(tmp_path)
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="config.json: not valid JSON"):
         load_pretrained(tmp_path)

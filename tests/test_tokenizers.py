@@ -178,7 +178,7 @@ def test_bpe_refuses_non_bpe_and_broken_files(tmp_path):
     with pytest.raises(DataError, match="holds a WordPiece model"):
         BPETokenizer.from_file(tmp_path / "wp.json")
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(DataError, match="is not valid JSON"):
+    with pytest.raises(DataError, match="bad.json: not valid JSON"):
         load_tokenizer(tmp_path / "bad.json")
     (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
     with pytest.raises(DataError, match="neither a character tokenizer nor a tokenizer.json"):

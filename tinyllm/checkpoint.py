@@ -37,8 +37,6 @@ JSON; loading never executes code from the file.
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import os
 import shutil
 import tempfile
@@ -49,7 +47,9 @@ from typing import Any
 import numpy as np
 import safetensors.numpy as st
 
-from .backend import to_numpy
+from .checkpoint_io import _fsync_dir, _write_arrays, _write_file, join_arrays, split_arrays, to_json
+from .validate import (FileError, check_ckpt_config, check_char_tokenizer, check_hf_tokenizer, check_manifest,
+                       check_optimizer, check_state, contained, parse_json, read_file, regular_file)
 
 FORMAT = "tinyllm-checkpoint"
 FORMAT_VERSION = 1
@@ -70,6 +70,10 @@ class CheckpointError(ValueError):
 
 class CheckpointNotFoundError(CheckpointError):
     """No checkpoint where one was expected."""
+
+
+class CheckpointFileError(FileError, CheckpointError):
+    """A checkpoint file holding a value of the wrong type or range: ``"FILE: what is wrong"``."""
 
 
 @dataclass
@@ -106,87 +110,6 @@ class Checkpoint:
         return dict(self.config.get("model", {}).get("config", {}))
 
 
-# ----------------------------------------------------------------------------- JSON with arrays split out
-
-def split_arrays(obj: Any, prefix: str = "") -> tuple[Any, dict[str, np.ndarray]]:
-    """Replace every array inside a nested dict/list by a reference; return (JSON-able tree, arrays).
-
-    An array at path ``state -> m`` becomes ``{"__array__": "state/m"}`` in the
-    tree and ``arrays["state/m"]`` in the dict (written to safetensors). NumPy
-    scalars become Python numbers. :func:`join_arrays` undoes it.
-    """
-    arrays: dict[str, np.ndarray] = {}
-
-    def walk(x: Any, path: str) -> Any:
-        if isinstance(x, dict):
-            for k in x:
-                if not isinstance(k, str):
-                    raise TypeError(f"checkpoint: dict keys must be strings, got {k!r} at '{path}'")
-            return {k: walk(v, f"{path}/{k}" if path else k) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [walk(v, f"{path}/{i}" if path else str(i)) for i, v in enumerate(x)]
-        if hasattr(x, "__array__") and not isinstance(x, (np.generic, bool, int, float)):
-            arr = np.ascontiguousarray(to_numpy(x))            # a CuPy array comes back to the host
-            if arr.dtype.kind not in "biuf":
-                raise TypeError(f"checkpoint: array '{path}' has dtype {arr.dtype}; only numbers can be saved")
-            arrays[path] = arr
-            return {"__array__": path}
-        if isinstance(x, np.generic):
-            return x.item()
-        return x
-
-    return walk(obj, prefix), arrays
-
-
-def join_arrays(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
-    """Put the arrays back where :func:`split_arrays` left references."""
-    if isinstance(tree, dict):
-        if set(tree) == {"__array__"}:
-            return arrays[tree["__array__"]]
-        return {k: join_arrays(v, arrays) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [join_arrays(v, arrays) for v in tree]
-    return tree
-
-
-def to_json(obj: Any) -> str:
-    """Strict JSON text for checkpoint files: NaN and infinities (which JSON lacks) become null."""
-    def clean(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        if isinstance(x, np.generic) or isinstance(x, Path):
-            x = x.item() if isinstance(x, np.generic) else str(x)
-        return None if isinstance(x, float) and not math.isfinite(x) else x
-    return json.dumps(clean(obj), indent=1, allow_nan=False) + "\n"
-
-
-# ----------------------------------------------------------------------------- low-level file writing
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or a new file inside ``path`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes) -> dict:
-    """Write ``data`` to ``path`` and fsync it; return its manifest entry (size, sha256)."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
 # ----------------------------------------------------------------------------- saving
 
 def _aside(run_dir: Path, name: str) -> Path:
@@ -211,6 +134,20 @@ def recover(run_dir: str | os.PathLike, name: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _real_location(run_dir: Path, name: str) -> tuple[Path, str]:
+    """(directory, name) where checkpoint ``run_dir/name`` really lives.
+
+    ``run_dir/name`` may be a symlink to a checkpoint directory elsewhere (to
+    pin a run's ``latest``, say): the save then replaces the link's *target*
+    with the same atomic rename dance, next to it, and the link stays as it was.
+    """
+    link = run_dir / name
+    if link.is_symlink() and link.is_dir():
+        real = link.resolve()
+        return real.parent, real.name
+    return run_dir, name
+
+
 def save_checkpoint(run_dir: str | os.PathLike, name: str, *, config: dict, weights: dict[str, Any],
                     tokenizer_json: str | None = None, optimizer: dict | None = None,
                     state: dict | None = None) -> Path:
@@ -225,20 +162,22 @@ def save_checkpoint(run_dir: str | os.PathLike, name: str, *, config: dict, weig
         optimizer: the optimizer's ``state_dict()``; its arrays go to safetensors, the rest to JSON.
         state: JSON-able training state (iteration, RNG states, batcher state, ...).
     """
+    shown = Path(run_dir) / name
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir, name = _real_location(run_dir, name)
     recover(run_dir, name)
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f"{name}.tmp-"))
     try:
         files: dict[str, dict] = {}
         _, weight_arrays = split_arrays(dict(weights))
-        files[WEIGHTS_FILE] = _write_file(tmp / WEIGHTS_FILE, st.save(weight_arrays))
+        files[WEIGHTS_FILE] = _write_arrays(tmp / WEIGHTS_FILE, weight_arrays)
         files[CONFIG_FILE] = _write_file(tmp / CONFIG_FILE, to_json(config).encode("utf-8"))
         if tokenizer_json is not None:
             files[TOKENIZER_FILE] = _write_file(tmp / TOKENIZER_FILE, tokenizer_json.encode("utf-8"))
         if optimizer is not None:
             tree, arrays = split_arrays(optimizer)
-            files[OPTIMIZER_ARRAYS_FILE] = _write_file(tmp / OPTIMIZER_ARRAYS_FILE, st.save(arrays))
+            files[OPTIMIZER_ARRAYS_FILE] = _write_arrays(tmp / OPTIMIZER_ARRAYS_FILE, arrays)
             files[OPTIMIZER_FILE] = _write_file(tmp / OPTIMIZER_FILE, to_json(tree).encode("utf-8"))
         files[STATE_FILE] = _write_file(tmp / STATE_FILE, to_json(state or {}).encode("utf-8"))
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "files": files}
@@ -254,7 +193,7 @@ def save_checkpoint(run_dir: str | os.PathLike, name: str, *, config: dict, weig
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(_aside(run_dir, name), ignore_errors=True)
-    return current
+    return shown
 
 
 # ----------------------------------------------------------------------------- loading
@@ -299,88 +238,131 @@ def find_checkpoint(path: str | os.PathLike, prefer: str = "latest") -> Path:
                                   "written by tinyllm train)")
 
 
-def _read_verified(ckpt: Path, manifest: dict, name: str, required: bool = True) -> bytes | None:
+def _verified_path(ckpt: Path, manifest: dict, name: str, required: bool = True) -> tuple[Path, int] | None:
+    """(path, size) of ``ckpt/name`` once its place and size agree with the manifest (None: not listed)."""
     entry = manifest["files"].get(name)
     if entry is None:
         if required:
             raise _corrupt(ckpt, f"{name} is not listed in {MANIFEST_FILE}")
         return None
-    p = ckpt / name
-    if not p.is_file():
+    p = contained(ckpt, name, ckpt / MANIFEST_FILE)     # a symlink out of the checkpoint is refused
+    if not p.exists():
         raise _corrupt(ckpt, f"{name} is missing")
-    data = p.read_bytes()
-    if len(data) != entry.get("size"):
-        raise _corrupt(ckpt, f"{name} has {len(data)} bytes, the manifest says {entry.get('size')} "
-                             "(truncated?)")
-    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+    size = regular_file(p, "checkpoint file").st_size
+    if size != entry["size"]:                           # checked before reading: no huge read of a wrong file
+        raise _corrupt(ckpt, f"{name} has {size} bytes, the manifest says {entry['size']} (truncated?)")
+    return p, size
+
+
+def _check_sha(ckpt: Path, manifest: dict, name: str, digest: str) -> None:
+    if digest != manifest["files"][name]["sha256"]:
         raise _corrupt(ckpt, f"{name} does not match its sha256 in {MANIFEST_FILE}")
+
+
+def _read_verified(ckpt: Path, manifest: dict, name: str, required: bool = True) -> bytes | None:
+    """The bytes of ``ckpt/name`` after checking them against the manifest's size and sha256."""
+    found = _verified_path(ckpt, manifest, name, required)
+    if found is None:
+        return None
+    data = read_file(found[0], "checkpoint file", max_bytes=found[1])
+    _check_sha(ckpt, manifest, name, hashlib.sha256(data).hexdigest())
     return data
 
 
-def _parse_json(ckpt: Path, name: str, data: bytes) -> Any:
+def _load_arrays(ckpt: Path, manifest: dict, name: str) -> dict[str, np.ndarray]:
+    """The arrays of safetensors file ``ckpt/name``, hashed in blocks and then loaded from the file
+    (never the whole file as bytes next to the arrays made from it)."""
+    path, _ = _verified_path(ckpt, manifest, name)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    _check_sha(ckpt, manifest, name, h.hexdigest())
     try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _corrupt(ckpt, f"{name} is not valid JSON ({exc})") from None
-
-
-def _parse_safetensors(ckpt: Path, name: str, data: bytes) -> dict[str, np.ndarray]:
-    try:
-        return dict(st.load(data))
+        return dict(st.load_file(str(path)))
     except Exception as exc:  # safetensors raises its own error types for a bad header
         raise _corrupt(ckpt, f"{name} is not a valid safetensors file ({exc})") from None
+
+
+def _parse_json(ckpt: Path, name: str, data: bytes, check: Any = None) -> Any:
+    """Parse a checkpoint's JSON file strictly and run its schema ``check(obj, path)`` on it."""
+    try:
+        obj = parse_json(data, ckpt / name, name)
+    except FileError as exc:
+        raise _corrupt(ckpt, exc.what) from None
+    if check is not None:
+        try:
+            check(obj, ckpt / name)
+        except FileError as exc:
+            raise CheckpointFileError(exc.path, exc.what) from None
+    return obj
+
+
+def _check_tokenizer_json(obj: Any, path: Path) -> None:
+    """A saved tokenizer: a character tokenizer's JSON or the outline of a Hugging Face tokenizer.json."""
+    if isinstance(obj, dict) and obj.get("kind") == "char":
+        check_char_tokenizer(obj, path)
+    else:
+        check_hf_tokenizer(obj, path)
 
 
 def read_manifest(ckpt: str | os.PathLike) -> dict:
     """The verified-format manifest of checkpoint directory ``ckpt``."""
     ckpt = Path(ckpt)
     mpath = ckpt / MANIFEST_FILE
-    if not mpath.is_file():
+    if not mpath.exists():
         raise _corrupt(ckpt, f"{MANIFEST_FILE} is missing (the save did not finish)")
-    manifest = _parse_json(ckpt, MANIFEST_FILE, mpath.read_bytes())
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(
-            manifest.get("files"), dict):
+    try:
+        data = read_file(mpath, "checkpoint manifest")
+    except FileError as exc:
+        raise CheckpointFileError(exc.path, exc.what) from None
+    manifest = _parse_json(ckpt, MANIFEST_FILE, data)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _corrupt(ckpt, f"{MANIFEST_FILE} is not a tinyllm checkpoint manifest")
+    _parse_json(ckpt, MANIFEST_FILE, data, check_manifest)
     if manifest.get("version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {ckpt} was written by a newer tinyllm (format version "
                               f"{manifest['version']}); upgrade tinyllm to read it")
     return manifest
 
 
+def _config_and_state(ckpt: Path, manifest: dict) -> tuple[dict, dict]:
+    config = _parse_json(ckpt, CONFIG_FILE, _read_verified(ckpt, manifest, CONFIG_FILE), check_ckpt_config)
+    state = _parse_json(ckpt, STATE_FILE, _read_verified(ckpt, manifest, STATE_FILE), check_state)
+    return config, state
+
+
 def load_checkpoint(path: str | os.PathLike, prefer: str = "latest", with_optimizer: bool = True) -> Checkpoint:
     """Load and verify a checkpoint (see :func:`find_checkpoint` for ``path`` and ``prefer``).
 
     Every file is checked against the manifest's size and sha256 before it is
-    parsed. Raises :class:`CheckpointError` with a one-line message otherwise.
+    parsed, and every JSON file against its schema (:mod:`tinyllm.validate`).
+    Raises :class:`CheckpointError` with a one-line message otherwise.
     """
     ckpt = find_checkpoint(path, prefer)
     manifest = read_manifest(ckpt)
-    config = _parse_json(ckpt, CONFIG_FILE, _read_verified(ckpt, manifest, CONFIG_FILE))
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise _corrupt(ckpt, f"{CONFIG_FILE} has no model section")
-    weights = _parse_safetensors(ckpt, WEIGHTS_FILE, _read_verified(ckpt, manifest, WEIGHTS_FILE))
+    config, state = _config_and_state(ckpt, manifest)
+    weights = _load_arrays(ckpt, manifest, WEIGHTS_FILE)
     tok = _read_verified(ckpt, manifest, TOKENIZER_FILE, required=False)
-    state = _parse_json(ckpt, STATE_FILE, _read_verified(ckpt, manifest, STATE_FILE))
+    if tok is not None:
+        _parse_json(ckpt, TOKENIZER_FILE, tok, _check_tokenizer_json)
     optimizer = None
     if with_optimizer and OPTIMIZER_FILE in manifest["files"]:
-        tree = _parse_json(ckpt, OPTIMIZER_FILE, _read_verified(ckpt, manifest, OPTIMIZER_FILE))
-        arrays = _parse_safetensors(ckpt, OPTIMIZER_ARRAYS_FILE,
-                                    _read_verified(ckpt, manifest, OPTIMIZER_ARRAYS_FILE))
+        tree = _parse_json(ckpt, OPTIMIZER_FILE, _read_verified(ckpt, manifest, OPTIMIZER_FILE), check_optimizer)
+        arrays = _load_arrays(ckpt, manifest, OPTIMIZER_ARRAYS_FILE)
         try:
             optimizer = join_arrays(tree, arrays)
         except KeyError as exc:
             raise _corrupt(ckpt, f"{OPTIMIZER_FILE} refers to array {exc} that is not saved") from None
     return Checkpoint(path=ckpt, config=config, weights=weights,
                       tokenizer_json=tok.decode("utf-8") if tok is not None else None,
-                      optimizer=optimizer, state=state if isinstance(state, dict) else {})
+                      optimizer=optimizer, state=state)
 
 
 def load_state_json(path: str | os.PathLike, prefer: str = "latest") -> tuple[Path, dict, dict]:
     """Only (checkpoint dir, config, state) of a checkpoint, verified: cheap, for ``tinyllm info``."""
     ckpt = find_checkpoint(path, prefer)
-    manifest = read_manifest(ckpt)
-    config = _parse_json(ckpt, CONFIG_FILE, _read_verified(ckpt, manifest, CONFIG_FILE))
-    state = _parse_json(ckpt, STATE_FILE, _read_verified(ckpt, manifest, STATE_FILE))
+    config, state = _config_and_state(ckpt, read_manifest(ckpt))
     return ckpt, config, state
 
 
@@ -400,7 +382,9 @@ def clear_run(path: str | os.PathLike) -> None:
     p = Path(path)
     for name in CHECKPOINT_NAMES:
         for d in [p / name, _aside(p, name), *p.glob(f"{name}.tmp-*")]:
-            if d.is_dir():
+            if d.is_symlink():
+                d.unlink()                   # a link the user made: remove it, never what it points to
+            elif d.is_dir():
                 shutil.rmtree(d)
     for f in ("metrics.jsonl", "loss.png"):
         (p / f).unlink(missing_ok=True)

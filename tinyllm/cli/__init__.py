@@ -31,6 +31,8 @@ def _message(exc: BaseException) -> str:
     """One line: the exception's message (KeyError's quotes removed), else its type."""
     if isinstance(exc, KeyError) and exc.args:
         text = str(exc.args[0])
+    elif isinstance(exc, MemoryError):
+        text = f"out of memory ({exc or 'an allocation failed'}); try a smaller model, --batch-size or --block-size"
     elif isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.strerror}: '{exc.filename}'" if exc.filename else exc.strerror
     else:
@@ -41,7 +43,7 @@ def _message(exc: BaseException) -> str:
 
 def _user_errors() -> tuple[type, ...]:
     from ..train import TrainingDiverged  # noqa: PLC0415  (train imports the models: load on use)
-    return (DataError, CheckpointError, BackendError, TrainingDiverged, ValueError, KeyError, OSError)
+    return (DataError, CheckpointError, BackendError, TrainingDiverged, ValueError, KeyError, OSError, MemoryError)
 
 
 class TinyGroup(click.Group):

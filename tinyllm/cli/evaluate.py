@@ -28,14 +28,17 @@ def eval_command(ckpt: str, data: str, batch_size: int, max_batches: int | None,
     """Score a checkpoint on a data file: loss/perplexity (LMs) or accuracy (classifiers)."""
     from ..models import registry  # noqa: PLC0415
     from ..train.evaluate import evaluate_classifier, evaluate_lm, format_confusion  # noqa: PLC0415
-    from ..train.restore import restore_model  # noqa: PLC0415
+    from ..train.budget import check_flags  # noqa: PLC0415
+    from ..train.restore import check_inference, restore_model  # noqa: PLC0415
 
+    check_flags(batch_size=batch_size, max_batches=max_batches)
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     if max_batches is not None and max_batches < 1:
         raise ValueError(f"--max-batches must be at least 1, got {max_batches}")
     use_engine(backend, None)
     restored = restore_model(ckpt, prefer="latest" if latest else "best")
+    check_inference(restored, batch_size)
     where = restored.checkpoint.path if restored.checkpoint else Path(ckpt)
     if restored.kind == "classifier":
         report = evaluate_classifier(restored, data, batch_size)

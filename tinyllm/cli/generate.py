@@ -37,10 +37,12 @@ def generate_command(ckpt: str, prompt: str, max_new_tokens: int, temperature: f
     """Continue a prompt with a trained GPT, streaming tokens as they are sampled."""
     from ..decoding import check_sampling_args, generate_stream, stream_text  # noqa: PLC0415
     from ..models import registry  # noqa: PLC0415
+    from ..train.budget import check_flags  # noqa: PLC0415
     from ..train.data import encode_text  # noqa: PLC0415
     from ..train.restore import restore_model  # noqa: PLC0415
 
     check_sampling_args(temperature, top_k, top_p, greedy)
+    check_flags(max_new_tokens=max_new_tokens, num_samples=num_samples, top_k=top_k)
     if max_new_tokens < 0:
         raise ValueError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
     if num_samples < 1:

@@ -7,9 +7,9 @@ catch it either way.
 """
 from __future__ import annotations
 
+from ..validate.errors import DataError  # defined below the data layer: every file reader raises it
 
-class DataError(ValueError):
-    """Bad or missing data: a file, a corpus, a token id, a batch shape."""
+__all__ = ["DataError", "UnknownCharactersError"]
 
 
 class UnknownCharactersError(DataError):

@@ -27,21 +27,21 @@ from typing import Any
 
 import numpy as np
 
+from ..validate import FileError, parse_json, read_file
 from .errors import DataError
 from .slicing import IGNORE_INDEX
 from .text import decode_utf8
 from .tokenizers import Tokenizer
 
-_INT = re.compile(r"^[+-]?\d+$")
+_INT = re.compile(r"^[+-]?\d{1,18}$")
+MAX_LABELED_BYTES = 2 << 30   # examples are held in memory as Python strings: beyond this, use a corpus
 
 
 def _read(path: str | os.PathLike) -> str:
     p = Path(path)
     if not p.exists():
         raise DataError(f"data path '{path}' does not exist")
-    if not p.is_file():
-        raise DataError(f"data path '{path}' is not a file")
-    text = decode_utf8(p.read_bytes(), path)
+    text = decode_utf8(read_file(p, "labeled-data file", max_bytes=MAX_LABELED_BYTES), path)
     if not text.strip():
         raise DataError(f"data file '{path}' is empty")
     return text
@@ -54,9 +54,10 @@ def _jsonl_objects(path: str | os.PathLike, keys: tuple[str, ...]) -> Iterator[t
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{name} line {lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            obj = parse_json(line, name)
+        except FileError as exc:
+            raise DataError(f"{name} line {lineno}: invalid JSON ({exc.what.removeprefix('not valid JSON (')}") \
+                from None
         if not isinstance(obj, dict):
             raise DataError(f"{name} line {lineno}: expected a JSON object with keys "
                             f"{', '.join(repr(k) for k in keys)}")

@@ -27,6 +27,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..validate import regular_file
 from .errors import DataError
 
 READ_BYTES = 1 << 20  # bytes read from disk at a time
@@ -66,7 +67,7 @@ def text_files(path: str | os.PathLike) -> list[Path]:
         if all(f.stat().st_size == 0 for f in files):
             raise DataError(f"directory '{path}' has only empty .txt files")
         return files
-    if p.stat().st_size == 0:
+    if regular_file(p, "data file").st_size == 0:      # a FIFO or /dev/zero is refused, never read
         raise DataError(f"data file '{path}' is empty")
     return [p]
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..validate import FileError, check_token_meta, load_json, regular_file
 from .errors import DataError
 from .text import iter_text
 from .tokenizers import Tokenizer
@@ -51,7 +52,7 @@ def _replace_atomically(path: Path, write) -> None:
 
 
 def write_token_file(path: str | os.PathLike, ids_iter: Iterable[Any] | np.ndarray, vocab_size: int,
-                     tokenizer: Tokenizer | None = None) -> TokenFile:
+                     tokenizer: Tokenizer | None = None, extra: dict | None = None) -> TokenFile:
     """Write token ids to ``path`` (raw integers) and ``path + '.json'`` (metadata), atomically.
 
     Args:
@@ -61,6 +62,8 @@ def write_token_file(path: str | os.PathLike, ids_iter: Iterable[Any] | np.ndarr
         vocab_size: ids must lie in ``[0, vocab_size)``; sets the dtype.
         tokenizer: the tokenizer that produced the ids; its kind and
             fingerprint are recorded so the file is never read with another.
+        extra: more facts for the metadata (read after the ids are written, so
+            a generator may fill it in as it goes: e.g. the corpus's length).
 
     Returns:
         The new file, opened as a :class:`TokenFile`.
@@ -91,7 +94,8 @@ def write_token_file(path: str | os.PathLike, ids_iter: Iterable[Any] | np.ndarr
     meta_path = Path(str(path) + ".json")
     _replace_atomically(path, write_ids)
     meta = {"format": FORMAT, "version": 1, "dtype": dtype.name, "count": count, "vocab_size": vocab_size,
-            "tokenizer": ({"kind": tokenizer.kind, "hash": tokenizer.fingerprint()} if tokenizer else None)}
+            "tokenizer": ({"kind": tokenizer.kind, "hash": tokenizer.fingerprint()} if tokenizer else None),
+            **{k: v for k, v in (extra or {}).items() if k not in ("format", "version", "dtype", "count")}}
     _replace_atomically(meta_path, lambda f: f.write(json.dumps(meta, indent=2).encode("utf-8")))
     return TokenFile(path)
 
@@ -122,33 +126,50 @@ class TokenFile:
         path: the ``.bin`` file; its sidecar ``path + '.json'`` must be beside it.
     """
 
-    def __init__(self, path: str | os.PathLike, _start: int = 0, _stop: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, _start: int = 0, _stop: int | None = None,
+                 _meta: dict | None = None) -> None:
         self.path = Path(path)
         meta_path = Path(str(self.path) + ".json")
-        if not self.path.is_file():
+        if not self.path.exists():
             raise DataError(f"token file '{path}' does not exist")
-        if not meta_path.is_file():
+        if not meta_path.exists():
             raise DataError(f"token file '{path}' has no metadata file '{meta_path}'; re-create it")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            self.dtype = np.dtype(meta["dtype"])
-            self.count = int(meta["count"])
-            self.vocab_size = int(meta["vocab_size"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"metadata file '{meta_path}' is damaged ({exc.__class__.__name__}: {exc}); "
-                            "re-create the token file") from None
-        if meta.get("format") != FORMAT or self.dtype not in (np.uint16, np.uint32):
+        size = regular_file(self.path, "token file").st_size
+        if _meta is None:
+            _meta = check_token_meta(load_json(meta_path, "token file metadata"), meta_path)
+        meta = _meta
+        if meta["format"] != FORMAT:
             raise DataError(f"metadata file '{meta_path}' is not a tinyllm token file description")
+        self.dtype = np.dtype(meta["dtype"])
+        self.count, self.vocab_size = meta["count"], meta["vocab_size"]
         self.meta = meta
-        size = self.path.stat().st_size
         if size != self.count * self.dtype.itemsize:
             raise DataError(f"token file '{path}' has {size} bytes but its metadata says {self.count} tokens "
                             f"of {self.dtype.name} ({self.count * self.dtype.itemsize} bytes); re-create it")
         self.start = _start
         self.stop = self.count if _stop is None else _stop
+        if _stop is None and _start == 0:
+            self._check_ids()
+
+    def _check_ids(self, chunk: int = 1 << 24) -> None:
+        """Scan the file once (a chunk at a time) for ids at or above the recorded vocabulary size."""
+        if self.count == 0 or self.vocab_size >= 1 << (8 * self.dtype.itemsize):
+            return                                                    # every value the dtype holds is an id
+        for lo in range(0, self.count, chunk):
+            mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=lo * self.dtype.itemsize,
+                           shape=(min(chunk, self.count - lo),))
+            top = int(mm.max())
+            del mm
+            if top >= self.vocab_size:
+                raise FileError(self.path, f"holds token id {top} (among tokens {lo:,}..{min(lo + chunk, self.count) - 1:,}), outside the "
+                                           f"vocabulary of {self.vocab_size} its metadata records; re-create it")
 
     def check_tokenizer(self, tokenizer: Tokenizer) -> None:
-        """Raise a DataError if the file was written by a different tokenizer than ``tokenizer``."""
+        """Raise a DataError if the file was written by a different tokenizer than ``tokenizer``,
+        or holds ids (up to its recorded vocabulary) that ``tokenizer`` does not have."""
+        if self.vocab_size > tokenizer.vocab_size:
+            raise DataError(f"token file '{self.path}' has ids up to {self.vocab_size - 1}, beyond the tokenizer's "
+                            f"{tokenizer.vocab_size} tokens")
         recorded = self.meta.get("tokenizer")
         if recorded is None:
             return
@@ -169,7 +190,7 @@ class TokenFile:
     def view(self, start: int = 0, stop: int | None = None) -> TokenFile:
         """The ids ``[start, stop)`` of this file as another TokenFile; nothing is read."""
         s = slice(start, stop).indices(len(self))
-        return TokenFile(self.path, self.start + s[0], self.start + max(s[0], s[1]))
+        return TokenFile(self.path, self.start + s[0], self.start + max(s[0], s[1]), _meta=self.meta)
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice) and key.step not in (None, 1):

@@ -34,8 +34,11 @@ from typing import ClassVar
 import numpy as np
 import tokenizers as hf  # Hugging Face's library (this module is tinyllm.data.tokenizers)
 
+from ..validate import FileError, check_char_tokenizer, check_hf_tokenizer
+from ..validate.schema import LIMITS
 from .errors import DataError, UnknownCharactersError
 from .text import iter_text
+from .tokenizer_files import _read_json, library_call
 
 PAD, CLS, SEP, MASK, EOS = "[PAD]", "[CLS]", "[SEP]", "[MASK]", "<|endoftext|>"
 BERT_SPECIALS = (PAD, CLS, SEP, MASK)
@@ -68,6 +71,10 @@ class Tokenizer(ABC):
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """The token ids of each string in ``texts``."""
         return [self.encode(t) for t in texts]
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """The ids of ``text`` as a 1-D int64 array (what corpus encoding uses, chunk by chunk)."""
+        return np.asarray(self.encode(text), dtype=np.int64)
 
     @abstractmethod
     def decode(self, ids: Iterable[int], skip_special: bool = False) -> str:
@@ -193,11 +200,15 @@ class CharTokenizer(Tokenizer):
                             if self._specials else None)
 
     @classmethod
-    def from_text(cls, text: str, special_tokens: Sequence[str] = ()) -> CharTokenizer:
-        """A tokenizer whose vocabulary is the sorted unique characters of ``text``."""
-        if not text:
+    def from_text(cls, text: str | Iterable[str], special_tokens: Sequence[str] = ()) -> CharTokenizer:
+        """A tokenizer whose vocabulary is the sorted unique characters of ``text``
+        (a string, or an iterable of strings such as :func:`~tinyllm.data.text.iter_text`'s chunks)."""
+        chars: set[str] = set()
+        for piece in [text] if isinstance(text, str) else text:
+            chars.update(piece)
+        if not chars:
             raise DataError("cannot build a character vocabulary from empty text")
-        return cls(sorted(set(text) - set(special_tokens)), special_tokens)
+        return cls(sorted(chars - set(special_tokens)), special_tokens)
 
     @property
     def vocab_size(self) -> int:
@@ -223,6 +234,10 @@ class CharTokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         """The ids of ``text``, one per character (a special token written out counts as one)."""
+        return self.encode_array(text).tolist()
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """:meth:`encode` as an int64 array, without the list (a corpus chunk at a time)."""
         pieces = self._special_re.split(text) if self._special_re else [text]
         out, unknown, offset = [], {}, 0
         for k, piece in enumerate(pieces):  # odd k: a special token captured by the split
@@ -233,7 +248,7 @@ class CharTokenizer(Tokenizer):
             offset += len(piece)
         if unknown:
             raise UnknownCharactersError(list(unknown), list(unknown.values()))
-        return np.concatenate(out).tolist() if out else []
+        return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
     def decode(self, ids: Iterable[int], skip_special: bool = False) -> str:
         first_special = len(self.chars)
@@ -245,10 +260,12 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def from_json(cls, obj: dict, source: str = "<json>") -> CharTokenizer:
-        """Rebuild a tokenizer from the parsed JSON that :meth:`to_json` wrote."""
-        if not isinstance(obj.get("chars"), list) or not isinstance(obj.get("special_tokens", []), list):
-            raise DataError(f"tokenizer file '{source}' is missing its 'chars' list")
-        return cls(obj["chars"], obj.get("special_tokens", []))
+        """Rebuild a tokenizer from the parsed JSON that :meth:`to_json` wrote (checked field by field)."""
+        chars, specials = check_char_tokenizer(obj, source)
+        try:
+            return cls(chars, specials)
+        except DataError as exc:
+            raise FileError(source, str(exc)) from None
 
 
 class BPETokenizer(Tokenizer):
@@ -309,15 +326,14 @@ class BPETokenizer(Tokenizer):
     @classmethod
     def from_json(cls, obj: dict, source: str = "<json>") -> BPETokenizer:
         """Rebuild a tokenizer from a parsed Hugging Face ``tokenizer.json``."""
-        model = obj.get("model")
-        kind = model.get("type") if isinstance(model, dict) else None
+        kind = check_hf_tokenizer(obj, source)
         if kind != "BPE":
             raise DataError(f"tokenizer file '{source}' holds a {kind or 'unknown'} model; "
                             "only BPE tokenizer.json files are supported")
-        try:
-            return cls(hf.Tokenizer.from_str(json.dumps(obj)))
-        except Exception as exc:  # the library raises a bare Exception on a malformed file
-            raise DataError(f"tokenizer file '{source}' is not a valid tokenizer.json ({exc})") from None
+        tok = cls(library_call(source, "tokenizer.json", hf.Tokenizer.from_str, json.dumps(obj)))
+        if tok.vocab_size > LIMITS["vocab_size"]:
+            raise FileError(source, f"has {tok.vocab_size:,} tokens, more than tinyllm uses ({LIMITS['vocab_size']:,})")
+        return tok
 
     @property
     def vocab_size(self) -> int:
@@ -343,19 +359,6 @@ class BPETokenizer(Tokenizer):
 
     def to_json(self) -> str:
         return self._tok.to_str()
-
-
-def _read_json(path: str | os.PathLike) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"tokenizer file '{path}' does not exist")
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"tokenizer file '{path}' is not valid JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise DataError(f"tokenizer file '{path}' does not hold a JSON object")
-    return obj
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:

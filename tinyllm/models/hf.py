@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_numpy
+from ..validate import check_hf_config, check_hf_index, contained, load_json, regular_file
 from .config import GPTConfig
 from .gpt import GPT
 
@@ -32,13 +33,10 @@ TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")   # all the tanh app
 SKIPPED_BUFFERS = (".attn.bias", ".attn.masked_bias")
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
+def _read_json(path: Path, check: Any) -> dict:
+    """A JSON file of the model directory, checked against its schema (FileError naming it otherwise)."""
+    obj = load_json(path)
+    check(obj, path)
     return obj
 
 
@@ -86,16 +84,17 @@ def gpt_state_from_hf(tensors: dict[str, np.ndarray], config: GPTConfig) -> dict
 
 def _weight_files(path: Path) -> list[Path]:
     single, index = path / "model.safetensors", path / "model.safetensors.index.json"
-    if single.is_file():
-        return [single]
-    if index.is_file():
-        weight_map = _read_json(index).get("weight_map")
-        if not isinstance(weight_map, dict):
-            raise ValueError(f"{index} has no weight_map")
-        files = [path / f for f in sorted(set(weight_map.values()))]
-        absent = [str(f) for f in files if not f.is_file()]
+    if single.exists():
+        regular_file(single, "safetensors file")
+        return [contained(path, single.name, path)]
+    if index.exists():
+        weight_map = check_hf_index(load_json(index), index)
+        files = [contained(path, f, index) for f in sorted(set(weight_map.values()))]   # never outside `path`
+        absent = [str(f) for f in files if not f.exists()]
         if absent:
             raise ValueError(f"{index} lists missing shard(s): {', '.join(absent)}")
+        for f in files:
+            regular_file(f, "safetensors shard")
         return files
     if (path / "pytorch_model.bin").is_file():
         raise ValueError(f"{path} holds pytorch_model.bin only; tinyllm reads safetensors (no pickle): "
@@ -108,15 +107,20 @@ def load_tokenizer(path: str | Path) -> Any:
     (byte-level BPE, GPT-2's layout), else None."""
     import tokenizers as hf_tok  # noqa: PLC0415  (Hugging Face's tokenizers library)
 
-    from ..data import BPETokenizer  # noqa: PLC0415
+    from ..data.tokenizer_files import check_merges, check_vocab_json, library_call  # noqa: PLC0415
+    from ..data.tokenizers import BPETokenizer  # noqa: PLC0415
 
     p = Path(path)
-    if (p / "tokenizer.json").is_file():
-        return BPETokenizer.from_file(p / "tokenizer.json")
+    if (p / "tokenizer.json").exists():
+        return BPETokenizer.from_file(contained(p, "tokenizer.json", p))
     vocab, merges = p / "vocab.json", p / "merges.txt"
-    if not (vocab.is_file() and merges.is_file()):
+    if not (vocab.exists() and merges.exists()):
         return None
-    tok = hf_tok.Tokenizer(hf_tok.models.BPE.from_file(str(vocab), str(merges)))
+    vocab, merges = contained(p, "vocab.json", p), contained(p, "merges.txt", p)
+    check_vocab_json(vocab)
+    check_merges(merges)
+    tok = hf_tok.Tokenizer(library_call(merges, "vocab.json + merges.txt pair", hf_tok.models.BPE.from_file,
+                                        str(vocab), str(merges)))
     tok.pre_tokenizer = hf_tok.pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = hf_tok.decoders.ByteLevel()
     if tok.token_to_id("<|endoftext|>") is not None:
@@ -133,12 +137,16 @@ def load_pretrained(path: str | Path) -> tuple[GPT, Any]:
     """
     from safetensors.numpy import load_file  # noqa: PLC0415
 
+    from ..train.budget import check_model  # noqa: PLC0415  (train imports models: load on use)
+
     p = Path(path)
     if not p.is_dir():
         raise ValueError(f"pretrained model directory {p} does not exist")
-    if not (p / "config.json").is_file():
+    if not (p / "config.json").exists():
         raise ValueError(f"{p} has no config.json (not a Hugging Face model directory)")
-    config = gpt_config_from_hf(_read_json(p / "config.json"))
+    config_path = contained(p, "config.json", p)
+    config = gpt_config_from_hf(_read_json(config_path, check_hf_config))
+    check_model("gpt", config.to_dict(), where=f"{config_path}: ")     # before any weight is read
     tensors: dict[str, np.ndarray] = {}
     for f in _weight_files(p):
         try:

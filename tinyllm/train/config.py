@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..validate import check_run_settings, read_file
+
 MODEL_SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "dropout")
 
 # Named sizes. Each sets the model shape and the training length that suits it.
@@ -203,10 +205,10 @@ def read_config_file(path: str | Path, allowed: tuple[str, ...]) -> dict[str, An
         ValueError: unreadable file, bad syntax, a nested value, or an unknown key (named).
     """
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ValueError(f"config file '{path}' does not exist")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_file(p, "config file", max_bytes=1 << 20).decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"config file '{path}' is not UTF-8 text") from None
     try:
@@ -214,7 +216,7 @@ def read_config_file(path: str | Path, allowed: tuple[str, ...]) -> dict[str, An
             raw = json.loads(text)
         else:
             raw = tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
         raise ValueError(f"config file '{path}' is not valid {'JSON' if p.suffix.lower() == '.json' else 'TOML'}: "
                          f"{exc}") from None
     if not isinstance(raw, dict):
@@ -229,4 +231,4 @@ def read_config_file(path: str | Path, allowed: tuple[str, ...]) -> dict[str, An
             raise ValueError(f"config file '{path}': '{key}' must be a single value, not a "
                              f"{'table' if isinstance(value, dict) else 'list'}")
         out[name] = value
-    return out
+    return check_run_settings(out, path)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..data import (BERT_SPECIALS, GPT_SPECIALS, BPETokenizer, CharTokenizer, DataError, LMBatcher, TokenFile,
-                    Tokenizer, UnknownCharactersError, eval_batches, load_text, load_tokenizer, mask_tokens,
+                    Tokenizer, UnknownCharactersError, encode_corpus, eval_batches, iter_text, load_tokenizer, mask_tokens,
                     resolve_corpus, special_tokens_mask, split_train_val)
 from ..data.slicing import check_enough_tokens
 from .config import TrainConfig
@@ -69,7 +69,8 @@ def build_tokenizer(spec: str, text: str, vocab_size: int, model_kind: str) -> T
     if spec == "char":
         return CharTokenizer.from_text(text, special_tokens=specials)
     if spec == "bpe":
-        return BPETokenizer.train([text], vocab_size, special_tokens=specials or GPT_SPECIALS)
+        return BPETokenizer.train([text] if isinstance(text, str) else text, vocab_size,
+                                  special_tokens=specials or GPT_SPECIALS)
     if not Path(spec).exists():
         raise DataError(f"--tokenizer must be 'char', 'bpe' or the path of a saved tokenizer; '{spec}' does not exist")
     tok = load_tokenizer(spec)
@@ -119,11 +120,11 @@ def load_lm_data(cfg: TrainConfig, tokenizer: Tokenizer | None = None) -> LMData
         description = f"{cfg.data}: {len(ids):,} tokens"
     else:
         path = resolve_corpus(cfg.data)
-        text = load_text(path)
-        if tokenizer is None:
-            tokenizer = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size, cfg.model)
-        ids = np.asarray(encode_text(tokenizer, text, f"data '{cfg.data}'"), dtype=np.int64)
-        description = f"{path}: {len(text):,} characters -> {len(ids):,} tokens"
+        if tokenizer is None:   # the corpus is streamed, never held whole (tinyllm/data/encoding.py)
+            tokenizer = build_tokenizer(cfg.tokenizer, iter_text(path), cfg.vocab_size, cfg.model)
+        ids, n_chars, cached = encode_corpus(path, tokenizer, f"data '{cfg.data}'")
+        description = f"{path}: {n_chars:,} characters -> {len(ids):,} tokens" + (f" (cached in {cached})"
+                                                                                   if cached else "")
     check_enough_tokens(len(ids), cfg.block_size, f"corpus '{cfg.data}'")
     train, val = split_train_val(ids, cfg.val_fraction)
     check_enough_tokens(len(train), cfg.block_size, f"the training part of '{cfg.data}'")

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..data import DataError, TokenFile, eval_batches, load_labeled, load_text, resolve_corpus
+from ..data import DataError, TokenFile, encode_corpus, eval_batches, load_labeled, resolve_corpus
 from ..data.slicing import check_enough_tokens
 from ..tensor import no_grad
-from .data import _mlm, chunk, classification_arrays, encode_text
+from .data import _mlm, chunk, classification_arrays
 from .restore import Restored
 
 
@@ -46,8 +46,7 @@ def _lm_ids(restored: Restored, data: str) -> Any:
         ids = TokenFile(data)
         ids.check_tokenizer(tok)
         return ids
-    text = load_text(resolve_corpus(data))
-    return np.asarray(encode_text(tok, text, f"data '{data}'"), dtype=np.int64)
+    return encode_corpus(resolve_corpus(data), tok, f"data '{data}'")[0]   # chunked, bounded memory
 
 
 @no_grad()

@@ -29,7 +29,9 @@ from ..distributed import get_comm, is_main
 from .loop import Trainer, TrainResult
 from .metrics import Progress
 from .pretrain import check_out_dir, describe_model, report_end, resumed_config, setup_engine
-from .restore import RUN_FORMAT, build_from_config, check_tokenizer_fits
+from ..validate import check_run_settings
+from .budget import check_training
+from .restore import RUN_FORMAT, build_from_config, check_resume, check_tokenizer_fits
 
 TASKS = ("classify", "lm")
 
@@ -63,6 +65,7 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     progress = progress or Progress()
     if task not in TASKS:
         raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
+    check_run_settings(settings, "settings", ranges=False)   # types first: a Python caller may pass anything
     if resume:
         if out is None:
             raise ValueError("--resume needs --out DIR, the fine-tuning run to continue")
@@ -70,6 +73,7 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
             own = load_checkpoint(out, prefer="latest")
         except CheckpointNotFoundError:
             raise CheckpointError(f"--resume: no checkpoint to resume from in '{out}'") from None
+        check_resume(own, out)
         saved_task = own.config.get("task", {})
         if saved_task.get("name") != task:
             raise CheckpointError(f"'{out}' holds a {saved_task.get('name')} run, not a {task} fine-tuning run")
@@ -123,6 +127,7 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     train_arrays = {k: v[train_rows] for k, v in arrays.items()}
     val_arrays = {k: v[val_rows] for k, v in arrays.items()}
 
+    check_training(section["kind"], section["config"], cfg)
     if resume:
         model = build_from_config(section)
     elif task == "classify":

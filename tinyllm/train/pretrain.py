@@ -18,11 +18,13 @@ from .. import __version__, backend
 from ..checkpoint import CheckpointError, CheckpointNotFoundError, clear_run, holds_run, load_checkpoint
 from ..distributed import get_comm, gpu_of_this_rank, is_main
 from ..optim import configure_adamw
+from ..validate import check_run_settings
 from .config import TrainConfig, resolve
 from .data import lm_eval_set, load_lm_data, tokenizer_from_json
 from .loop import Trainer, TrainResult
 from .metrics import Progress, format_duration, loss_curve_text, plot_losses
-from .restore import RUN_FORMAT, check_tokenizer_fits
+from .budget import check_settings, check_training
+from .restore import RUN_FORMAT, check_resume, check_tokenizer_fits
 
 # Settings a resumed run may change: how long it goes on and how it reports, not what it learns.
 RESUMABLE_CHANGES = ("iters", "eval_interval", "eval_iters", "early_stop", "log_interval", "sample_tokens",
@@ -134,6 +136,7 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     from ..models import registry  # noqa: PLC0415  (the engine is imported when a run starts)
 
     progress = progress or Progress()
+    check_run_settings(settings, "settings", ranges=False)   # types first: a Python caller may pass anything
     ckpt = None
     if resume:
         if out is None:
@@ -145,6 +148,7 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
             raise CheckpointError(f"--resume: no checkpoint to resume from in '{out}'") from None
         if ckpt.config.get("task", {}).get("name") != "pretrain":
             raise CheckpointError(f"'{out}' holds a fine-tuning run; continue it with tinyllm finetune --resume")
+        check_resume(ckpt, run_dir)
         cfg = resumed_config(ckpt.config["train"], settings, run_dir)
         tokenizer = tokenizer_from_json(ckpt.tokenizer_json or "", str(ckpt.path))
         check_tokenizer_fits(tokenizer, ckpt.config["model"], ckpt.path)
@@ -155,10 +159,12 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
         tokenizer = None
 
     setup_engine(cfg)
+    check_settings(cfg)
     data = load_lm_data(cfg, tokenizer)
     tokenizer = data.tokenizer
     kind = registry.get(cfg.model)
     mcfg = ckpt.config["model"]["config"] if ckpt else model_config(cfg, tokenizer, kind)
+    check_training(cfg.model, mcfg, cfg)
     model = kind.build(mcfg)
     optimizer = configure_adamw(model, cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
     schedule = cfg.schedule()

@@ -13,16 +13,20 @@ runs is reported as such rather than producing garbage.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from ..checkpoint import Checkpoint, CheckpointError, CheckpointFileError, load_checkpoint
 from ..data import Tokenizer
+from ..validate import FileError, check_metrics_rows, check_model_config, read_file
+from .budget import check_model
 from .data import tokenizer_from_json
 
 RUN_FORMAT = "tinyllm-run"
+HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 
 @dataclass
@@ -44,9 +48,10 @@ class Restored:
 
 
 def is_hf_dir(path: str | os.PathLike) -> bool:
-    """A Hugging Face model directory: ``config.json`` and ``model.safetensors``, no tinyllm manifest."""
+    """A Hugging Face model directory: ``config.json`` and ``model.safetensors`` (or its shard index),
+    no tinyllm manifest."""
     p = Path(path)
-    return (p / "config.json").is_file() and (p / "model.safetensors").is_file() \
+    return (p / "config.json").exists() and any((p / f).exists() for f in HF_WEIGHTS) \
         and not (p / "manifest.json").exists()
 
 
@@ -57,6 +62,8 @@ def build_from_config(model_section: dict) -> Any:
     kind, cfg = model_section.get("kind"), model_section.get("config")
     if not isinstance(cfg, dict):
         raise CheckpointError(f"the model config is missing or not a table: {cfg!r}")
+    check_model_config(kind, cfg, "config.json")
+    check_model(kind, cfg)                       # refuse what would not fit before allocating it
     if kind == "classifier":
         backbone = build_model(cfg["backbone"], cfg["backbone_config"])
         return SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"),
@@ -106,6 +113,41 @@ def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
     model.eval()
     labels = ckpt.config.get("task", {}).get("labels")
     return Restored(model, tokenizer, section["kind"], ckpt, labels)
+
+
+def check_inference(restored: Restored, batch_size: int) -> None:
+    """Refuse (BudgetError) a batch whose activations would not fit next to the model."""
+    kind = restored.kind
+    config = restored.checkpoint.config["model"]["config"] if restored.checkpoint else restored.model.config.to_dict()
+    check_model(kind, config, batch_size=batch_size)
+
+
+def check_resume(ckpt: Checkpoint, run_dir: str | os.PathLike) -> None:
+    """Everything a resume reads, checked before the run is touched (a failed resume changes nothing).
+
+    The checkpoint's files were checked against their schemas when loaded;
+    here: the keys a resume needs, and the run's ``metrics.jsonl`` (which the
+    resumed run rewrites up to the checkpoint's iteration).
+    """
+    missing = [k for k in ("iteration", "rng", "data") if k not in ckpt.state]
+    if missing:
+        raise CheckpointFileError(ckpt.path / "state.json", f"missing key '{missing[0]}' (needed to resume)")
+    if ckpt.optimizer is None:
+        raise CheckpointError(f"checkpoint {ckpt.path} has no optimizer state to resume from")
+    metrics = Path(run_dir) / "metrics.jsonl"
+    if not metrics.exists() and not metrics.is_symlink():
+        return
+    try:
+        text = read_file(metrics, "metrics file", max_bytes=1 << 30).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FileError(metrics, "not UTF-8 text; move it away to resume") from None
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))        # as the metrics reader parses it
+        except (ValueError, RecursionError):
+            continue                             # a half-written last line: the reader skips it as well
+    check_metrics_rows(rows, metrics)
 
 
 def check_tokenizer_fits(tokenizer: Tokenizer, model_section: dict, where: Any) -> None:
