@@ -304,3 +304,16 @@ def test_a_diverging_run_stops_with_the_iteration_and_keeps_its_last_good_checkp
         latest = load_checkpoint(out)
         assert f"iteration {latest.iteration + 1}:" in line
         assert all(np.isfinite(w).all() for w in latest.weights.values())
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--seed", "nan"], "invalid value for '--seed': 'nan' is not a valid integer"),
+    (["generate", "--ckpt", "x", "--top-k", "1e308"], "invalid value for '--top-k'"),
+    (["train", "--no-such-flag"], "no such option '--no-such-flag'"),
+    (["no-such-command"], "no such command 'no-such-command'"),
+    (["--no-such-flag"], "no such option '--no-such-flag'"),
+    (["info"], "missing option '--ckpt'"),
+])
+def test_usage_errors_are_one_line_and_exit_1(args: list, message: str) -> None:
+    line = fails(args, message)
+    assert "--help" in line and "Usage:" not in line

@@ -6,6 +6,8 @@ group and owns the single place where errors become messages:
 * bad input (:class:`~tinyllm.data.DataError`, ``ValueError``, ``KeyError``,
   :class:`~tinyllm.backend.BackendError`, checkpoint errors, a diverged run, a
   file-system error) -> ``error: <one line>`` on stderr, exit status 1;
+* a usage error (a flag's value click cannot parse, an unknown option or
+  command) -> the same one line, naming the command's ``--help``, exit status 1;
 * Ctrl-C -> the message (training saves a checkpoint first), exit status 130;
 * anything else is a bug in tinyllm -> ``error: internal error: <type>: <message>``
   and a hint, exit status 2. ``TINYLLM_DEBUG=1`` shows the traceback instead.
@@ -49,9 +51,26 @@ def _user_errors() -> tuple[type, ...]:
 class TinyGroup(click.Group):
     """A click group that turns exceptions into one-line errors and exit statuses."""
 
+    @staticmethod
+    def _usage_error(ctx: click.Context, exc: click.UsageError) -> None:
+        if type(exc).__name__ == "NoArgsIsHelpError":              # bare `tinyllm`: click shows the help
+            raise exc
+        where = exc.ctx.command_path if exc.ctx is not None else "tinyllm"
+        click.echo(f"error: {' '.join(exc.format_message().split())} (see '{where} --help')", err=True)
+        ctx.exit(EXIT_ERROR)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:                            # `tinyllm --bogus`
+            self._usage_error(ctx, exc)
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:                            # a flag's value, an unknown option or command
+            self._usage_error(ctx, exc)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
