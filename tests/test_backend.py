@@ -174,3 +174,36 @@ def test_default_dtype_applies_to_python_floats_only() -> None:
     assert tinyllm.tensor(1.5).dtype == np.float32
     with pytest.raises(ValueError, match="floating type"):
         tinyllm.set_default_dtype("int32")
+
+
+# ----------------------------------------------------------------------------- OpenBLAS's idle threads
+
+def _without_timeout(**env: str) -> dict:
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    return {**base, **env}
+
+
+def _probe(code: str, env: dict) -> list[str]:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+NUMPY_FIRST = ("import os, numpy as np; np.ones((64, 64)) @ np.ones((64, 64)); import tinyllm; "
+               "from tinyllm.kernels.cpu import platform; "
+               "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), platform.reread_openblas_timeout())")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_numpy_imported_first_still_gets_the_thread_timeout() -> None:
+    """A script that loads NumPy (and OpenBLAS) before tinyllm gets the same BLAS setting as one that does not."""
+    timeout, applied = _probe(NUMPY_FIRST, _without_timeout())
+    assert timeout == "4" and applied == "True"
+
+
+def test_a_timeout_the_user_set_is_left_alone() -> None:
+    timeout, applied = _probe(NUMPY_FIRST, _without_timeout(OPENBLAS_THREAD_TIMEOUT="28"))
+    assert timeout == "28" and applied == "False"
+    timeout, = _probe("import os, tinyllm; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))",
+                      _without_timeout(OPENBLAS_THREAD_TIMEOUT="28"))
+    assert timeout == "28"

@@ -9,14 +9,16 @@ After each matmul OpenBLAS's worker threads otherwise spin for 2^28 cycles
 (a tenth of a second) waiting for the next one, and on a machine with few
 cores that spinning takes the core our own threads need for the elementwise
 work between matmuls (``tinyllm.kernels.cpu.threads``). With 4 they go to sleep
-after 2^4 cycles. OpenBLAS reads the variable once, when NumPy loads it, so
-this only takes effect if tinyllm is imported before NumPy; to keep
+after 2^4 cycles. OpenBLAS reads the variable when NumPy loads it; when the
+script imported NumPy first, tinyllm has OpenBLAS read it again
+(``tinyllm.kernels.cpu.platform.reread_openblas_timeout``). To keep
 OpenBLAS's default, set ``OPENBLAS_THREAD_TIMEOUT=28`` yourself.
 """
 import os
 import sys
 
-if "numpy" not in sys.modules:                  # too late otherwise: OpenBLAS has read it
+_NUMPY_FIRST = "numpy" in sys.modules and "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+if "numpy" not in sys.modules:                  # OpenBLAS reads it when NumPy loads it
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from . import backend, functional, ops
@@ -30,5 +32,9 @@ from .ops import (abs, add, argmax, broadcast_to, cast, cat, clip, concat, div, 
 from .ops import max, min, pow, sum  # noqa: A004  (shadow builtins only inside this namespace)
 from .functional import gelu, log_softmax, logsumexp, softmax
 from .tensor import Function, Tensor, as_tensor, is_grad_enabled, no_grad, tensor
+
+if _NUMPY_FIRST:                                # the script loaded NumPy (and OpenBLAS) before us
+    from .kernels.cpu.platform import reread_openblas_timeout
+    reread_openblas_timeout()
 
 __version__ = "0.1.0"

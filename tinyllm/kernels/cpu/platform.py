@@ -1,8 +1,11 @@
-"""Process tuning for the CPU, applied once when tinyllm is imported: glibc's malloc.
+"""Process tuning for the CPU, applied once when tinyllm is imported: glibc's malloc,
+and OpenBLAS's idle threads when NumPy was loaded before tinyllm.
 
-(The other import-time setting, ``OPENBLAS_THREAD_TIMEOUT=4``, is made by
-``tinyllm/__init__.py`` itself: OpenBLAS reads it when NumPy loads, so it has
-to come before the first ``import numpy``, earlier than any module here.)
+(``OPENBLAS_THREAD_TIMEOUT=4`` itself is set by ``tinyllm/__init__.py``:
+OpenBLAS reads it when NumPy loads, so it has to come before the first
+``import numpy``, earlier than any module here. When the user's script
+imported NumPy first, :func:`reread_openblas_timeout` makes the library
+read it again.)
 """
 from __future__ import annotations
 
@@ -36,6 +39,46 @@ def keep_freed_memory() -> bool:
     ok = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)      # blocks below 32 MiB come from the heap
     ok &= mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)          # and freed heap memory is kept
     return bool(ok)
+
+
+def _loaded_openblas() -> list[str]:
+    """Paths of the OpenBLAS libraries mapped into this process (Linux: ``/proc/self/maps``)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return []
+    return sorted(p for p in paths if p.startswith("/"))
+
+
+def reread_openblas_timeout(timeout: str = "4") -> bool:
+    """Give an OpenBLAS that was loaded before tinyllm the thread timeout tinyllm sets.
+
+    OpenBLAS reads ``OPENBLAS_THREAD_TIMEOUT`` when it is loaded; a script that
+    imported NumPy before tinyllm would keep the default (idle workers spin for
+    2^28 cycles after every matmul, taking the cores our own threads need).
+    Setting the variable, calling ``openblas_read_env()`` and then
+    ``blas_thread_shutdown_()`` (both exported by OpenBLAS; either alone changes
+    nothing) makes the next BLAS call start its workers with the new timeout.
+    Done at import, so no BLAS call of ours is in flight. Nothing is done when
+    the user set the variable themselves (``OPENBLAS_THREAD_TIMEOUT=28`` keeps
+    OpenBLAS's default). Returns whether it applied.
+    """
+    if os.environ.get("OPENBLAS_THREAD_TIMEOUT") not in (None, timeout) or "numpy" not in sys.modules:
+        return False
+    import ctypes  # noqa: PLC0415
+    done = False
+    for path in _loaded_openblas():
+        try:
+            lib = ctypes.CDLL(path)                    # already mapped: the same library, not a second copy
+        except OSError:
+            continue
+        if hasattr(lib, "openblas_read_env") and hasattr(lib, "blas_thread_shutdown_"):
+            os.environ["OPENBLAS_THREAD_TIMEOUT"] = timeout
+            lib.openblas_read_env()
+            lib.blas_thread_shutdown_()
+            done = True
+    return done
 
 
 APPLIED = keep_freed_memory()
