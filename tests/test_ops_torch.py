@@ -13,6 +13,8 @@ from hypothesis import assume, given, strategies as st
 
 import tinyllm
 import tinyllm.functional as F
+import op_cases_layout
+import op_cases_surface
 from op_cases import CASES
 
 torch = pytest.importorskip("torch")
@@ -112,6 +114,10 @@ TORCH_REFS = {
     "attention_dropout": None,  # as dropout; the mask is applied as in the dropout op
     "cross_entropy": _cross_entropy,
 }
+
+
+TORCH_REFS.update({name: SAME if ref is op_cases_surface.SAME else ref
+                   for name, ref in {**op_cases_surface.TORCH, **op_cases_layout.TORCH}.items()})
 
 
 def test_every_case_has_a_torch_reference() -> None:
