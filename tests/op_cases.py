@@ -294,6 +294,8 @@ CASES: dict[str, Case] = {
                 reduction(ddof=True)),
     "max": Case(("Max",), lambda x, axis, keepdims: x.max(axis=axis, keepdims=keepdims), reduction(distinct=True)),
     "min": Case(("Min",), lambda x, axis, keepdims: x.min(axis=axis, keepdims=keepdims), reduction(distinct=True)),
+    "amax": Case(("Max",), lambda x, axis, keepdims: x.amax(axis, keepdims), reduction(distinct=True)),
+    "amin": Case(("Min",), lambda x, axis, keepdims: x.amin(dim=axis, keepdim=keepdims), reduction(distinct=True)),
     # moving elements
     "reshape": Case(("Reshape",), lambda x, shape: x.reshape(shape), reshape_inputs()),
     "view_flatten_squeeze": Case(("Reshape",), lambda x: x.squeeze().unsqueeze(-1).view(-1).flatten(),

@@ -140,5 +140,93 @@ CASES = {
                    lambda T, x: T.nn.functional.gelu(x, approximate="none")),
 }
 
+def _np_sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _np_softplus(x, beta=1.0):
+    return np.where(beta * x > 20, x, np.log1p(np.exp(beta * x)) / beta)
+
+
+def _np_elu(x, alpha=1.0, scale=1.0, beta=1.0):
+    return np.where(x > 0, scale * x, scale * alpha * np.expm1(np.minimum(x, 0) / beta))
+
+
+TF = "torch.nn.functional"
+KINKED = away_from(0.0, gap=0.05)
+SELU_A, SELU_S = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+CASES.update({
+    "silu": ((("Silu",), lambda x: tinyllm.functional.silu(x), _unary(floats(-4.0, 4.0))),
+             lambda x: x * _np_sigmoid(x), lambda T, x: T.nn.functional.silu(x)),
+    "softplus": ((("Softplus",), lambda x, beta: tinyllm.functional.softplus(x, beta=beta),
+                  shapes().flatmap(lambda s: _given(arrays(s, floats(-4.0, 4.0)), beta=st.sampled_from([1.0, 2.0])))),
+                 _np_softplus, lambda T, x, beta: T.nn.functional.softplus(x, beta=beta)),
+    "logsigmoid": ((("LogSigmoid",), lambda x: tinyllm.functional.logsigmoid(x), _unary(floats(-4.0, 4.0))),
+                   lambda x: -np.logaddexp(0, -x), lambda T, x: T.nn.functional.logsigmoid(x)),
+    "mish": ((("Mish",), lambda x: tinyllm.functional.mish(x), _unary(floats(-4.0, 4.0))),
+             lambda x: x * np.tanh(np.log1p(np.exp(x))), lambda T, x: T.nn.functional.mish(x)),
+    "elu": ((("Elu",), lambda x: tinyllm.functional.elu(x, 0.7), _unary(KINKED)),
+            lambda x: _np_elu(x, 0.7), lambda T, x: T.nn.functional.elu(x, 0.7)),
+    "selu": ((("Elu",), lambda x: tinyllm.functional.selu(x), _unary(KINKED)),
+             lambda x: _np_elu(x, SELU_A, SELU_S), lambda T, x: T.nn.functional.selu(x)),
+    "celu": ((("Elu",), lambda x: tinyllm.functional.celu(x, 1.5), _unary(KINKED)),
+             lambda x: _np_elu(x, 1.5, 1.0, 1.5), lambda T, x: T.nn.functional.celu(x, 1.5)),
+    "leaky_relu": ((("LeakyRelu",), lambda x: tinyllm.functional.leaky_relu(x, 0.2), _unary(KINKED)),
+                   lambda x: np.where(x > 0, x, 0.2 * x), lambda T, x: T.nn.functional.leaky_relu(x, 0.2)),
+    "softsign": ((("Softsign",), lambda x: tinyllm.functional.softsign(x), _unary(KINKED)),
+                 lambda x: x / (1 + np.abs(x)), lambda T, x: T.nn.functional.softsign(x)),
+    "hard_family": ((("Clip", "Mul", "Add"), lambda x: tinyllm.functional.hardtanh(x, -0.5, 1.5) +
+                     tinyllm.functional.relu6(x * 4) + tinyllm.functional.hardsigmoid(x * 4) +
+                     tinyllm.functional.hardswish(x * 4), _unary(away_from(-1.5, -0.75, -0.5, 0.0, 0.75, 1.5))),
+                    lambda x: np.clip(x, -0.5, 1.5) + np.clip(4 * x, 0, 6) + np.clip(4 * x / 6 + 0.5, 0, 1) +
+                    4 * x * np.clip(4 * x / 6 + 0.5, 0, 1),
+                    lambda T, x: T.nn.functional.hardtanh(x, -0.5, 1.5) + T.nn.functional.relu6(x * 4) +
+                    # torch's hardsigmoid backward rounds 1/6 to float32 even in float64: its definition instead
+                    (x * 4 / 6 + 0.5).clamp(0, 1) * (1 + x * 4)),
+    "softmin": ((("Softmax", "Neg"), lambda x: tinyllm.functional.softmin(x, dim=-1), _unary()),
+                lambda x: np.exp(-x - np.max(-x, -1, keepdims=True)) / np.exp(-x - np.max(-x, -1, keepdims=True)).sum(
+                    -1, keepdims=True) if x.ndim else np.ones_like(x),
+                lambda T, x: T.nn.functional.softmin(x, dim=-1)),
+    "normalize": ((("Norm", "Clip", "Div"), lambda x, p: tinyllm.functional.normalize(x, p=p, dim=-1),
+                   shapes(1, 3).flatmap(lambda s: _given(arrays(s, AWAY_FROM_ZERO), p=st.sampled_from([1.0, 2.0])))),
+                  lambda x, p: x / np.maximum(np.sum(np.abs(x) ** p, -1, keepdims=True) ** (1 / p), 1e-12),
+                  lambda T, x, p: T.nn.functional.normalize(x, p=p, dim=-1)),
+})
+
+@st.composite
+def _same_shape_pair(draw):
+    shape = draw(shapes(1, 3))
+    return (draw(arrays(shape)), draw(arrays(shape, POSITIVE))), {}
+
+
+def _methods(a, b):
+    """The method spellings of ops the other cases reach through operators or functions."""
+    x = a.add(b, alpha=0.5).sub(b).mul(b).div(b).pow(2).neg().maximum(a - 10).minimum(b + 10)   # no ties
+    x = x + a.atan2(b) + a.logaddexp(b) + a.lerp(b, 0.3) + a.remainder(b) * 0 + a.fmod(b) * 0 + a.nan_to_num()
+    x = x.transpose(0, -1).transpose(-1, 0).reshape_as(a).view_as(a).expand_as(b).broadcast_to(b.shape)
+    x = x.double().type_as(a).to(a.dtype).contiguous()
+    parts = x.split(1, dim=0)
+    m = x.reshape(x.shape[0], -1)                                      # (n, k)
+    extra = m.t().mm(m).sum() + m[None].bmm(m.t()[None]).sum() + m[0].dot(m[0]) + m[0].outer(m[-1]).sum()
+    extra = extra + x.unbind(0)[0].sum() + x.narrow(0, 0, 1).sum() + x.movedim(0, -1).reshape(-1)[0]
+    return x.reshape(-1).matmul(b.reshape(-1)) + parts[0].sum() + extra
+
+
+def _np_methods(a, b):
+    x = -(((a + 0.5 * b - b) * b / b) ** 2)
+    x = np.minimum(np.maximum(x, a - 10), b + 10)
+    x = x + np.arctan2(a, b) + np.logaddexp(a, b) + a + 0.3 * (b - a) + a
+    m = x.reshape(x.shape[0], -1)
+    extra = (m.T @ m).sum() + (m @ m.T).sum() + m[0] @ m[0] + np.outer(m[0], m[-1]).sum()
+    extra = extra + x[0].sum() + x[:1].sum() + np.moveaxis(x, 0, -1).reshape(-1)[0]
+    return x.reshape(-1) @ b.reshape(-1) + x[:1].sum() + extra
+
+
+CASES["method_spellings"] = ((("Add", "Sub", "Mul", "Div", "Pow", "Neg", "Maximum", "Minimum", "Atan2", "LogAddExp",
+                               "Remainder", "Fmod", "NanToNum", "Permute", "Reshape", "Expand", "Cast", "MatMul",
+                               "Einsum", "GetItem"),
+                              _methods, _same_shape_pair()), _np_methods, SAME)
+
 NUMPY = {name: numpy_ref for name, (_, numpy_ref, _) in CASES.items()}
 TORCH = {name: torch_ref for name, (_, _, torch_ref) in CASES.items()}

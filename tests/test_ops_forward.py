@@ -109,6 +109,8 @@ NUMPY_REFS = {
     "var": lambda x, axis, keepdims, ddof: np.var(x, axis=axis, keepdims=keepdims, ddof=ddof),
     "max": lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
     "min": lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
+    "amax": lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
+    "amin": lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
     "reshape": lambda x, shape: x.reshape(shape),
     "view_flatten_squeeze": lambda x: x.reshape(-1),
     "permute": lambda x, axes: np.transpose(x, axes),

@@ -93,6 +93,8 @@ TORCH_REFS = {
     "var": _reduce("var"),
     "max": _reduce("amax"),
     "min": _reduce("amin"),
+    "amax": _reduce("amax"),
+    "amin": _reduce("amin"),
     "logsumexp": _logsumexp,
     "permute": lambda T, x, axes: x.permute(axes),
     "transpose": lambda T, x: x.permute(tuple(reversed(range(x.ndim)))),

@@ -264,3 +264,16 @@ def test_in_place_on_a_tensor_that_requires_grad_is_an_error_unless_no_grad() ->
     with tinyllm.no_grad():
         w.mul_(2).zero_()
     np.testing.assert_array_equal(w.numpy(), [0.0, 0.0])
+
+
+def test_matrix_helpers_and_slicing_names() -> None:
+    m = t((2, 3))
+    assert m.t().shape == (3, 2) and tinyllm.mm(m, m.t()).shape == (2, 2) and m.narrow(1, 1, 2).shape == (2, 2)
+    assert tinyllm.bmm(m[None], m.t()[None]).shape == (1, 2, 2) and tinyllm.outer(m[0], m[1]).shape == (3, 3)
+    assert tinyllm.dot(m[0], m[1]).item() == 0 * 3 + 1 * 4 + 2 * 5
+    assert [u.shape for u in m.unbind(1)] == [(2,)] * 3 and t((2, 3, 4)).movedim(0, -1).shape == (3, 4, 2)
+    for call in (lambda: t((2, 3, 4)).t(), lambda: tinyllm.mm(m, m), lambda: tinyllm.dot(m, m)):
+        with pytest.raises(ValueError):
+            call()
+    with pytest.raises(IndexError, match="do not fit"):
+        m.narrow(1, 2, 2)

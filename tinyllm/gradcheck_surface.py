@@ -27,6 +27,12 @@ def _uniform(rng: np.random.Generator, lo: float, hi: float, *shape: int) -> Ten
     return _t(rng.uniform(lo, hi, shape))
 
 
+def _away(rng: np.random.Generator, shape: tuple, gap: float = 0.1) -> Tensor:
+    """Normal samples at least ``gap`` from 0 (the kink of the piecewise activations)."""
+    x = rng.standard_normal(shape)
+    return _t(np.where(np.abs(x) < gap, np.sign(x + 1e-12) * (gap + np.abs(x)), x))
+
+
 def _fraction(rng: np.random.Generator, b: np.ndarray) -> Tensor:
     """a = b (k + f), f in [0.1, 0.9]: a / b is never near a whole number (remainders are smooth)."""
     return _t(b * (rng.integers(-2, 3, b.shape) + rng.uniform(0.1, 0.9, b.shape)))
@@ -39,6 +45,7 @@ def _method(name: str, make: Callable[[np.random.Generator], Tensor], *args: Any
 def surface_cases() -> list[tuple]:
     """Rows ``(name, ops, build, eps)``; ``build(rng) -> (fn, inputs)``."""
     import tinyllm  # noqa: PLC0415  (the public names are what is checked)
+    from . import functional as F  # noqa: PLC0415
 
     def remainder(rng: np.random.Generator) -> tuple:
         b = rng.uniform(0.5, 2.0, (3, 4)) * np.sign(rng.standard_normal((3, 4)))
@@ -82,6 +89,12 @@ def surface_cases() -> list[tuple]:
                                                    [_normal(r, 2, 4), _normal(r, 2, 2)]), 1e-6),
         ("Scatter", ("Scatter",), lambda r: (lambda x, s: x.scatter(0, np.array([[1, 0, 2]]), s),
                                              [_normal(r, 3, 3), _normal(r, 1, 3)]), 1e-6),
+        *[(name, (name,), (lambda fn: lambda r: (fn, [_away(r, (3, 4))]))(fn), 1e-6) for name, fn in [
+            ("Silu", F.silu), ("Softplus", F.softplus), ("LogSigmoid", F.logsigmoid), ("Mish", F.mish),
+            ("Elu", lambda x: F.celu(x, 1.5)), ("LeakyRelu", F.leaky_relu), ("Softsign", F.softsign)]],
+        ("BinaryCrossEntropy", ("BinaryCrossEntropy",),
+         lambda r: (lambda p, y: F.binary_cross_entropy(p, y), [_uniform(r, 0.1, 0.9, 3, 4), _uniform(r, 0, 1, 3, 4)]),
+         1e-6),
         ("Einsum", ("Einsum",), lambda r: (lambda a, b: tinyllm.einsum("bij,jk->bik", a, b),
                                            [_normal(r, 2, 3, 4), _normal(r, 4, 2)]), 1e-6),
     ]

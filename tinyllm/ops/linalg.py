@@ -134,3 +134,31 @@ def einsum(equation: str, *operands_: Any) -> Tensor:
                 raise ValueError(f"einsum: axis {c!r} has size {sizes[c]} in one operand and {n} in another "
                                  f"(shapes {[t.shape for t in ts]})")
     return Einsum.apply(*ts, inputs=tuple(inputs), output=output)
+
+
+def mm(a: Tensor, b: Tensor) -> Tensor:
+    """The product of two matrices (2-d only, as ``torch.mm``)."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"mm needs two 2-d tensors, got shapes {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def bmm(a: Tensor, b: Tensor) -> Tensor:
+    """Batched matrix products, (B, n, k) @ (B, k, m) (3-d only, as ``torch.bmm``)."""
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"bmm needs two 3-d tensors with one batch size, got shapes {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def dot(a: Tensor, b: Tensor) -> Tensor:
+    """The inner product of two 1-d tensors."""
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"dot needs two 1-d tensors, got shapes {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def outer(a: Tensor, b: Tensor) -> Tensor:
+    """a_i b_j for 1-d a and b: an (n, m) matrix."""
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"outer needs two 1-d tensors, got shapes {a.shape} and {b.shape}")
+    return einsum("i,j->ij", a, b)

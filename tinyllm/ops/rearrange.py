@@ -15,7 +15,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from .axes import normalize_axis
-from .shape import _shape_arg, broadcast_to, concat, getitem, reshape, split, where
+from .shape import _shape_arg, broadcast_to, concat, getitem, permute, reshape, split, where
 
 
 class Roll(Function):
@@ -229,4 +229,35 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
 
 
 __all__ = ["chunk", "diag", "diagonal", "flip", "meshgrid", "pad", "repeat", "repeat_interleave", "roll",
-           "tril", "triu", "unflatten"]
+           "tril", "triu", "unflatten", "unbind", "narrow", "movedim"]
+
+
+def unbind(x: Tensor, dim: int = 0) -> tuple:
+    """The slices of ``x`` along ``dim``, each without that axis."""
+    d = normalize_axis(dim, x.ndim, "unbind", x.shape)
+    if x.ndim == 0:
+        raise ValueError("unbind: a 0-d tensor has no axis")
+    return tuple(getitem(x, (slice(None),) * d + (i,)) for i in range(x.shape[d]))
+
+
+def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """``length`` elements of ``x`` from ``start`` along ``dim``."""
+    d = normalize_axis(dim, x.ndim, "narrow", x.shape)
+    n = x.shape[d]
+    start = start + n if start < 0 else start
+    if not (0 <= start <= n and 0 <= length <= n - start):
+        raise IndexError(f"narrow: start {start} and length {length} do not fit {n} elements of dim {d}")
+    return getitem(x, (slice(None),) * d + (slice(start, start + length),))
+
+
+def movedim(x: Tensor, source: Any, destination: Any) -> Tensor:
+    """Move axes ``source`` to positions ``destination``; the others keep their order."""
+    src = [normalize_axis(s, x.ndim, "movedim", x.shape) for s in ((source,) if isinstance(source, int) else source)]
+    dst = [normalize_axis(s, x.ndim, "movedim", x.shape)
+           for s in ((destination,) if isinstance(destination, int) else destination)]
+    if len(src) != len(dst):
+        raise ValueError(f"movedim: {len(src)} source dims for {len(dst)} destinations")
+    order = [a for a in range(x.ndim) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute(x, *order) if x.ndim else x
