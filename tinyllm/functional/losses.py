@@ -254,4 +254,5 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets: Any, reduction: st
 
 
 __all__ = ["BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits", "cross_entropy", "huber_loss", "l1_loss", "mse_loss", "nll_loss", "smooth_l1_loss"]
+           "binary_cross_entropy_with_logits", "cross_entropy", "huber_loss", "l1_loss", "mse_loss", "nll_loss",
+           "smooth_l1_loss"]
