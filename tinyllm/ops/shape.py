@@ -129,12 +129,10 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
     shape = _shape_arg(shape)
     if shape == x.shape:
         return x
-    known = [n for n in shape if n != -1]
-    size = int(np.prod(known)) if known else 1
-    if shape.count(-1) > 1 or any(n < -1 for n in shape) or \
-            (x.size != size if -1 not in shape else (size == 0 or x.size % size)):
-        raise ValueError(f"reshape: cannot view shape {x.shape} ({x.size} elements) as {shape}")
-    return Reshape.apply(x, shape=shape)
+    try:
+        return Reshape.apply(x, shape=shape)
+    except (ValueError, TypeError):                 # NumPy's message names its internals; name the shapes
+        raise ValueError(f"reshape: cannot view shape {x.shape} ({x.size} elements) as {shape}") from None
 
 
 def permute(x: Tensor, *dims: Any) -> Tensor:
