@@ -43,3 +43,19 @@ def grad_case(*op_names: str) -> Callable:
         return test
 
     return mark
+
+
+# ----------------------------------------------------------------------------- the public surface
+
+SURFACE_CASES: dict[str, list[str]] = {}  # public name ("tinyllm.x", "F.x", "Tensor.x") -> tests that gradcheck it
+
+
+def surface_case(*public_names: str) -> Callable:
+    """Decorator: record the decorated test as a gradient check of the named public functions
+    (for those no case of ``op_cases.CASES`` runs, e.g. losses checked in their own tests)."""
+    def mark(test: Callable) -> Callable:
+        for name in public_names:
+            SURFACE_CASES.setdefault(name, []).append(f"{test.__module__}.{test.__name__}")
+        return test
+
+    return mark

@@ -290,9 +290,12 @@ CASES: dict[str, Case] = {
     # reductions over None, an int or a tuple of axes, keepdims or not
     "sum": Case(("Sum",), lambda x, axis, keepdims: x.sum(axis, keepdims), reduction()),
     "mean": Case(("Mean",), lambda x, axis, keepdims: x.mean(axis, keepdims), reduction()),
-    "var": Case(("Var",), lambda x, axis, keepdims, ddof: x.var(axis, keepdims, ddof), reduction(ddof=True)),
-    "max": Case(("Max",), lambda x, axis, keepdims: x.max(axis, keepdims), reduction(distinct=True)),
-    "min": Case(("Min",), lambda x, axis, keepdims: x.min(axis, keepdims), reduction(distinct=True)),
+    "var": Case(("Var",), lambda x, axis, keepdims, ddof: x.var(axis=axis, keepdims=keepdims, ddof=ddof),
+                reduction(ddof=True)),
+    "max": Case(("Max",), lambda x, axis, keepdims: x.max(axis=axis, keepdims=keepdims), reduction(distinct=True)),
+    "min": Case(("Min",), lambda x, axis, keepdims: x.min(axis=axis, keepdims=keepdims), reduction(distinct=True)),
+    "amax": Case(("Max",), lambda x, axis, keepdims: x.amax(axis, keepdims), reduction(distinct=True)),
+    "amin": Case(("Min",), lambda x, axis, keepdims: x.amin(dim=axis, keepdim=keepdims), reduction(distinct=True)),
     # moving elements
     "reshape": Case(("Reshape",), lambda x, shape: x.reshape(shape), reshape_inputs()),
     "view_flatten_squeeze": Case(("Reshape",), lambda x: x.squeeze().unsqueeze(-1).view(-1).flatten(),
@@ -327,6 +330,13 @@ CASES: dict[str, Case] = {
     "cross_entropy": Case(("CrossEntropy",), lambda z, **kw: F.cross_entropy(z, **kw),
                           cross_entropy_inputs()),
 }
+
+
+import op_cases_layout  # noqa: E402  (rearranging, scans, sorting, indexing)
+import op_cases_surface  # noqa: E402  (the PyTorch surface beyond the transformer's ops)
+
+for _table in (op_cases_surface.CASES, op_cases_layout.CASES):
+    CASES.update({name: Case(*case) for name, (case, _, _) in _table.items()})
 
 
 def covered_ops() -> set:

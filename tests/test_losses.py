@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinyllm
-from gradcases import grad_case
+from gradcases import grad_case, surface_case
 from tinyllm import nn
 
 
@@ -96,6 +96,7 @@ def test_bce_with_logits_value_and_gradients(shape, reduction, weighted, seed):
 
 
 @grad_case("BinaryCrossEntropyWithLogits")
+@surface_case("F.binary_cross_entropy_with_logits")
 def test_bce_with_logits_gradient_of_logits_alone():
     tinyllm.set_default_dtype("float64")
     rng = np.random.default_rng(0)

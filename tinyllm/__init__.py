@@ -21,17 +21,17 @@ _NUMPY_FIRST = "numpy" in sys.modules and "OPENBLAS_THREAD_TIMEOUT" not in os.en
 if "numpy" not in sys.modules:                  # OpenBLAS reads it when NumPy loads it
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-from . import backend, functional, ops
+from . import backend, functional, ops, tensor as _tensor
 from .backend import (get_backend, get_default_dtype, manual_seed, set_backend, set_default_dtype,
                       synchronize)
 from .gradcheck import GradcheckError, check_gradients, gradcheck
-from .ops import (abs, add, argmax, broadcast_to, cast, cat, clip, concat, div, exp, expand, flatten,
-                  log, masked_fill, matmul, maximum, mean, minimum, mul, neg, permute, relu, reshape,
-                  sigmoid, split, sqrt, squeeze, stack, sub, swapaxes, tanh, transpose, unsqueeze,
-                  var, where)
+from .ops import *  # noqa: F401,F403  (the primitive ops are the package's own names: tinyllm.exp, ...)
 from .ops import max, min, pow, sum  # noqa: A004  (shadow builtins only inside this namespace)
-from .functional import gelu, log_softmax, logsumexp, softmax
+from .functional import log_softmax, logsumexp, softmax
+from .functional.activations import gelu
 from .tensor import Function, Tensor, as_tensor, is_grad_enabled, no_grad, tensor
+
+_tensor.bind_math(ops, functional)   # Tensor's operators and methods, from the layers above it
 
 if _NUMPY_FIRST:                                # the script loaded NumPy (and OpenBLAS) before us
     from .kernels.cpu.platform import reread_openblas_timeout

@@ -301,7 +301,9 @@ def _models() -> list[GradCase]:
 
 def all_cases() -> dict[str, GradCase]:
     """Every gradient check, by name: the ops first, then nn, then whole models."""
-    return {c.name: c for c in _ops() + _nn() + _models()}
+    from .gradcheck_surface import surface_cases  # noqa: PLC0415  (the PyTorch surface's ops)
+    surface = [GradCase(name, ops, build, eps) for name, ops, build, eps in surface_cases()]
+    return {c.name: c for c in _ops() + surface + _nn() + _models()}
 
 
 def registered_ops() -> list[str]:

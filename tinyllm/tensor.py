@@ -22,9 +22,12 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import backend
+from . import tensor_methods as _methods
+from .tensor_methods import Size, TensorMethods, bind_math  # noqa: F401  (bind_math: for tinyllm/__init__.py)
 
 _grad_enabled = True
 OP_REGISTRY: dict[str, type] = {}  # every differentiable op, for the gradient-check meta-test
+
 
 
 # ----------------------------------------------------------------------------- grad mode
@@ -54,6 +57,9 @@ class no_grad:
 
 def is_grad_enabled() -> bool:
     return _grad_enabled
+
+
+_methods._grad_mode.is_grad_enabled, _methods._grad_mode.no_grad = is_grad_enabled, no_grad
 
 
 # ----------------------------------------------------------------------------- broadcasting
@@ -120,8 +126,11 @@ class Function:
 
 # ----------------------------------------------------------------------------- Tensor
 
-class Tensor:
+class Tensor(TensorMethods):
     """An n-dimensional array of the active backend that can record its history.
+
+    Its operators and PyTorch-named methods come from :class:`~tinyllm.tensor_methods.TensorMethods`;
+    this class holds the data, the facts about it and the autograd record.
 
     Attributes:
         data: the backend array (``numpy.ndarray`` or ``cupy.ndarray``).
@@ -168,8 +177,18 @@ class Tensor:
         return self.data.dtype
 
     @property
-    def size(self) -> int:
-        return self.data.size
+    def size(self) -> "Size":
+        """The number of elements (NumPy's ``size``); called, PyTorch's ``size()``: the shape,
+        or ``size(dim)`` one side of it."""
+        return Size(self.data.size, self.data.shape)
+
+    def dim(self) -> int:
+        """The number of axes (PyTorch's name for ``ndim``)."""
+        return self.data.ndim
+
+    def numel(self) -> int:
+        """The number of elements."""
+        return int(self.data.size)
 
     @property
     def is_leaf(self) -> bool:
@@ -186,7 +205,10 @@ class Tensor:
         """The values as a NumPy array (copied from the GPU when on CuPy)."""
         return backend.to_numpy(self.data)
 
-    def item(self) -> float:
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
         return self.data.item()
 
     def tolist(self) -> list:
@@ -209,13 +231,22 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    def astype(self, dtype: Any) -> "Tensor":
-        from .ops import cast
-        return cast(self, dtype)
+    def to(self, target: Any = None, dtype: Any = None) -> "Tensor":
+        """PyTorch's ``to``: a dtype (``to("float64")``, ``to(np.int64)``, ``dtype=``), a
+        backend or device ("numpy"/"cpu", "cupy"/"cuda"), or another tensor's dtype and backend.
 
-    def to(self, backend_name: str) -> "Tensor":
-        """A copy on another backend ("numpy" or "cupy"), as a new leaf."""
-        return Tensor(backend.asarray(self.data, backend=backend_name), requires_grad=self.requires_grad)
+        A dtype conversion stays in the graph; a move to another backend is a new leaf.
+        """
+        out = self
+        if isinstance(target, Tensor):
+            target, dtype = target.device, target.dtype
+        if isinstance(target, str) and target.split(":")[0] in _DEVICES:
+            name = _DEVICES[target.split(":")[0]]
+            if name != ("cupy" if backend.is_cupy_array(self.data) else "numpy"):
+                out = Tensor(backend.asarray(self.data, backend=name), requires_grad=self.requires_grad)
+        elif target is not None:
+            dtype = target
+        return out if dtype is None else out.astype(dtype)
 
     def __repr__(self) -> str:
         body = np.array2string(self.numpy(), precision=4, separator=", ", prefix="tensor(")
@@ -229,6 +260,12 @@ class Tensor:
         return float(self.data)
 
     def __int__(self) -> int:
+        return int(self.data)
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError(f"only integer tensors of one element can be used as an index, got {self.dtype} "
+                            f"of shape {self.shape}")
         return int(self.data)
 
     __hash__ = object.__hash__  # identity, so tensors can key dicts despite __eq__
@@ -280,70 +317,8 @@ class Tensor:
                 ctx.inputs = None
                 ctx.__dict__.clear()
 
-    # -- operators (the math lives in ops/ and functional/)
-    def __add__(self, other: Any) -> "Tensor": return _ops.add(self, other)
-    def __radd__(self, other: Any) -> "Tensor": return _ops.add(other, self)
-    def __sub__(self, other: Any) -> "Tensor": return _ops.sub(self, other)
-    def __rsub__(self, other: Any) -> "Tensor": return _ops.sub(other, self)
-    def __mul__(self, other: Any) -> "Tensor": return _ops.mul(self, other)
-    def __rmul__(self, other: Any) -> "Tensor": return _ops.mul(other, self)
-    def __truediv__(self, other: Any) -> "Tensor": return _ops.div(self, other)
-    def __rtruediv__(self, other: Any) -> "Tensor": return _ops.div(other, self)
-    def __pow__(self, other: Any) -> "Tensor": return _ops.pow(self, other)
-    def __rpow__(self, other: Any) -> "Tensor": return _ops.pow(other, self)
-    def __matmul__(self, other: Any) -> "Tensor": return _ops.matmul(self, other)
-    def __rmatmul__(self, other: Any) -> "Tensor": return _ops.matmul(other, self)
-    def __neg__(self) -> "Tensor": return _ops.neg(self)
-    def __abs__(self) -> "Tensor": return _ops.abs(self)
-    def __getitem__(self, index: Any) -> "Tensor": return _ops.getitem(self, index)
-    def __lt__(self, other: Any) -> "Tensor": return _ops.less(self, other)
-    def __le__(self, other: Any) -> "Tensor": return _ops.less_equal(self, other)
-    def __gt__(self, other: Any) -> "Tensor": return _ops.greater(self, other)
-    def __ge__(self, other: Any) -> "Tensor": return _ops.greater_equal(self, other)
-    def __eq__(self, other: Any) -> "Tensor": return _ops.equal(self, other)  # type: ignore[override]
-    def __ne__(self, other: Any) -> "Tensor": return _ops.not_equal(self, other)  # type: ignore[override]
-
-    # -- methods, PyTorch names
-    def exp(self) -> "Tensor": return _ops.exp(self)
-    def log(self) -> "Tensor": return _ops.log(self)
-    def sqrt(self) -> "Tensor": return _ops.sqrt(self)
-    def tanh(self) -> "Tensor": return _ops.tanh(self)
-    def sigmoid(self) -> "Tensor": return _ops.sigmoid(self)
-    def relu(self) -> "Tensor": return _ops.relu(self)
-    def gelu(self) -> "Tensor": return _fn.gelu(self)
-    def abs(self) -> "Tensor": return _ops.abs(self)
-    def clip(self, lo: float | None = None, hi: float | None = None) -> "Tensor": return _ops.clip(self, lo, hi)
-    clamp = clip
-    def maximum(self, other: Any) -> "Tensor": return _ops.maximum(self, other)
-    def minimum(self, other: Any) -> "Tensor": return _ops.minimum(self, other)
-    def sum(self, axis: Any = None, keepdims: bool = False) -> "Tensor": return _ops.sum(self, axis, keepdims)
-    def mean(self, axis: Any = None, keepdims: bool = False) -> "Tensor": return _ops.mean(self, axis, keepdims)
-    def max(self, axis: Any = None, keepdims: bool = False) -> "Tensor": return _ops.max(self, axis, keepdims)
-    def min(self, axis: Any = None, keepdims: bool = False) -> "Tensor": return _ops.min(self, axis, keepdims)
-    def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
-        return _ops.var(self, axis, keepdims, ddof)
-    def argmax(self, axis: int | None = None) -> "Tensor": return _ops.argmax(self, axis)
-    def reshape(self, *shape: Any) -> "Tensor": return _ops.reshape(self, *shape)
-    view = reshape
-    def transpose(self, *axes: Any) -> "Tensor": return _ops.transpose(self, *axes)
-    def permute(self, *axes: Any) -> "Tensor": return _ops.permute(self, *axes)
-    def swapaxes(self, a: int, b: int) -> "Tensor": return _ops.swapaxes(self, a, b)
-    def flatten(self, start: int = 0, end: int = -1) -> "Tensor": return _ops.flatten(self, start, end)
-    def squeeze(self, axis: Any = None) -> "Tensor": return _ops.squeeze(self, axis)
-    def unsqueeze(self, axis: int) -> "Tensor": return _ops.unsqueeze(self, axis)
-    def expand(self, *shape: Any) -> "Tensor": return _ops.expand(self, *shape)
-    def broadcast_to(self, shape: tuple) -> "Tensor": return _ops.broadcast_to(self, shape)
-    def split(self, size: Any, axis: int = 0) -> list: return _ops.split(self, size, axis)
-    def masked_fill(self, mask: Any, value: float) -> "Tensor": return _ops.masked_fill(self, mask, value)
-    def matmul(self, other: Any) -> "Tensor": return _ops.matmul(self, other)
-    def softmax(self, axis: int = -1) -> "Tensor": return _fn.softmax(self, axis)
-    def log_softmax(self, axis: int = -1) -> "Tensor": return _fn.log_softmax(self, axis)
-    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        return _fn.logsumexp(self, axis, keepdims)
-
-    @property
-    def T(self) -> "Tensor":
-        return _ops.transpose(self)
+    def new_tensor(self, data: Any, dtype: Any = None) -> "Tensor": return Tensor(data, dtype=dtype or self.dtype)
+_DEVICES = {"numpy": "numpy", "cpu": "numpy", "cupy": "cupy", "cuda": "cupy"}
 
 
 def _accumulate_leaf(t: Tensor, g: Any, alias: bool) -> None:
@@ -396,7 +371,3 @@ def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
 
 def parameters_of(tensors: Iterable[Tensor]) -> list:
     return [t for t in tensors if t.requires_grad]
-
-
-from . import functional as _fn  # noqa: E402  (ops need Tensor defined first)
-from . import ops as _ops  # noqa: E402

@@ -31,3 +31,11 @@ __all__ = ["Attention", "CrossEntropy", "Dropout", "Embedding", "Gelu", "LayerNo
            "LogSoftmax", "LogSumExp", "SelfAttentionFunction", "Softmax", "attention", "causal_bias",
            "cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "log_softmax", "logsumexp",
            "self_attention", "softmax", "GELU_C", "SQRT_2_OVER_PI", "_uniform_dtype"]
+
+# PyTorch's activations and losses (their own modules); ``gelu`` and ``cross_entropy`` from
+# there dispatch on ``approximate=`` and on probability targets, and fall back to the ops above.
+from . import activations, losses  # noqa: E402
+from .activations import *  # noqa: E402,F401,F403
+from .losses import *  # noqa: E402,F401,F403
+
+__all__ += [n for n in activations.__all__ + losses.__all__ if n not in __all__]

@@ -105,6 +105,11 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = None, causal: bool = 
         scale = 1.0 / math.sqrt(q.shape[-1])
     if mask is not None:
         mask = mask.data if isinstance(mask, Tensor) else mask
+        if getattr(mask, "dtype", np.dtype(bool)).kind == "f":             # PyTorch's additive float mask
+            if not bool(((mask == 0) | (mask == -np.inf)).all()):
+                from .activations import attention_with_bias  # noqa: PLC0415  (it builds on this package)
+                return attention_with_bias(q, k, v, mask, causal, dropout_p, scale, weights_out)
+            mask = mask == 0                                                 # 0 / -inf: allowed / not
         mask = get_array_module(q.data).asarray(mask, dtype=bool)
     return Attention.apply(q, k, v, scale=scale, causal=causal, mask=mask,
                            dropout_p=dropout_p, weights_out=weights_out)

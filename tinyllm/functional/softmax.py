@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import kernels
 from ..backend import get_array_module
+from ..ops.axes import normalize_axis, pick
 from ..ops.reduce import _axes, _keep
 from ..tensor import Function, Tensor
 
@@ -70,16 +71,18 @@ class LogSumExp(Function):
         return (_keep(g, self.axes, self.keepdims) * xp.exp(self.x - self.y),)
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """Numerically stable softmax along ``axis``."""
-    return Softmax.apply(x, axis=axis)
+def softmax(x: Tensor, axis: int | None = None, dim: int | None = None) -> Tensor:
+    """Numerically stable softmax along ``axis`` (or PyTorch's ``dim``; -1 by default)."""
+    axis = normalize_axis(-1 if pick(dim, axis) is None else pick(dim, axis), x.ndim, "softmax", x.shape)
+    return Softmax.apply(x, axis=axis) if x.ndim else Softmax.apply(x.reshape(1), axis=0).reshape(())
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """Numerically stable log-softmax along ``axis``."""
-    return LogSoftmax.apply(x, axis=axis)
+def log_softmax(x: Tensor, axis: int | None = None, dim: int | None = None) -> Tensor:
+    """Numerically stable log-softmax along ``axis`` (or PyTorch's ``dim``; -1 by default)."""
+    axis = normalize_axis(-1 if pick(dim, axis) is None else pick(dim, axis), x.ndim, "log_softmax", x.shape)
+    return LogSoftmax.apply(x, axis=axis) if x.ndim else LogSoftmax.apply(x.reshape(1), axis=0).reshape(())
 
 
-def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """log(sum(exp(x))) over ``axis``, stable for large |x|."""
-    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False, dim: Any = None, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(x))) over ``axis`` (or ``dim``), stable for large |x|."""
+    return LogSumExp.apply(x, axis=pick(dim, axis), keepdims=keepdims or keepdim)

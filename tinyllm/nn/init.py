@@ -53,18 +53,21 @@ def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
 
 
 def gpt2_init_(module: Any, n_layer: int, std: float = 0.02) -> None:
-    """Apply GPT-2's initialization to every parameter of ``module`` (see the module docstring)."""
-    from .layers import Embedding, LayerNorm, Linear  # noqa: PLC0415  (layers import this module)
+    """Apply GPT-2's initialization to every parameter of ``module`` (see the module docstring).
+
+    Each sub-module is treated by the parameters it owns, so this module needs
+    no layer classes (and the layers, which use it, need not be imported here):
+    a matrix ``weight`` (Linear, Embedding) ~ N(0, std^2), N(0, resid_std^2) in
+    ``c_proj``; a vector ``weight`` (a norm's gain) = 1; a ``bias`` = 0.
+    """
     resid_std = std / math.sqrt(2 * n_layer)
     for name, m in module.named_modules():
-        if isinstance(m, Linear):
-            normal_(m.weight, 0.0, resid_std if name.endswith("c_proj") else std)
-            if m.bias is not None:
-                zeros_(m.bias)
-        elif isinstance(m, Embedding):
-            normal_(m.weight, 0.0, std)
-        elif isinstance(m, LayerNorm):
-            if m.weight is not None:
-                ones_(m.weight)
-            if m.bias is not None:
-                zeros_(m.bias)
+        own = set(getattr(m, "_param_names", ()))
+        weight = getattr(m, "weight", None) if "weight" in own else None
+        bias = getattr(m, "bias", None) if "bias" in own else None
+        if weight is not None and weight.ndim >= 2:
+            normal_(weight, 0.0, resid_std if name.endswith("c_proj") else std)
+        elif weight is not None:
+            ones_(weight)
+        if bias is not None:
+            zeros_(bias)

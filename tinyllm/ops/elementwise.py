@@ -1,25 +1,33 @@
-"""Elementwise ops and matmul: one Function per op, forward and backward side by side.
+"""Arithmetic and the basic unary ops: one Function per op, forward and backward side by side.
 
-Binary ops follow NumPy broadcasting; their backward returns gradients of the
+Binary ops follow NumPy broadcasting and PyTorch's type promotion
+(:mod:`tinyllm.ops.dtypes`); their backward returns gradients of the
 broadcast shape and the engine reduces them to each input's shape
 (``tensor.sum_to``). Constants are Python floats, never NumPy float64
-scalars, so float32 in gives float32 out.
+scalars, so float32 in gives float32 out. Matrix products are in
+:mod:`tinyllm.ops.linalg`, the rest of the math in :mod:`tinyllm.ops.math`.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
 
 from ..backend import get_array_module
-from ..tensor import Function, Tensor, as_tensor
+from ..tensor import Function, Tensor
+from .axes import broadcast_shape, pick
+from .dtypes import float_input, operands
 
 
-def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
-    """Both operands as tensors; a Python scalar takes the other operand's dtype."""
-    if isinstance(a, Tensor):
-        return a, as_tensor(b, like=a)
-    return as_tensor(a, like=b), b
+def binary(cls: type, a: Any, b: Any, op: str, float_op: bool = False) -> Tensor:
+    """``cls`` applied to both operands after promotion; shapes that do not broadcast are named."""
+    a, b = operands(a, b, float_op)
+    try:
+        return cls.apply(a, b)
+    except ValueError:
+        broadcast_shape(op, a.shape, b.shape)   # raises the clear error if that was the cause
+        raise
 
 
 # ----------------------------------------------------------------------------- arithmetic
@@ -70,7 +78,11 @@ class Div(Function):
 
 
 class Pow(Function):
-    """y = a ** b;  da = g * b * a^(b-1), db = g * y * log(a) (needs a > 0)."""
+    """y = a ** b;  da = g * b * a^(b-1), db = g * y * log(a).
+
+    As PyTorch: da = 0 where b = 0 (even at a = 0, where a^(b-1) is infinite),
+    and db = 0 where a = 0 and b >= 0 (the limit of y log a there).
+    """
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -79,9 +91,19 @@ class Pow(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
-        ga = g * self.b * self.a ** (self.b - 1) if self.needs_grad[0] else None
-        gb = g * self.y * xp.log(self.a) if self.needs_grad[1] else None
+        a, b = self.a, self.b
+        ga = gb = None
+        with _quiet(xp):
+            if self.needs_grad[0]:
+                ga = g * xp.where(b == 0, 0, b * a ** (b - 1))
+            if self.needs_grad[1]:
+                gb = g * xp.where((a == 0) & (b >= 0), 0, self.y * xp.log(a))
         return ga, gb
+
+
+def _quiet(xp: Any) -> Any:
+    """Silence NumPy's divide/invalid warnings for values a ``where`` then discards."""
+    return np.errstate(divide="ignore", invalid="ignore") if xp is np else contextlib.nullcontext()
 
 
 class Maximum(Function):
@@ -110,48 +132,6 @@ class Minimum(Function):
         pick_a = (self.a < self.b) + 0.5 * (self.a == self.b)
         pick_a = pick_a.astype(g.dtype, copy=False)
         return g * pick_a, g * (1 - pick_a)
-
-
-class MatMul(Function):
-    """Y = A @ B (batched, broadcasting);  dA = G @ B^T,  dB = A^T @ G.
-
-    A stack of matrices times one matrix, (..., n, k) @ (k, m), is run as ONE
-    (N, k) @ (k, m) product, forward and backward: one large BLAS call is far
-    faster than many small ones.
-    """
-
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        if b.ndim == 2 and a.ndim > 2:
-            return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
-        return a @ b
-
-    def backward(self, g):
-        a, b = self.a, self.b
-        ga = gb = None
-        if a.ndim == 1 and b.ndim == 1:  # dot product: g is a scalar
-            return (g * b if self.needs_grad[0] else None), (g * a if self.needs_grad[1] else None)
-        if b.ndim == 2 and a.ndim > 2:
-            if self.needs_grad[0]:
-                ga = (g.reshape(-1, g.shape[-1]) @ b.T).reshape(a.shape)
-            if self.needs_grad[1]:
-                gb = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
-            return ga, gb
-        a2 = a[None, :] if a.ndim == 1 else a          # (k,) -> (1, k)
-        b2 = b[:, None] if b.ndim == 1 else b          # (k,) -> (k, 1)
-        if a.ndim == 1:
-            g = g[..., None, :]
-        if b.ndim == 1:
-            g = g[..., None]
-        if self.needs_grad[0]:
-            ga = g @ b2.swapaxes(-1, -2)
-            if a.ndim == 1:
-                ga = ga[..., 0, :]
-        if self.needs_grad[1]:
-            gb = a2.swapaxes(-1, -2) @ g
-            if b.ndim == 1:
-                gb = gb[..., 0]
-        return ga, gb
 
 
 # ----------------------------------------------------------------------------- unary
@@ -226,7 +206,7 @@ class Relu(Function):
 
     def forward(self, x):
         self.mask = x > 0
-        return get_array_module(x).maximum(x, 0.0)  # not x * mask: -inf * 0 would be nan
+        return get_array_module(x).maximum(x, x.dtype.type(0))  # not x * mask: -inf * 0 would be nan
 
     def backward(self, g):
         return (g * self.mask,)
@@ -259,60 +239,54 @@ class Clip(Function):
         return (g * self.mask,)
 
 
-class Cast(Function):
-    """y = x converted to another floating dtype;  dx = g converted back."""
+class Clone(Function):
+    """y = a copy of x (its own memory, C-contiguous);  dx = g."""
 
-    def forward(self, x, dtype=None):
-        self.dtype = x.dtype
-        return x.astype(dtype)
+    def forward(self, x):
+        return x.copy()
 
     def backward(self, g):
-        return (g.astype(self.dtype),)
+        return (g,)
 
 
 # ----------------------------------------------------------------------------- public functions
 
-def add(a: Any, b: Any) -> Tensor:
-    """a + b with broadcasting."""
-    return Add.apply(*_pair(a, b))
+def add(a: Any, b: Any, alpha: float | None = None) -> Tensor:
+    """a + b with broadcasting (``alpha``: a + alpha * b, as ``torch.add``)."""
+    return binary(Add, a, b if alpha is None else mul(b, alpha), "add")
 
 
-def sub(a: Any, b: Any) -> Tensor:
-    """a - b with broadcasting."""
-    return Sub.apply(*_pair(a, b))
+def sub(a: Any, b: Any, alpha: float | None = None) -> Tensor:
+    """a - b with broadcasting (``alpha``: a - alpha * b)."""
+    return binary(Sub, a, b if alpha is None else mul(b, alpha), "sub")
 
 
 def mul(a: Any, b: Any) -> Tensor:
     """a * b with broadcasting."""
-    return Mul.apply(*_pair(a, b))
+    return binary(Mul, a, b, "mul")
 
 
 def div(a: Any, b: Any) -> Tensor:
-    """a / b with broadcasting."""
-    return Div.apply(*_pair(a, b))
+    """True division a / b with broadcasting; integers give the default float dtype.
+
+    (``tinyllm.div`` adds PyTorch's ``rounding_mode``: see :mod:`tinyllm.ops.math`.)
+    """
+    return binary(Div, a, b, "div", float_op=True)
 
 
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001  (mirrors the operator)
-    """a ** b with broadcasting (the gradient in b needs a > 0)."""
-    return Pow.apply(*_pair(a, b))
+    """a ** b with broadcasting (the gradient in b needs a > 0, or a = 0 with b >= 0)."""
+    return binary(Pow, a, b, "pow")
 
 
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise maximum."""
-    return Maximum.apply(*_pair(a, b))
+    return binary(Maximum, a, b, "maximum")
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise minimum."""
-    return Minimum.apply(*_pair(a, b))
-
-
-def matmul(a: Any, b: Any) -> Tensor:
-    """Matrix product with NumPy semantics (1-D promotion, batch broadcasting)."""
-    a, b = _pair(a, b)
-    if a.ndim == 0 or b.ndim == 0:
-        raise ValueError("matmul: both operands need at least one dimension")
-    return MatMul.apply(a, b)
+    return binary(Minimum, a, b, "minimum")
 
 
 def neg(x: Tensor) -> Tensor:
@@ -320,23 +294,23 @@ def neg(x: Tensor) -> Tensor:
 
 
 def exp(x: Tensor) -> Tensor:
-    return Exp.apply(x)
+    return Exp.apply(float_input(x))
 
 
 def log(x: Tensor) -> Tensor:
-    return Log.apply(x)
+    return Log.apply(float_input(x))
 
 
 def sqrt(x: Tensor) -> Tensor:
-    return Sqrt.apply(x)
+    return Sqrt.apply(float_input(x))
 
 
 def tanh(x: Tensor) -> Tensor:
-    return Tanh.apply(x)
+    return Tanh.apply(float_input(x))
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(float_input(x))
 
 
 def relu(x: Tensor) -> Tensor:
@@ -347,19 +321,19 @@ def abs(x: Tensor) -> Tensor:  # noqa: A001
     return Abs.apply(x)
 
 
-def clip(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
-    """Clamp to [lo, hi] (either bound may be None)."""
+def clip(x: Tensor, min: Any = None, max: Any = None, *, lo: Any = None, hi: Any = None) -> Tensor:  # noqa: A002
+    """Clamp to [min, max] (either bound may be None; ``lo=``/``hi=`` are the older names)."""
+    lo, hi = pick(min, lo, "min"), pick(max, hi, "max")
     if lo is None and hi is None:
         raise ValueError("clip needs lo or hi")
+    if x.dtype.kind != "f" and any(isinstance(v, float) for v in (lo, hi)):
+        x = float_input(x)                       # an int tensor clamped to 0.5 is a float tensor
     return Clip.apply(x, lo=lo, hi=hi)
 
 
-def cast(x: Tensor, dtype: Any) -> Tensor:
-    """Convert to ``dtype``: differentiable between floating types; to integers it is a constant."""
-    dtype = np.dtype(dtype)
-    if dtype == x.dtype:
-        return x
-    if dtype.kind != "f" or x.dtype.kind != "f":
-        return Tensor._wrap(x.data.astype(dtype))
-    return Cast.apply(x, dtype=dtype)
+clamp = clip
 
+
+def clone(x: Tensor) -> Tensor:
+    """A copy of ``x`` that stays in the graph."""
+    return Clone.apply(x)

@@ -9,7 +9,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..backend import get_array_module, scatter_add
-from ..tensor import Function, Tensor, as_tensor
+from ..tensor import Function, Tensor
+from .axes import broadcast_shape, normalize_axis, pick
+from .dtypes import operands, result_type, to_dtype
 
 
 def _shape_arg(shape: tuple) -> tuple:
@@ -127,52 +129,76 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
     shape = _shape_arg(shape)
     if shape == x.shape:
         return x
-    return Reshape.apply(x, shape=shape)
+    try:
+        return Reshape.apply(x, shape=shape)
+    except (ValueError, TypeError):                 # NumPy's message names its internals; name the shapes
+        raise ValueError(f"reshape: cannot view shape {x.shape} ({x.size} elements) as {shape}") from None
 
 
-def permute(x: Tensor, *axes: Any) -> Tensor:
-    """Reorder the axes: ``y.shape[i] == x.shape[axes[i]]``."""
-    axes = tuple(a % x.ndim for a in _shape_arg(axes))
+def permute(x: Tensor, *dims: Any) -> Tensor:
+    """Reorder the axes: ``y.shape[i] == x.shape[dims[i]]``."""
+    dims = _shape_arg(dims)
+    if len(dims) != x.ndim:
+        raise ValueError(f"permute: {dims} is not an ordering of the {x.ndim} axes of shape {x.shape}")
+    axes = tuple(normalize_axis(a, x.ndim, "permute", x.shape) for a in dims)
     if sorted(axes) != list(range(x.ndim)):
-        raise ValueError(f"permute: {axes} is not an ordering of {x.ndim} axes")
+        raise ValueError(f"permute: {dims} is not an ordering of the {x.ndim} axes of shape {x.shape}")
     return Permute.apply(x, axes=axes)
 
 
-def transpose(x: Tensor, *axes: Any) -> Tensor:
-    """Reverse the axes, or reorder them as given (NumPy's ``transpose``)."""
-    axes = _shape_arg(axes)
-    return permute(x, axes or tuple(reversed(range(x.ndim))))
-
-
-def swapaxes(x: Tensor, a: int, b: int) -> Tensor:
+def swapaxes(x: Tensor, dim0: int, dim1: int) -> Tensor:
     """Exchange two axes."""
+    a, b = (normalize_axis(d, x.ndim, "transpose", x.shape) for d in (dim0, dim1))
+    if x.ndim < 2 or a == b:
+        return x
     order = list(range(x.ndim))
     order[a], order[b] = order[b], order[a]
-    return permute(x, order)
+    return Permute.apply(x, axes=tuple(order))
 
 
-def flatten(x: Tensor, start: int = 0, end: int = -1) -> Tensor:
-    """Merge axes ``start..end`` (inclusive) into one."""
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    """PyTorch's ``transpose``: exchange axes ``dim0`` and ``dim1`` (NumPy's full
+    reordering is :func:`permute`; reversing all axes is ``x.T``)."""
+    return swapaxes(x, dim0, dim1)
+
+
+def reverse_axes(x: Tensor) -> Tensor:
+    """All axes in reverse order (``x.T``; the matrix transpose of a 2-d tensor)."""
+    return x if x.ndim < 2 else Permute.apply(x, axes=tuple(reversed(range(x.ndim))))
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge axes ``start_dim..end_dim`` (inclusive) into one."""
     if x.ndim == 0:
+        for d in (start_dim, end_dim):
+            normalize_axis(d, 0, "flatten", x.shape)
         return reshape(x, 1)
-    start, end = start % x.ndim, end % x.ndim
-    return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
+    start, end = (normalize_axis(d, x.ndim, "flatten", x.shape) for d in (start_dim, end_dim))
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}")
+    return reshape(x, x.shape[:start] + (int(np.prod(x.shape[start:end + 1])),) + x.shape[end + 1:])
 
 
-def squeeze(x: Tensor, axis: Any = None) -> Tensor:
-    """Drop size-1 axes (all of them, or those named)."""
-    axes = range(x.ndim) if axis is None else [a % x.ndim for a in ((axis,) if isinstance(axis, int) else axis)]
-    for a in axes:
-        if axis is not None and x.shape[a] != 1:
-            raise ValueError(f"squeeze: axis {a} has size {x.shape[a]}, not 1")
-    drop = {a for a in axes if x.shape[a] == 1}
+def squeeze(x: Tensor, dim: Any = None, *, axis: Any = None) -> Tensor:
+    """Drop size-1 axes: all of them, or those named in ``dim`` (named axes of another
+    size are kept, as in PyTorch)."""
+    dim = pick(dim, axis)
+    if dim is None:
+        drop = {a for a, n in enumerate(x.shape) if n == 1}
+    else:
+        named = (dim,) if not isinstance(dim, (tuple, list)) else dim
+        drop = {a for a in (normalize_axis(d, x.ndim, "squeeze", x.shape) for d in named)
+                if x.ndim and x.shape[a] == 1}
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in drop))
 
 
-def unsqueeze(x: Tensor, axis: int) -> Tensor:
-    """Insert a size-1 axis at ``axis``."""
-    axis = axis % (x.ndim + 1)
-    return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
+def unsqueeze(x: Tensor, dim: Any = None, *, axis: Any = None) -> Tensor:
+    """Insert a size-1 axis at ``dim`` (in ``[-ndim-1, ndim]``)."""
+    dim = pick(dim, axis)
+    if dim is None:
+        raise TypeError("unsqueeze needs dim")
+    d = normalize_axis(dim, x.ndim, "unsqueeze", x.shape, new=True)
+    return reshape(x, x.shape[:d] + (1,) + x.shape[d:])
 
 
 def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
@@ -180,6 +206,12 @@ def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
     shape = tuple(shape)
     if shape == x.shape:
         return x
+    try:
+        fits = len(shape) >= x.ndim and np.broadcast_shapes(x.shape, shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"expand: shape {x.shape} cannot be broadcast to {shape}")
     return Expand.apply(x, shape=shape)
 
 
@@ -187,7 +219,9 @@ def expand(x: Tensor, *shape: Any) -> Tensor:
     """PyTorch's ``expand``: like broadcast_to, and -1 keeps an axis's size."""
     shape = _shape_arg(shape)
     lead = len(shape) - x.ndim
-    shape = tuple(x.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
+    if lead < 0:
+        raise ValueError(f"expand: shape {shape} has fewer axes than the tensor's {x.shape}")
+    shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(shape))
     return broadcast_to(x, shape)
 
 
@@ -210,51 +244,86 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     return GetItem.apply(x, index=index)
 
 
-def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
-    if not tensors:
-        raise ValueError("concat needs at least one tensor")
-    return Concat.apply(*tensors, axis=axis % tensors[0].ndim)
+def _joined(tensors: Sequence[Any], op: str) -> list:
+    """The tensors to concatenate or stack, promoted to one dtype."""
+    if isinstance(tensors, Tensor) or not len(tensors):
+        raise ValueError(f"{op} needs a non-empty sequence of tensors")
+    ts = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    dt = result_type(*ts)
+    return [to_dtype(t, dt) for t in ts]
+
+
+def concat(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Join tensors along an existing axis (all other sides must agree)."""
+    dim = pick(dim, axis)
+    ts = _joined(tensors, "concat")
+    first = ts[0].shape
+    for i, t in enumerate(ts):
+        if t.ndim == 0:
+            raise IndexError(f"concat: a 0-d tensor (at position {i}) cannot be concatenated; stack them instead")
+    d = normalize_axis(0 if dim is None else dim, len(first), "concat", first)
+    for i, t in enumerate(ts):
+        if t.ndim != len(first) or t.shape[:d] + t.shape[d + 1:] != first[:d] + first[d + 1:]:
+            raise ValueError(f"concat along dim {d}: tensor {i} has shape {t.shape}, tensor 0 has {first}")
+    return Concat.apply(*ts, axis=d)
 
 
 cat = concat
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along a new axis."""
-    if not tensors:
-        raise ValueError("stack needs at least one tensor")
-    return Stack.apply(*tensors, axis=axis % (tensors[0].ndim + 1))
+def stack(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Join tensors of one shape along a new axis (in ``[-ndim-1, ndim]``)."""
+    dim = pick(dim, axis)
+    ts = _joined(tensors, "stack")
+    first = ts[0].shape
+    for i, t in enumerate(ts):
+        if t.shape != first:
+            raise ValueError(f"stack: tensor {i} has shape {t.shape}, tensor 0 has {first}")
+    return Stack.apply(*ts, axis=normalize_axis(0 if dim is None else dim, len(first), "stack", first, new=True))
 
 
-def split(x: Tensor, size: int | Sequence[int], axis: int = 0) -> list:
-    """Cut along ``axis`` into pieces of ``size`` (an int) or of the listed sizes.
-
-    Each piece is a slice of ``x``, so each one's gradient flows back into ``x``.
-    """
-    axis = axis % x.ndim
-    n = x.shape[axis]
-    sizes = [size] * (n // size) + ([n % size] if n % size else []) if isinstance(size, int) else list(size)
-    if sum(sizes) != n:
-        raise ValueError(f"split: sizes {sizes} do not add up to {n}")
+def split(x: Tensor, split_size_or_sections: int | Sequence[int], dim: int | None = None, *,
+          axis: int | None = None) -> list:
+    """Cut along ``dim`` into pieces of ``split_size_or_sections`` (an int; the last may be
+    smaller) or of the listed sizes. Each piece is a slice of ``x``, so each one's gradient
+    flows back into ``x``."""
+    size = split_size_or_sections
+    d = pick(dim, axis)
+    d = normalize_axis(0 if d is None else d, x.ndim, "split", x.shape)
+    if x.ndim == 0:
+        raise ValueError("split: a 0-d tensor has no axis to split")
+    n = x.shape[d]
+    if isinstance(size, int):
+        if size <= 0:
+            raise ValueError(f"split: the size must be positive, got {size}")
+        sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    else:
+        sizes = list(size)
+    if sum(sizes) != n or any(s < 0 for s in sizes):
+        raise ValueError(f"split: sizes {sizes} do not add up to {n} (dim {d} of shape {x.shape})")
     pieces, start = [], 0
     for s in sizes:
-        index = (slice(None),) * axis + (slice(start, start + s),)
+        index = (slice(None),) * d + (slice(start, start + s),)
         pieces.append(getitem(x, index))
         start += s
     return pieces
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
-    """``a`` where ``cond`` is true, else ``b`` (broadcasting)."""
+    """``a`` where ``cond`` is true, else ``b`` (broadcasting; either may be a Python scalar)."""
     cond = cond.data if isinstance(cond, Tensor) else cond
-    if isinstance(a, Tensor):
-        b = as_tensor(b, like=a)
-    else:
-        a = as_tensor(a, like=b)
-    return Where.apply(a, b, cond=get_array_module(a.data).asarray(cond, dtype=bool))
+    a, b = operands(a, b)
+    xp = get_array_module(a.data)
+    cond = xp.asarray(cond, dtype=bool)
+    broadcast_shape("where", cond.shape, a.shape, b.shape)
+    return Where.apply(a, b, cond=cond)
 
 
-def masked_fill(x: Tensor, mask: Any, value: float) -> Tensor:
-    """``x`` with ``value`` wherever ``mask`` is true; no gradient flows there."""
-    return where(mask, as_tensor(value, like=x), x)
+def masked_fill(x: Tensor, mask: Any, value: Any) -> Tensor:
+    """``x`` with ``value`` (in x's dtype) wherever ``mask`` is true; no gradient flows there."""
+    mask = mask.data if isinstance(mask, Tensor) else mask
+    value = value.item() if isinstance(value, Tensor) else value
+    out = where(mask, Tensor._wrap(get_array_module(x.data).asarray(value, dtype=x.dtype)), x)
+    if out.shape != x.shape:
+        raise ValueError(f"masked_fill: a mask of shape {np.shape(mask)} does not broadcast to {x.shape}")
+    return out
