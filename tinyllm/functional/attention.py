@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .. import backend, kernels
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
