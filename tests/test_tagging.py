@@ -1,0 +1,93 @@
+"""TokenClassifier: the linear and CRF heads over GPT and BERT backbones (gradient checks in
+float64, learning a toy task, prediction per word), and word-to-piece label alignment."""
+import numpy as np
+import pytest
+
+import tinyllm
+from tinyllm import backend
+from tinyllm.models import BERT, GPT, BertConfig, GPTConfig
+from tinyllm.models.tagging import IGNORE, TokenClassifier, align_labels, gather_words
+from tinyllm.nn import functional_call
+
+
+def perturb(model, std=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.data += backend.asarray(rng.normal(0, std, p.shape).astype(p.dtype))
+    return model
+
+
+def bert(**kw):
+    return BERT(BertConfig(**{**dict(vocab_size=9, block_size=6, n_layer=1, n_head=2, n_embd=4, dropout=0.0), **kw}))
+
+
+def test_align_labels_first_piece_only():
+    assert align_labels([None, 0, 1, 1, 2, None], [3, 4, 5]) == [IGNORE, 3, 4, IGNORE, 5, IGNORE]
+    assert align_labels([0, 0, 0], [7]) == [7, IGNORE, IGNORE]
+    with pytest.raises(ValueError, match="out of range"):
+        align_labels([0, 1], [1])
+
+
+def test_gather_words_packs_starts_to_the_left():
+    x = tinyllm.tensor(np.arange(2 * 4 * 1, dtype=np.float64).reshape(2, 4, 1))
+    starts = np.array([[0, 1, 0, 1], [1, 0, 0, 0]], dtype=bool)
+    words, mask = gather_words(x, starts)
+    assert mask.tolist() == [[True, True], [True, False]]
+    assert words.data[:, :, 0][mask].tolist() == [1, 3, 4]                # padding rows: any finite value
+
+
+@pytest.mark.parametrize("crf", [False, True])
+@pytest.mark.parametrize("kind", ["gpt", "bert"])
+def test_token_classifier_gradcheck(kind, crf):
+    tinyllm.set_default_dtype("float64")
+    backbone = bert() if kind == "bert" else GPT(GPTConfig(vocab_size=9, block_size=6, n_layer=1, n_head=2,
+                                                           n_embd=4))
+    model = perturb(TokenClassifier(perturb(backbone), 3, crf=crf), seed=1)
+    idx = np.array([[1, 2, 3, 4, 5], [2, 3, 4, 0, 0]])
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    labels = np.array([[-100, 1, -100, 2, 0], [-100, 2, 1, -100, -100]])
+    names, params = zip(*model.named_parameters())
+    assert ("crf.transitions" in names) == crf
+    assert tinyllm.gradcheck(lambda *ws: functional_call(model, dict(zip(names, ws)), idx, labels, mask)[1],
+                             *params)
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_token_classifier_learns_a_toy_tagging_task(crf):
+    """Tag 1 after token 3, else tag 0: needs context, which the backbone gives."""
+    tinyllm.manual_seed(0)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(1, 9, (32, 6))
+    labels = np.zeros_like(idx)
+    labels[:, 1:] = idx[:, :-1] == 3
+    labels[:, 0] = IGNORE if not crf else 0
+    model = TokenClassifier(bert(n_embd=16, n_head=2, n_layer=1), 2, crf=crf, dropout=0.0)
+    opt = model.configure_optimizer(3e-3, 0.0)
+    for _ in range(150):
+        _, loss = model(idx, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    starts = np.ones_like(idx, dtype=bool)
+    pred = np.array(model.predict(idx, starts))
+    assert (pred[:, 1:] == labels[:, 1:]).mean() > 0.95
+
+
+def test_predict_one_tag_per_word_start_and_empty_rows():
+    model = TokenClassifier(bert(), 3, crf=True, tags=["O", "B-X", "I-X"], scheme="BIO")
+    idx = np.array([[1, 2, 3], [4, 5, 6]])
+    starts = np.array([[1, 0, 1], [0, 0, 0]], dtype=bool)
+    pred = model.predict(idx, starts)
+    assert len(pred[0]) == 2 and pred[1] == [] and pred[0][0] != 2     # I-X cannot start a sequence
+    lin = TokenClassifier(bert(), 3)
+    assert [len(p) for p in lin.predict(idx, starts)] == [2, 0]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="num_tags"):
+        TokenClassifier(bert(), 1)
+    model = TokenClassifier(bert(), 3, crf=True)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        model(np.array([[1, 2]]), np.array([[1]]))
+    with pytest.raises(ValueError, match="at least one labelled token"):
+        model(np.array([[1, 2]]), np.array([[-100, -100]]))
