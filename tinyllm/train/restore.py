@@ -21,6 +21,7 @@ from typing import Any
 from ..checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from ..data import Tokenizer
 from .data import tokenizer_from_json
+from .tasks import HEAD_KINDS, build_head_model
 
 RUN_FORMAT = "tinyllm-run"
 
@@ -38,7 +39,9 @@ class Restored:
     @property
     def lm_kind(self) -> str:
         """The language-model kind: the model's own, or a classifier's backbone's."""
-        if self.kind == "classifier":
+        if self.kind in ("classifier", "tagger", "span_extractor"):
+            if self.checkpoint is None:                  # a Hugging Face directory: its heads are BERT's
+                return "bert"
             return self.checkpoint.config["model"]["config"]["backbone"]
         return self.kind
 
@@ -46,7 +49,8 @@ class Restored:
 def is_hf_dir(path: str | os.PathLike) -> bool:
     """A Hugging Face model directory: ``config.json`` and ``model.safetensors``, no tinyllm manifest."""
     p = Path(path)
-    return (p / "config.json").is_file() and (p / "model.safetensors").is_file() \
+    weights = (p / "model.safetensors").is_file() or (p / "model.safetensors.index.json").is_file()
+    return (p / "config.json").is_file() and weights \
         and not (p / "manifest.json").exists()
 
 
@@ -57,6 +61,8 @@ def build_from_config(model_section: dict) -> Any:
     kind, cfg = model_section.get("kind"), model_section.get("config")
     if not isinstance(cfg, dict):
         raise CheckpointError(f"the model config is missing or not a table: {cfg!r}")
+    if kind in HEAD_KINDS:
+        return build_head_model(kind, cfg)
     if kind == "classifier":
         backbone = build_model(cfg["backbone"], cfg["backbone_config"])
         return SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"),
@@ -66,7 +72,8 @@ def build_from_config(model_section: dict) -> Any:
 
 def model_vocab_size(model_section: dict) -> int:
     cfg = model_section["config"]
-    return int(cfg["backbone_config"]["vocab_size"] if model_section["kind"] == "classifier" else cfg["vocab_size"])
+    heads = ("classifier", *HEAD_KINDS)
+    return int(cfg["backbone_config"]["vocab_size"] if model_section["kind"] in heads else cfg["vocab_size"])
 
 
 def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
@@ -82,6 +89,9 @@ def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
             tokenizer that do not belong to the model.
     """
     if is_hf_dir(path):
+        from .tasks.sources import hf_model_type, restore_hf  # noqa: PLC0415
+        if hf_model_type(path) == "bert":
+            return restore_hf(path)
         from ..models import GPT  # noqa: PLC0415
         model = GPT.from_pretrained(path)
         if model.tokenizer is None:
