@@ -243,3 +243,104 @@ def test_wordpiece_from_vocab_txt_and_tokenizer_json(tmp_path):
     (tmp_path / "tokenizer_config.json").unlink()
     ref = transformers.BertTokenizerFast.from_pretrained(tmp_path)
     assert ref("First Citizen, speak.", add_special_tokens=False)["input_ids"] == tok.encode("First Citizen, speak.")
+
+
+# ----------------------------------------------------------------------------- Hugging Face directories in the CLI
+
+from click.testing import CliRunner  # noqa: E402
+
+from tinyllm.cli import cli  # noqa: E402
+
+WORDS = ("first citizen before we proceed any further hear me speak all resolved rather to die than famish "
+         "caius marcius is chief enemy the people second one word good citizens who says ? , . : !").split()
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert "Traceback" not in result.output, result.output
+    return result.exit_code, result.output
+
+
+def tiny_bert_dir(path, head=None):
+    """A small BERT with a WordPiece vocabulary of WORDS, saved as a Hugging Face directory (no torch needed)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    tok = load_wordpiece(path)
+    (path / "vocab.txt").unlink()
+    tinyllm.manual_seed(0)
+    model = BERT(BertConfig(vocab_size=tok.vocab_size, block_size=48, n_layer=1, n_head=2, n_embd=16, dropout=0.0,
+                            exact_gelu=True))
+    model = head(model) if head else model
+    save_bert(model, path, tokenizer=tok, labels=["O", "B-PER", "I-PER"] if head else None)
+    return path
+
+
+TAGGED = ("First B-PER\nCitizen I-PER\nspeak O\n\nall B-PER\nspeak O\n\nhear O\nme O\n, O\nCaius B-PER\n"
+          "Marcius I-PER\n\nthe O\npeople O\nsay O\n\nSecond B-PER\nCitizen I-PER\n!\tO\n")
+
+
+def test_finetune_tag_with_crf_from_a_hf_bert_dir_then_eval_and_info(tmp_path):
+    src = tiny_bert_dir(tmp_path / "hf-bert")
+    data = tmp_path / "ner.conll"
+    data.write_text(TAGGED)
+    out = tmp_path / "tagger"
+    code, text = run("finetune", "--ckpt", src, "--data", data, "--task", "tag", "--crf", "--iters", "4",
+                     "--eval-interval", "2", "--lr", "1e-2", "--out", out)
+    assert code == 0, text
+    assert "5 sentences, 16 words, 3 tags (O, B-PER, I-PER)" in text
+    code, text = run("eval", "--ckpt", out, "--data", data)
+    assert code == 0 and "entities    precision" in text and "F1" in text, text
+    code, text = run("info", "--ckpt", out)
+    assert code == 0 and "tagger" in text and "wordpiece" in text, text
+    code, text = run("finetune", "--task", "tag", "--out", out, "--resume", "--iters", "6", "--data", data)
+    assert code == 0 and "resuming at iteration 4" in text, text
+
+
+def test_finetune_qa_from_a_hf_bert_dir_then_eval(tmp_path):
+    src = tiny_bert_dir(tmp_path / "hf-bert")
+    ctx = "First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. " * 3
+    rows = [{"context": ctx, "question": q, "answer": a, "answer_start": ctx.index(a, i * 10)}
+            for i, (q, a) in enumerate([("who says speak?", "All"), ("who says hear me?", "First Citizen"),
+                                        ("who says proceed?", "First Citizen"), ("who says speak , speak ?", "All")])]
+    data = tmp_path / "qa.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "reader"
+    code, text = run("finetune", "--ckpt", src, "--data", data, "--task", "qa", "--stride", "8", "--iters", "3",
+                     "--eval-interval", "3", "--out", out)
+    assert code == 0 and "4 questions" in text and "stride 8" in text, text
+    code, text = run("eval", "--ckpt", out, "--data", data)
+    assert code == 0 and "exact match" in text and "over 4 questions" in text, text
+
+
+def test_eval_reads_a_hf_token_classification_dir(tmp_path):
+    src = tiny_bert_dir(tmp_path / "hf-tagger", head=lambda b: TokenClassifier(b, 3))
+    data = tmp_path / "ner.conll"
+    data.write_text(TAGGED)
+    code, text = run("eval", "--ckpt", src, "--data", data)
+    assert code == 0 and "entities    precision" in text, text
+    code, text = run("info", "--ckpt", src)
+    assert code == 0 and "tagger" in text, text
+
+
+def test_finetune_classify_from_a_hf_gpt2_dir(tmp_path):
+    from tinyllm.data import BPETokenizer
+    from tinyllm.models import GPT, GPTConfig
+    from tinyllm.models.hf import save_pretrained
+    tok = BPETokenizer.train([" ".join(WORDS)] * 5, vocab_size=300)
+    save_pretrained(GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16)),
+                    tmp_path / "gpt2", tokenizer=tok)
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
+                            for t, lab in [("good citizens", "pos"), ("chief enemy", "neg")] * 4))
+    code, text = run("finetune", "--ckpt", tmp_path / "gpt2", "--data", data, "--task", "classify", "--iters", "2",
+                     "--eval-interval", "2", "--out", tmp_path / "clf")
+    assert code == 0, text
+
+
+def test_bad_tag_file_in_the_cli_is_one_line(tmp_path):
+    src = tiny_bert_dir(tmp_path / "hf-bert")
+    data = tmp_path / "bad.conll"
+    data.write_text("First B-PER\nlonely\n")
+    code, text = run("finetune", "--ckpt", src, "--data", data, "--task", "tag", "--out", tmp_path / "x")
+    assert code == 1 and f"{data}:2: expected 'token tag'" in text and text.count("\n") == 1, text
+    assert not (tmp_path / "x").exists()

@@ -126,3 +126,50 @@ def test_span_extractor_loss_is_the_mean_of_the_two_cross_entropies():
     with pytest.raises(ValueError, match="token positions"):
         model(idx, [7, 0], [0, 0])
     assert isinstance(Window(0, [1], [0], [None]).start, int)
+
+
+# ----------------------------------------------------------------------------- data files and metrics
+
+import json  # noqa: E402
+
+from tinyllm.data import DataError  # noqa: E402
+from tinyllm.data.qa import load_qa  # noqa: E402
+from tinyllm.train.tasks.metrics import exact_match, f1_score, normalize_answer  # noqa: E402
+
+
+def test_load_squad_and_jsonl(tmp_path):
+    squad = {"data": [{"paragraphs": [{"context": CONTEXT, "qas": [
+        {"id": "q1", "question": "Who speaks?", "answers": [{"text": "First Citizen", "answer_start": 0},
+                                                            {"text": "Citizen", "answer_start": 6}]}]}]}]}
+    (tmp_path / "s.json").write_text(json.dumps(squad))
+    ex = load_qa(tmp_path / "s.json")
+    assert ex[0].id == "q1" and ex[0].answers == [("First Citizen", 0), ("Citizen", 6)]
+    row = {"context": CONTEXT, "question": "Who?", "answer": "All", "answer_start": CONTEXT.index("All")}
+    (tmp_path / "r.jsonl").write_text(json.dumps(row) + "\n")
+    assert load_qa(tmp_path / "r.jsonl")[0].answers == [("All", CONTEXT.index("All"))]
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("r.jsonl", json.dumps({"context": "abc", "question": "q", "answer": "b", "answer_start": 0}),
+     r"r.jsonl:1: the context at answer_start 0 reads 'a', not the answer 'b'"),
+    ("r.jsonl", json.dumps({"context": "abc", "question": "q", "answer": "b", "answer_start": 9}),
+     r"r.jsonl:1: answer_start must be"),
+    ("r.jsonl", json.dumps({"context": "abc", "answer": "b", "answer_start": 1}), r'r.jsonl:1: "question"'),
+    ("s.json", '{"data": [}', r"s.json:1: not valid JSON"),
+    ("s.json", json.dumps({"data": [{"paragraphs": [{"context": "abc", "qas": [{"id": "x", "question": "q",
+                                                                            "answers": []}]}]}]}),
+     "question x has no"),
+])
+def test_bad_qa_files_are_one_clear_error(tmp_path, name, content, match):
+    p = tmp_path / name
+    p.write_text(content + "\n")
+    with pytest.raises(DataError, match=match):
+        load_qa(p)
+
+
+def test_squad_metrics():
+    assert normalize_answer("The  First, Citizen!") == "first citizen"
+    assert exact_match("the First Citizen.", ["first citizen", "all"]) == 1.0
+    assert exact_match("Citizen", ["first citizen"]) == 0.0
+    assert abs(f1_score("First Citizen speaks", ["a first citizen"]) - 0.8) < 1e-12
+    assert f1_score("nobody", ["All"]) == 0.0

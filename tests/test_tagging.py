@@ -91,3 +91,56 @@ def test_bad_arguments():
         model(np.array([[1, 2]]), np.array([[1]]))
     with pytest.raises(ValueError, match="at least one labelled token"):
         model(np.array([[1, 2]]), np.array([[-100, -100]]))
+
+
+# ----------------------------------------------------------------------------- data files and metrics
+
+from tinyllm.data import DataError  # noqa: E402
+from tinyllm.data.tagging import load_tagged, tag_names  # noqa: E402
+from tinyllm.train.tasks.metrics import entities, entity_scores  # noqa: E402
+
+
+def test_load_conll_and_jsonl(tmp_path):
+    p = tmp_path / "a.conll"
+    p.write_text("-DOCSTART- -X- O\n\nFirst NNP B-PER\nCitizen NNP I-PER\nspeaks VBZ O\n\n\nAll B-PER\n")
+    assert load_tagged(p) == [(["First", "Citizen", "speaks"], ["B-PER", "I-PER", "O"]), (["All"], ["B-PER"])]
+    j = tmp_path / "a.jsonl"
+    j.write_text('{"tokens": ["All", "speak"], "tags": ["B-PER", "O"]}\n\n{"tokens": ["x"], "tags": ["O"]}\n')
+    sents = load_tagged(j)
+    assert len(sents) == 2 and tag_names(sents) == ["O", "B-PER"]
+
+
+@pytest.mark.parametrize("name, text, match", [
+    ("a.conll", "First B-PER\nlonely\n", r"a.conll:2: expected 'token tag'"),
+    ("a.jsonl", '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": ["a", "b"], "tags": ["O"]}\n', r"a.jsonl:2: 2 tokens but 1"),
+    ("a.jsonl", "{nope\n", r"a.jsonl:1: not valid JSON"),
+    ("a.jsonl", '{"tokens": "a b", "tags": ["O"]}\n', r"a.jsonl:1: .* lists of non-empty strings"),
+    ("a.conll", "\n\n", "holds no tagged sentences"),
+])
+def test_bad_tag_files_name_file_and_line(tmp_path, name, text, match):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(DataError, match=match):
+        load_tagged(p)
+    assert p.read_text() == text
+
+
+def test_entities_follow_conlleval():
+    assert entities(["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "B-LOC", "I-PER"]) == \
+        [("PER", 0, 1), ("LOC", 3, 4), ("LOC", 5, 5), ("PER", 6, 6)]
+    assert entities(["S-X", "B-X", "E-X", "O", "E-Y"]) == [("X", 0, 0), ("X", 1, 2), ("Y", 4, 4)]
+    s = entity_scores([["B-PER", "I-PER", "O", "B-LOC"], ["B-PER"]], [["B-PER", "I-PER", "O", "B-PER"], ["O"]])
+    assert (s.correct, s.true, s.predicted) == (1, 3, 2) and abs(s.f1 - 2 * 0.5 * (1 / 3) / (0.5 + 1 / 3)) < 1e-12
+    assert s.per_type["LOC"] == (0.0, 0.0, 0.0, 1)
+
+
+def test_entity_scores_match_seqeval_if_installed():
+    seqeval = pytest.importorskip("seqeval.metrics")
+    rng = np.random.default_rng(0)
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    true = [[names[i] for i in rng.integers(0, 5, rng.integers(1, 8))] for _ in range(40)]
+    pred = [[names[i] if rng.random() < 0.7 else names[rng.integers(0, 5)] for i in map(names.index, t)]
+            for t in true]
+    s = entity_scores(true, pred)
+    assert abs(s.f1 - seqeval.f1_score(true, pred)) < 1e-12
+    assert abs(s.precision - seqeval.precision_score(true, pred)) < 1e-12
