@@ -110,7 +110,7 @@ def check_mask(mask: Any) -> None:
 def forward_scores(e: Any, start: Any, trans: Any, end: Any, mask: Any) -> tuple[Any, Any]:
     """alpha (B, T, K) of the forward algorithm (carried over padding) and log Z (B,)."""
     xp = get_array_module(e)
-    b, t, k = e.shape
+    t = e.shape[1]
     alpha = xp.empty_like(e)
     alpha[:, 0] = start + e[:, 0]                                      # (B, K)
     for i in range(1, t):
@@ -122,7 +122,7 @@ def forward_scores(e: Any, start: Any, trans: Any, end: Any, mask: Any) -> tuple
 def backward_scores(e: Any, trans: Any, end: Any, mask: Any) -> Any:
     """beta (B, T, K): log-sum of the scores of every completion after position t."""
     xp = get_array_module(e)
-    b, t, k = e.shape
+    t = e.shape[1]
     beta = xp.empty_like(e)
     beta[:, -1] = end
     for i in range(t - 1, 0, -1):
@@ -185,7 +185,7 @@ class CRFNegLogLikelihood(Function):
         return log_z - gold
 
     def backward(self, g):
-        e, start, trans, end, tags, mask, alpha, log_z = self.saved
+        e, _, trans, end, tags, mask, alpha, log_z = self.saved
         xp = get_array_module(e)
         b, t, k = e.shape
         beta = backward_scores(e, trans, end, mask)

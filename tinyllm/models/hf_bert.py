@@ -34,9 +34,9 @@ from ..backend import to_numpy
 from ..nn import Module
 from .bert import BERT
 from .config import BertConfig
+from .heads import SequenceClassifier
 from .hf import _read_json, _weight_files
 from .hf_wordpiece import WordPieceTokenizer, load_wordpiece
-from .heads import SequenceClassifier
 from .qa import SpanExtractor
 from .tagging import TokenClassifier
 

@@ -58,7 +58,7 @@ def gather_words(x: Tensor, starts: Any) -> tuple[Tensor, Any]:
     s = xp.asarray(starts).astype(bool)
     counts = s.sum(axis=1)                                             # (B,) words per row
     w = max(int(counts.max()), 1)
-    b, t = s.shape
+    b = s.shape[0]
     order = xp.argsort(~s, axis=1, kind="stable")[:, :w]               # (B, W) positions of the starts, in order
     mask = xp.arange(w)[None, :] < counts[:, None]                     # (B, W)
     rows = xp.arange(b)[:, None]

@@ -172,10 +172,10 @@ def evaluate(model: TokenClassifier, tokenizer: Any, lm_kind: str, names: list[s
 def format_report(report: TagReport) -> list[str]:
     """The figures and the worst sentences as text lines."""
     s = report.scores
-    lines = [f"entities    precision {s.precision:.2%}  recall {s.recall:.2%}  F1 {s.f1:.2%}  "
-             f"({s.correct} of {s.true} found, {s.predicted} predicted)",
-             f"tokens      accuracy {report.token_accuracy:.2%} over {report.words} words "
-             f"in {report.sentences} sentences"]
+    lines = [(f"entities    precision {s.precision:.2%}  recall {s.recall:.2%}  F1 {s.f1:.2%}  "
+              f"({s.correct} of {s.true} found, {s.predicted} predicted)"),
+             (f"tokens      accuracy {report.token_accuracy:.2%} over {report.words} words "
+              f"in {report.sentences} sentences")]
     if s.per_type:
         lines.append(f"{'type':<14}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>9}")
         for kind, (p, r, f, n) in s.per_type.items():
