@@ -173,3 +173,17 @@ def test_squad_metrics():
     assert exact_match("Citizen", ["first citizen"]) == 0.0
     assert abs(f1_score("First Citizen speaks", ["a first citizen"]) - 0.8) < 1e-12
     assert f1_score("nobody", ["All"]) == 0.0
+
+
+def test_qa_example_runs_quick(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, str(root / "examples" / "qa_shakespeare.py"), "--quick", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "speaker of the most similar line" in done.stdout and "BERT pre-trained + span head" in done.stdout
+    assert (tmp_path / "quick" / "test.jsonl").is_file()

@@ -144,3 +144,17 @@ def test_entity_scores_match_seqeval_if_installed():
     s = entity_scores(true, pred)
     assert abs(s.f1 - seqeval.f1_score(true, pred)) < 1e-12
     assert abs(s.precision - seqeval.precision_score(true, pred)) < 1e-12
+
+
+def test_tag_example_runs_quick(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, str(root / "examples" / "tag_shakespeare.py"), "--quick", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "dictionary of training names" in done.stdout and "BERT from scratch + CRF" in done.stdout
+    assert (tmp_path / "quick" / "test.conll").is_file()
