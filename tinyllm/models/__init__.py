@@ -14,6 +14,9 @@ from .embedding import SentenceEncoder, info_nce_loss, mean_pool
 from .gpt import GPT
 from .heads import SequenceClassifier
 from .hf import load_pretrained
+from .crf import CRF
+from .qa import SpanExtractor
+from .tagging import TokenClassifier
 
 MODEL_KINDS = ("gpt", "bert")
 _CLASSES: dict[str, tuple[type, type]] = {"gpt": (GPTConfig, GPT), "bert": (BertConfig, BERT)}
@@ -35,3 +38,4 @@ def build_model(kind: str, config: dict[str, Any] | Any) -> Any:
 
 __all__ = ["BERT", "BertConfig", "GPT", "GPTConfig", "MLMHead", "MODEL_KINDS", "SentenceEncoder",
            "SequenceClassifier", "build_model", "config_class", "info_nce_loss", "load_pretrained", "mean_pool"]
+__all__ += ["CRF", "SpanExtractor", "TokenClassifier"]
