@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a tiny model and a few steps (smoke test)")
     parser.add_argument("--out", type=Path, default=Path("runs/examples"), help="where runs and data files go")
     parser.add_argument("--pretrain-iters", type=int, default=800)
-    parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps (both models)")
+    parser.add_argument("--steps", type=int, default=120, help="fine-tuning steps (both models)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
