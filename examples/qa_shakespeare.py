@@ -12,8 +12,14 @@ last fifth of the excerpt:
 * a BERT pre-trained with ``tinyllm train --model bert`` (shared with ``tag_shakespeare.py``),
   fine-tuned with a span-extraction head, and the same shape from scratch, same budget.
 
-    python examples/qa_shakespeare.py            # a few minutes on 2 CPU cores
+    python examples/qa_shakespeare.py            # ~4 min of fine-tuning per model (+ pre-training once)
     python examples/qa_shakespeare.py --quick    # a few seconds: a smoke test
+
+Measured on the shared 2-core machine (the pre-trained run of ``tag_shakespeare.py``; 120
+steps of 32 windows): 275 training questions (1261 windows, 276 holding their answer), 69
+test questions; EM / F1: first speaker 39.1% / 42.8%, most similar line 100% / 100%,
+pre-trained 5.8% / 8.6%, from scratch 2.9% / 7.0%, about 250 s of training each: this
+budget is far too small for a character-level reader to learn the lookup.
 
 The rows are written as JSONL (context, question, answer, answer_start): the same run from
 the command line is ``tinyllm finetune --ckpt <run> --data train.jsonl --task qa --stride 8``.

@@ -11,8 +11,15 @@ fifth of the excerpt. Three taggers are compared:
   fine-tuned with a CRF head (BIO constraints);
 * the same shape, randomly initialised, fine-tuned with the same budget.
 
-    python examples/tag_shakespeare.py            # a few minutes on 2 CPU cores
+    python examples/tag_shakespeare.py            # pre-training ~13 min, fine-tuning ~4 min per model
     python examples/tag_shakespeare.py --quick    # a few seconds: a smoke test
+
+Measured on the shared 2-core machine (defaults: BERT 2x64, context 64, 800 pre-training
+iterations, masked-token val accuracy 22%; 120 fine-tuning steps of 32 lines): 508 training
+lines, 222 test lines with 128 names; entity F1 majority 0.0%, dictionary 95.9%, pre-trained
+58.5% (P 73.8%, R 48.4%), from scratch 71.3% (P 73.9%, R 68.8%), about 250 s of training
+each. This short character-level MLM pre-training did not help here: the names are a
+closed set that a dictionary already covers, and the fine-tuning budget is small.
 
 The tagged lines are written as CoNLL files beside the runs, so the same fine-tuning runs
 from the command line: ``tinyllm finetune --ckpt <run> --data train.conll --task tag --crf``,
