@@ -7,14 +7,14 @@
 - :func:`print_table`, :func:`torch_available`, :func:`blas_threads`,
   :func:`match_torch_threads`
 
-Report ratios measured in ONE run, never numbers from separate runs.
+- the tinyllm internals the benchmarks touch, all of them here (see "Internals")
 
-Importing this module sets ``OMP_WAIT_POLICY=PASSIVE`` (unless already set),
-so it must come before ``import torch``: otherwise PyTorch's OpenMP threads
-keep spinning after every call and, on a machine with few cores, slow down
-whatever is timed next (and PyTorch itself). For the same reason it sets
-``OPENBLAS_THREAD_TIMEOUT=4`` (see ``tinyllm/__init__.py``), so it must also
-come before ``import numpy``.
+These in-process helpers are profiling aids: two engines sharing one process
+share its threads, allocator and environment, so the comparison between them
+is made by ``bench/harness.py``, each engine in a fresh process of its own.
+
+Importing this module changes nothing in the environment: every variable a
+benchmark's processes see is the user's own.
 """
 from __future__ import annotations
 
@@ -25,9 +25,6 @@ import os
 import statistics
 import time
 from typing import Callable, Sequence
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads OpenMP
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as importing tinyllm does, for a script that loads NumPy first
 
 
 STATS = {"median": statistics.median, "min": min}
@@ -83,10 +80,7 @@ def blas_threads() -> int:
             return counts[0]
     except ImportError:
         pass
-    import numpy as np  # noqa: PLC0415
-    libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in glob.glob(os.path.join(libdir, "*openblas*")):
-        lib = ctypes.CDLL(path)
+    for lib in openblas_libraries():
         for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
                      "openblas_get_num_threads"):
             if hasattr(lib, name):
@@ -97,9 +91,72 @@ def blas_threads() -> int:
     return os.cpu_count() or 1
 
 
+def openblas_libraries() -> list:
+    """The OpenBLAS libraries bundled with NumPy (loads NumPy), opened with ctypes."""
+    import numpy as np  # noqa: PLC0415
+    libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    return [ctypes.CDLL(path) for path in sorted(glob.glob(os.path.join(libdir, "*openblas*")))]
+
+
 def match_torch_threads() -> int:
     """Give torch as many intra-op threads as NumPy's BLAS has; returns that number."""
     n = blas_threads()
     import torch  # noqa: PLC0415
     torch.set_num_threads(n)
     return n
+
+
+# ----------------------------------------------------------------------------- internals
+# Every name the benchmarks take from inside tinyllm (beyond tinyllm.models, tinyllm.optim.AdamW,
+# tinyllm.no_grad and Tensor.backward) comes through here, so a refactoring of the engine is
+# adapted in this one place.
+
+def transformer_flops_per_token(non_embedding_params: int, n_layer: int, n_head: int, n_embd: int,
+                                seq_len: int) -> int:
+    """Training FLOPs per token of a Transformer, forward and backward (PaLM, appendix B):
+    6 N + 12 L H Q T, N the non-embedding parameters, Q = n_embd / n_head the head size."""
+    return 6 * non_embedding_params + 12 * n_layer * n_head * (n_embd // n_head) * seq_len
+
+
+def tinyllm_adamw(model, lr: float, weight_decay: float, betas: tuple) -> object:
+    """``tinyllm.optim.AdamW`` with nanoGPT's two groups: weights with ndim >= 2 decay, the rest not
+    (the same groups as the PyTorch twins' ``configure_optimizer``)."""
+    from tinyllm.optim import AdamW  # noqa: PLC0415
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return AdamW([g for g in groups if g["params"]], lr=lr, betas=betas, weight_decay=weight_decay)
+
+
+def tinyllm_clip(opt, model, max_norm: float) -> None:
+    """Clip the global gradient norm as the training loop does: the optimizer's own method over
+    its flat buffers when it has one (without waiting for a GPU), else ``tinyllm.optim.clip_grad_norm_``."""
+    if hasattr(opt, "clip_grad_norm_"):
+        opt.clip_grad_norm_(max_norm, sync=False)
+    else:
+        from tinyllm.optim import clip_grad_norm_  # noqa: PLC0415
+        clip_grad_norm_(model.parameters(), max_norm)
+
+
+def tinyllm_to_numpy(arr) -> object:
+    """A backend array (NumPy or CuPy) as a NumPy array."""
+    from tinyllm import backend  # noqa: PLC0415
+    return backend.to_numpy(arr)
+
+
+def tinyllm_asarray(arr) -> object:
+    """A NumPy array on the active backend's device."""
+    from tinyllm import backend  # noqa: PLC0415
+    return backend.asarray(arr)
+
+
+def tinyllm_op_classes() -> list[type]:
+    """Every differentiable op class the engine defines (one ``Function`` subclass each)."""
+    from tinyllm.tensor import OP_REGISTRY  # noqa: PLC0415
+    return sorted(set(OP_REGISTRY.values()), key=lambda c: c.__name__)
+
+
+def tinyllm_function_base() -> type:
+    """The base class of every autograd node (``Function.apply`` records one node)."""
+    from tinyllm import Function  # noqa: PLC0415
+    return Function

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from train import build_tinyllm, build_torch  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
@@ -56,7 +57,7 @@ def main() -> None:
     cfg = dict(vocab_size=len(chars), block_size=64, n_layer=4, n_head=4, n_embd=128, batch_size=12)
     B, T = cfg["batch_size"], cfg["block_size"]
     model, tl_step, tl_opt = build_tinyllm(cfg)
-    state = {k: tinyllm.backend.to_numpy(v) for k, v in model.state_dict().items()}
+    state = {k: common.tinyllm_to_numpy(v) for k, v in model.state_dict().items()}
     ref, th_step, th_opt = build_torch(cfg, state)
     rng = np.random.default_rng(1337)
     offsets = np.arange(T + 1)

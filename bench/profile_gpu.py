@@ -14,6 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from train import CONFIGS, batches, build_tinyllm  # noqa: E402
 
 
@@ -28,20 +29,20 @@ def main() -> None:
     tinyllm.set_backend("cupy")
     cfg = CONFIGS[args.config]
     _, step, _ = build_tinyllm(cfg)
-    data = [(tinyllm.backend.asarray(x), tinyllm.backend.asarray(y)) for x, y in batches(cfg, 3)]
+    data = [(common.tinyllm_asarray(x), common.tinyllm_asarray(y)) for x, y in batches(cfg, 3)]
     for x, y in data:                                   # warm up: kernels compiled, memory pool filled
         step(x, y).item()
     for x, y in data:
         t0 = time.perf_counter()
         step(x, y)
         t1 = time.perf_counter()
-        tinyllm.backend.synchronize()
+        tinyllm.synchronize()
         t2 = time.perf_counter()
         print(f"step: queued by the CPU in {1e3 * (t1 - t0):.1f} ms, done on the GPU after {1e3 * (t2 - t0):.1f} ms")
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for i in range(args.steps):
             step(*data[i % len(data)])
-        tinyllm.backend.synchronize()
+        tinyllm.synchronize()
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=args.rows, max_name_column_width=60))
 
 

@@ -62,13 +62,17 @@ class ReferenceGPT(nn.Module):
             elif "ln" not in name:
                 nn.init.zeros_(p)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, caches: list | None = None):
-        b, t = idx.shape
+    def encode(self, idx: torch.Tensor, caches: list | None = None) -> torch.Tensor:
+        """Final hidden states (after ``ln_f``), (B, T) -> (B, T, C), as tinyllm's ``GPT.encode``."""
+        t = idx.shape[1]
         start = caches[0][0].shape[2] if caches and caches[0] else 0
         x = self.drop(self.wte(idx) + self.wpe(torch.arange(start, start + t, device=idx.device)))
         for i, block in enumerate(self.h):
             x = block(x, caches[i] if caches is not None else None)
-        x = self.ln_f(x)
+        return self.ln_f(x)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, caches: list | None = None):
+        x = self.encode(idx, caches)
         if targets is None:
             return x[:, -1:] @ self.wte.weight.T, None
         logits = x @ self.wte.weight.T

@@ -22,6 +22,7 @@ import numpy as np
 import tinyllm
 from tinyllm.data import BERT_SPECIALS, BPETokenizer, mask_tokens, pad_batch, special_tokens_mask
 from tinyllm.models import BERT, BertConfig, SequenceClassifier
+from tinyllm.optim import configure_adamw
 
 SUBJECTS = ["the movie", "this film", "the acting", "the plot", "the soundtrack", "the ending", "the story",
             "the cast", "this show", "the script", "the dialogue", "the camera work"]
@@ -51,7 +52,7 @@ def encode(tok: BPETokenizer, texts: list[str], length: int) -> tuple[np.ndarray
 def pretrain(model: BERT, ids: np.ndarray, mask: np.ndarray, tok: BPETokenizer, steps: int, batch: int,
              rng: np.random.Generator) -> None:
     special = special_tokens_mask(ids, [tok.pad_id, tok.cls_id, tok.sep_id])
-    opt = model.configure_optimizer(lr=2e-3, weight_decay=0.01)
+    opt = configure_adamw(model, lr=2e-3, weight_decay=0.01)
     t0 = time.perf_counter()
     for it in range(steps):
         rows = rng.integers(0, len(ids), size=batch)
@@ -80,7 +81,7 @@ def fill_in(model: BERT, tok: BPETokenizer, before: str, after: str, length: int
 def finetune(backbone: BERT, data: dict, steps: int, batch: int, rng: np.random.Generator) -> float:
     """Train a [CLS] classifier on the labeled training set; return accuracy on the test set."""
     clf = SequenceClassifier(backbone, num_classes=2, pooling="cls")
-    opt = clf.configure_optimizer(lr=1e-3, weight_decay=0.01)
+    opt = configure_adamw(clf, lr=1e-3, weight_decay=0.01)
     x, m, y = data["train"]
     for _ in range(steps):
         rows = rng.integers(0, len(x), size=batch)

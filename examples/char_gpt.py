@@ -22,8 +22,9 @@ import numpy as np
 
 import tinyllm
 from tinyllm.data import CharTokenizer, LMBatcher, load_text, resolve_corpus, split_train_val
+from tinyllm.decoding import generate
 from tinyllm.models import GPT, GPTConfig
-from tinyllm.optim import WarmupCosine
+from tinyllm.optim import WarmupCosine, configure_adamw
 
 
 def estimate_loss(model: GPT, batcher: LMBatcher, batches: int) -> float:
@@ -62,7 +63,7 @@ def main() -> None:
 
     train = LMBatcher(train_ids, config.block_size, batch_size, seed=args.seed)
     val = LMBatcher(val_ids, config.block_size, batch_size, seed=args.seed + 1)
-    opt = model.configure_optimizer(lr=3e-3, weight_decay=0.1, betas=(0.9, 0.99))
+    opt = configure_adamw(model, lr=3e-3, weight_decay=0.1, betas=(0.9, 0.99))
     schedule = WarmupCosine(max_lr=3e-3, min_lr=3e-4, warmup=max(steps // 20, 1), decay_iters=steps)
     print(f"before training: val loss {estimate_loss(model, val, 4):.3f} "
           f"(a uniform guess is ln {tok.vocab_size} = {math.log(tok.vocab_size):.3f})")
@@ -81,7 +82,7 @@ def main() -> None:
                   f"val loss {estimate_loss(model, val, 4):.3f}  ({time.perf_counter() - t0:.0f}s)")
 
     prompt = np.asarray([tok.encode("ROMEO:\n")], dtype=np.int64)
-    out = model.generate(prompt, 40 if args.quick else 300, temperature=0.8, top_k=20, seed=args.seed)
+    out = generate(model, prompt, 40 if args.quick else 300, temperature=0.8, top_k=20, seed=args.seed)
     print("\nsample (temperature 0.8, top-k 20):\n" + tok.decode(out[0].tolist()))
 
 

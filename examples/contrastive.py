@@ -25,6 +25,7 @@ import numpy as np
 import tinyllm
 from tinyllm.data import BERT_SPECIALS, BPETokenizer, pad_batch
 from tinyllm.models import BERT, BertConfig, SentenceEncoder
+from tinyllm.optim import configure_adamw
 
 # Every concept has two surface forms: the model must learn that they mean the same.
 ANIMALS = [("cat", "kitty"), ("dog", "puppy"), ("bird", "sparrow"), ("horse", "pony"), ("fox", "vixen"),
@@ -85,7 +86,7 @@ def main() -> None:
     print("before training, nearest neighbours of unseen sentences:")
     before = retrieval(encoder, tok, test, show=2)
 
-    opt = encoder.configure_optimizer(lr=2e-3, weight_decay=0.01)
+    opt = configure_adamw(encoder, lr=2e-3, weight_decay=0.01)
     t0 = time.perf_counter()
     for it in range(steps):
         rows = rng.choice(len(train), size=32, replace=False)         # distinct meanings: no false negatives

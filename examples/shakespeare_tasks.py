@@ -26,6 +26,7 @@ import numpy as np
 
 import tinyllm
 from tinyllm import backend
+from tinyllm.optim import configure_adamw
 
 CORPUS = Path(tinyllm.__file__).parent / "data" / "corpora" / "shakespeare_excerpt.txt"
 HEADER = re.compile(r"^([A-Z][A-Za-z ]*):$")
@@ -134,7 +135,7 @@ def pretrain(kind: str, out: Path, iters: int, quick: bool) -> Path:
 def fit(model: Any, arrays: dict[str, np.ndarray], steps: int, batch_size: int, lr: float, seed: int) -> float:
     """``steps`` of AdamW on random mini-batches of ``arrays`` (keys: the model's forward arguments); seconds."""
     rng = np.random.default_rng(seed)
-    opt = model.configure_optimizer(lr, 0.01, betas=(0.9, 0.99))
+    opt = configure_adamw(model, lr, 0.01, betas=(0.9, 0.99))
     n = len(next(iter(arrays.values())))
     model.train()
     start = time.perf_counter()

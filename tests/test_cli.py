@@ -224,6 +224,7 @@ def test_bpe_tokenizer_and_token_file_data(tmp_path: Path, corpus: Path) -> None
 
 def test_generate_and_info_accept_a_hugging_face_gpt2_directory(tmp_path: Path) -> None:
     from tinyllm.data import BPETokenizer
+    from tinyllm.decoding import generate
     from tinyllm.models import GPT, GPTConfig
     from tinyllm.models.hf import save_pretrained
     tok = BPETokenizer.train([TEXT], 270)
@@ -232,7 +233,7 @@ def test_generate_and_info_accept_a_hugging_face_gpt2_directory(tmp_path: Path) 
     code, out = run("generate", "--ckpt", tmp_path / "gpt2", "--prompt", "ROMEO", "--max-new-tokens", "5", "--greedy")
     assert code == 0, out
     ids = tok.encode("ROMEO")
-    expected = tok.decode(model.generate([ids], 5, greedy=True)[0].tolist())
+    expected = tok.decode(generate(model, [ids], 5, greedy=True)[0].tolist())
     assert out == expected + "\n"
     code, out = run("info", "--ckpt", tmp_path / "gpt2")
     assert code == 0 and "tokenizer    bpe, 270 tokens" in out

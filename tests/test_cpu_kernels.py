@@ -1,7 +1,7 @@
-"""The compiled CPU kernels (``cpu_kernels``) against the NumPy reference.
+"""The compiled CPU kernels (``tinyllm.kernels.cpu``) against the reference formulas.
 
 Each test runs the same float32 op forward and backward twice from the same
-inputs: once with ``TINYLLM_CPU_KERNELS=0`` (the reference code in
+inputs: once with ``TINYLLM_CPU_KERNELS=0`` (the reference classes in
 ``functional/``) and once with the kernels on, and compares the output and
 every gradient. Skipped where Numba is not installed.
 """
@@ -17,11 +17,12 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinyllm
-from tinyllm import cpu_kernels, nn
+from tinyllm import nn
 from tinyllm import functional as F
-from tinyllm.functional import rows
+from tinyllm.kernels import cpu as cpu_kernels
+from tinyllm.kernels.cpu import threads
 
-attention_module = importlib.import_module("tinyllm.functional.attention")   # the attribute is the function
+attention_module = importlib.import_module("tinyllm.kernels.cpu.attention")
 
 pytestmark = [
     pytest.mark.skipif(not cpu_kernels.enabled(), reason="needs Numba (the CPU kernels are off)"),
@@ -74,16 +75,16 @@ def normal(shape: tuple, seed: int, scale: float = 1.0) -> np.ndarray:
 # ----------------------------------------------------------------------------- exp
 
 def test_exp_neg_is_within_2_ulp_and_exactly_zero_or_nan_where_it_should_be() -> None:
-    k = cpu_kernels.kernels()
+    from tinyllm.kernels.cpu.exp import exp_neg_array
     v = np.concatenate([-np.geomspace(1e-8, 87.3, 200_000), np.linspace(-87.3, 0, 100_001)]).astype(np.float32)
     out = np.empty_like(v)
-    k.exp_neg_array(v, out)
+    exp_neg_array(v, out)
     ref = np.exp(v.astype(np.float64))
     ulp = np.spacing(ref.astype(np.float32)).astype(np.float64)
     assert np.max(np.abs(out - ref) / ulp) <= 2.0
     edge = np.array([0.0, -0.0, -87.4, -100.0, -1e30, -np.inf, np.nan], dtype=np.float32)
     out = np.empty_like(edge)
-    k.exp_neg_array(edge, out)
+    exp_neg_array(edge, out)
     np.testing.assert_array_equal(out[:2], [1.0, 1.0])
     np.testing.assert_array_equal(out[2:6], 0.0)                      # below e^-87.3: 0 (no denormals)
     assert np.isnan(out[6])
@@ -114,6 +115,24 @@ def test_layer_norm_module_in_3d_and_on_a_non_contiguous_input() -> None:
     same_both_ways(lambda x: ln(x), [x], dict(rtol=1e-4, atol=1e-5))
 
 
+# ----------------------------------------------------------------------------- softmax
+
+@given(n=st.integers(1, 200), c=st.integers(1, 3000), scale=st.sampled_from([1.0, 30.0]), seed=st.integers(0, 99))
+def test_softmax(n: int, c: int, scale: float, seed: int) -> None:
+    same_both_ways(F.softmax, [normal((n, c), seed, scale)], dict(rtol=1e-4, atol=1e-6))
+
+
+def test_softmax_of_masked_and_of_empty_rows_is_what_the_formula_gives() -> None:
+    z = normal((4, 5), 0)
+    z[1, 2:] = -np.inf                                                # masked: weight 0
+    z[2] = -np.inf                                                    # nothing left: NaN, as the formula
+    z[3, 0] = np.nan
+    fast = same_both_ways(lambda x: F.softmax(x, axis=1), [z[:2]], dict(rtol=1e-5, atol=1e-7))
+    np.testing.assert_array_equal(fast[0][1, 2:], 0.0)
+    assert np.isnan(F.softmax(tinyllm.tensor(z[2:])).numpy()).all()
+    np.testing.assert_allclose(F.softmax(tinyllm.tensor(z[:2]), axis=0).numpy().sum(0), 1.0, rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- cross-entropy
 
 @given(n=st.integers(1, 200), c=st.integers(2, 3000), smoothing=st.sampled_from([0.0, 0.1]),
@@ -141,16 +160,25 @@ def test_cross_entropy_is_exact_at_plus_minus_1e4_and_a_nan_row_gives_nan() -> N
 # ----------------------------------------------------------------------------- attention
 
 @given(b=st.integers(1, 3), nh=st.integers(1, 3), tq=st.integers(1, 40), extra=st.integers(0, 20),
-       causal=st.booleans(), dropout=st.booleans(), span=st.sampled_from([7, 64]), seed=st.integers(0, 99))
-def test_attention(b: int, nh: int, tq: int, extra: int, causal: bool, dropout: bool, span: int,
+       causal=st.booleans(), dropout=st.booleans(), masked=st.booleans(), span=st.sampled_from([7, 64]),
+       seed=st.integers(0, 99))
+def test_attention(b: int, nh: int, tq: int, extra: int, causal: bool, dropout: bool, masked: bool, span: int,
                    seed: int) -> None:
     tk = tq + extra                                                    # more keys than queries: a KV cache
     q, k, v = normal((b, nh, tq, 16), seed, 2.0), normal((b, nh, tk, 16), seed + 1, 2.0), normal((b, nh, tk, 8), seed + 2)
+    mask = None
+    if masked:                                                         # padding keys; batch 0 sees none
+        mask = np.random.default_rng(seed).random((b, 1, 1, tk)) > 0.3
+        mask[0] = False
+
+    # The kernel draws a dropout mask per query span, the reference one for all: the same numbers
+    # (from the same seed) only where there is one span.
+    dropout = dropout and not (causal and tq > span)
 
     def attn(q, k, v):
         if dropout:                                                    # the same seed: the same mask both ways
             tinyllm.manual_seed(seed)
-        return F.attention(q, k, v, causal=causal, dropout_p=0.3 if dropout else 0.0)
+        return F.attention(q, k, v, mask=mask, causal=causal, dropout_p=0.3 if dropout else 0.0)
 
     old, attention_module.QUERY_BLOCK = attention_module.QUERY_BLOCK, span   # 7: causal runs in several spans
     try:
@@ -171,8 +199,8 @@ def test_attention_rows_that_see_no_key_get_zero_weights() -> None:
 
 # ----------------------------------------------------------------------------- threads
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_kernels_give_the_same_numbers_on_any_number_of_threads(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_kernels_give_the_same_numbers_on_any_number_of_threads(n_threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
     x, w, b = normal((1000, 96), 0), normal((96,), 1), normal((96,), 2)
     g = normal((1000, 96), 3)
 
@@ -182,10 +210,10 @@ def test_kernels_give_the_same_numbers_on_any_number_of_threads(threads: int, mo
         y.backward(g[:, 0])
         return [y.numpy(), *[t.grad for t in xs]]
 
-    monkeypatch.setattr(rows, "THREADS", 1)
+    monkeypatch.setattr(threads, "THREADS", 1)
     one = go()
-    monkeypatch.setattr(rows, "THREADS", threads)
-    monkeypatch.setattr(rows, "KERNEL_MIN_NS", 0)
+    monkeypatch.setattr(threads, "THREADS", n_threads)
+    monkeypatch.setattr(threads, "KERNEL_MIN_NS", 0)
     many = go()
     for a, b_ in zip(many, one):
         np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-6)       # dw, db: summed in another order
@@ -220,7 +248,8 @@ def test_without_numba_the_reference_runs_and_says_why() -> None:
     import sys
     code = ("import sys; sys.modules['numba'] = None\n"        # import numba -> ImportError
             "import warnings, numpy as np, tinyllm\n"
-            "from tinyllm import cpu_kernels, functional as F\n"
+            "from tinyllm import functional as F\n"
+            "from tinyllm.kernels import cpu as cpu_kernels\n"
             "with warnings.catch_warnings(record=True) as w:\n"
             "    warnings.simplefilter('always')\n"
             "    y = F.gelu(tinyllm.tensor(np.ones(3, dtype=np.float32)))\n"

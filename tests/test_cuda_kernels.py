@@ -1,8 +1,8 @@
 """The fused CUDA kernels against the NumPy reference (GPU only: skipped without CuPy and a GPU).
 
 Each test runs the same op forward and backward twice, on the NumPy backend
-(the reference code in ``functional/`` / ``optim``) and on the CuPy backend
-(where ``cuda_kernels`` takes over), from the same inputs, and compares the
+(the reference classes in ``functional/`` / ``optim``) and on the CuPy backend
+(where ``tinyllm.kernels.cuda`` takes over), from the same inputs, and compares the
 outputs and every gradient. Run them with ``TINYLLM_BACKEND=cupy pytest``
 or plain ``pytest`` on a machine with a GPU.
 """
@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinyllm
-from tinyllm import backend, cuda_kernels, optim
+from tinyllm import backend, optim
+from tinyllm.kernels import cuda as cuda_kernels
 from tinyllm import functional as F
 from tinyllm.backend import BackendError
 
@@ -31,8 +32,8 @@ needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs CuPy and a CUDA GPU")
 
 
 def test_the_cuda_source_ships_with_the_package_and_defines_every_row_kernel() -> None:
-    source = cuda_kernels._ROW_SOURCE.read_text()           # read here without CUDA: installed next to the module
-    for name in cuda_kernels._ROW_KERNELS:
+    source = cuda_kernels.ROW_SOURCE.read_text()           # read here without CUDA: installed next to the module
+    for name in cuda_kernels.ROW_KERNELS:
         assert f"__global__ void {name}(" in source, name
 
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}

@@ -1,11 +1,12 @@
-"""Sampling (tinyllm.generate) and GPT.generate: greedy, temperature, top-k,
-top-p, seeds, the KV cache, cropping past block_size, stop tokens, streaming."""
+"""Sampling (tinyllm.decoding.sampling) and decoding a GPT (tinyllm.decoding.generate): greedy,
+temperature, top-k, top-p, seeds, the KV cache, cropping past block_size, stop tokens, streaming."""
 import numpy as np
 import pytest
 
 import tinyllm
 from tinyllm import backend
-from tinyllm.generate import check_sampling_args, sample_next, softmax, top_k_filter, top_p_filter
+from tinyllm.decoding import (check_sampling_args, generate, generate_stream, sample_next, softmax, top_k_filter,
+                              top_p_filter)
 from tinyllm.models import GPT, GPTConfig
 
 
@@ -96,15 +97,15 @@ def test_bad_logits():
         sample_next(np.array([[0.0, np.nan]]))
 
 
-# ----------------------------------------------------------------------------- GPT.generate
+# ----------------------------------------------------------------------------- generate(GPT, ...)
 
 def test_generate_shape_dtype_and_prompt_kept():
     model = tiny_gpt()
     prompt = np.array([[1, 2, 3], [4, 5, 6]])
-    out = model.generate(prompt, 5, seed=0)
+    out = generate(model, prompt, 5, seed=0)
     assert out.shape == (2, 8) and out.dtype == np.int64
     assert (out[:, :3] == prompt).all()
-    assert model.generate(prompt, 0).tolist() == prompt.tolist()
+    assert generate(model, prompt, 0).tolist() == prompt.tolist()
 
 
 @pytest.mark.parametrize("sampling", [dict(greedy=True), dict(seed=11), dict(seed=5, top_k=4, temperature=0.8),
@@ -113,8 +114,8 @@ def test_kv_cache_gives_exactly_the_uncached_tokens(sampling):
     model = tiny_gpt(block_size=8)
     prompt = np.array([[1, 2, 3], [7, 0, 12]])
     for n in (4, 20):   # 20: far beyond block_size, the cache refills many times
-        cached = model.generate(prompt, n, use_cache=True, **sampling)
-        uncached = model.generate(prompt, n, use_cache=False, **sampling)
+        cached = generate(model, prompt, n, use_cache=True, **sampling)
+        uncached = generate(model, prompt, n, use_cache=False, **sampling)
         np.testing.assert_array_equal(cached, uncached)
     assert len(set(cached[0, 3:].tolist())) > 1  # the model does not just repeat one token
 
@@ -122,7 +123,7 @@ def test_kv_cache_gives_exactly_the_uncached_tokens(sampling):
 def test_cropping_matches_a_manual_sliding_window():
     model = tiny_gpt(block_size=6)
     prompt = np.array([[3, 1, 4, 1, 5, 9, 2, 6, 5]])          # longer than block_size already
-    out = model.generate(prompt, 10, greedy=True)
+    out = generate(model, prompt, 10, greedy=True)
     tokens = prompt.copy()
     model.eval()
     with tinyllm.no_grad():
@@ -142,33 +143,33 @@ def test_forward_rejects_too_long_input():
 def test_seeded_generation_is_reproducible_and_seeds_differ():
     model = tiny_gpt()
     prompt = np.array([[1, 2]])
-    a = model.generate(prompt, 15, seed=123)
-    b = model.generate(prompt, 15, seed=123)
-    c = model.generate(prompt, 15, seed=124)
+    a = generate(model, prompt, 15, seed=123)
+    b = generate(model, prompt, 15, seed=123)
+    c = generate(model, prompt, 15, seed=124)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     tinyllm.manual_seed(9)
-    d = model.generate(prompt, 15)            # no seed: the global seeded generator
+    d = generate(model, prompt, 15)            # no seed: the global seeded generator
     tinyllm.manual_seed(9)
-    np.testing.assert_array_equal(d, model.generate(prompt, 15))
+    np.testing.assert_array_equal(d, generate(model, prompt, 15))
 
 
 def test_stop_token_stops_early():
     model = tiny_gpt()
     prompt = np.array([[1, 2, 3]])
-    free = model.generate(prompt, 12, greedy=True)
+    free = generate(model, prompt, 12, greedy=True)
     stop = int(free[0, 5])                    # the third new token
     first = 3 + free[0, 3:].tolist().index(stop)
-    out = model.generate(prompt, 12, greedy=True, stop_token=stop)
+    out = generate(model, prompt, 12, greedy=True, stop_token=stop)
     np.testing.assert_array_equal(out, free[:, :first + 1])
 
 
 def test_stop_token_in_a_batch_pads_finished_rows():
     model = tiny_gpt()
     prompt = np.array([[1, 2, 3], [9, 8, 7]])
-    free = model.generate(prompt, 10, greedy=True)
+    free = generate(model, prompt, 10, greedy=True)
     stop = int(free[0, 4])
-    out = model.generate(prompt, 10, greedy=True, stop_token=stop)
+    out = generate(model, prompt, 10, greedy=True, stop_token=stop)
     for row, full in zip(out, free):
         hits = np.flatnonzero(full[3:] == stop)
         if hits.size:
@@ -182,14 +183,14 @@ def test_stop_token_in_a_batch_pads_finished_rows():
 def test_generate_stream_yields_ints_then_arrays_and_restores_mode():
     model = tiny_gpt(dropout=0.1)
     model.train()
-    single = list(model.generate_stream(np.array([[1, 2]]), 5, greedy=True))
+    single = list(generate_stream(model, np.array([[1, 2]]), 5, greedy=True))
     assert all(isinstance(t, int) for t in single) and len(single) == 5
-    assert single == model.generate(np.array([[1, 2]]), 5, greedy=True)[0, 2:].tolist()
-    batch = list(model.generate_stream(np.array([[1, 2], [3, 4]]), 3, greedy=True))
+    assert single == generate(model, np.array([[1, 2]]), 5, greedy=True)[0, 2:].tolist()
+    batch = list(generate_stream(model, np.array([[1, 2], [3, 4]]), 3, greedy=True))
     assert all(isinstance(t, np.ndarray) and t.shape == (2,) for t in batch)
     assert model.training and all(m.training for m in model.modules())
     assert tinyllm.is_grad_enabled()
-    stream = model.generate_stream(np.array([[1, 2]]), 5, greedy=True)
+    stream = generate_stream(model, np.array([[1, 2]]), 5, greedy=True)
     next(stream)
     assert model.training and tinyllm.is_grad_enabled()   # between tokens, the caller's state is back
 
@@ -197,8 +198,8 @@ def test_generate_stream_yields_ints_then_arrays_and_restores_mode():
 def test_generation_is_deterministic_in_eval_despite_dropout():
     model = tiny_gpt(dropout=0.5)
     model.train()
-    a = model.generate(np.array([[1, 2]]), 8, greedy=True)
-    b = model.generate(np.array([[1, 2]]), 8, greedy=True)
+    a = generate(model, np.array([[1, 2]]), 8, greedy=True)
+    b = generate(model, np.array([[1, 2]]), 8, greedy=True)
     np.testing.assert_array_equal(a, b)
 
 
@@ -210,14 +211,63 @@ def test_generate_argument_errors_are_raised_at_the_call(kwargs, match):
     model = tiny_gpt()
     args = dict(max_new_tokens=3, **kwargs) if "max_new_tokens" not in kwargs else kwargs
     with pytest.raises(ValueError, match=match):
-        model.generate_stream(np.array([[1, 2]]), **args)   # no iteration needed
+        generate_stream(model, np.array([[1, 2]]), **args)   # no iteration needed
 
 
 def test_generate_rejects_bad_prompts():
     model = tiny_gpt()
     with pytest.raises(ValueError, match=r"\(B, T\)"):
-        model.generate(np.array([1, 2]), 3)
+        generate(model, np.array([1, 2]), 3)
     with pytest.raises(ValueError, match="integer"):
-        model.generate(np.array([[1.0, 2.0]]), 3)
+        generate(model, np.array([[1.0, 2.0]]), 3)
     with pytest.raises(ValueError, match=r"\[0, 13\)"):
-        model.generate(np.array([[1, 13]]), 3)
+        generate(model, np.array([[1, 13]]), 3)
+
+
+# ----------------------------------------------------------------------------- any Decoder
+
+class CountingDecoder:
+    """Not a GPT: a Decoder whose next token is always (last token + 1) mod V, recording what it is fed."""
+
+    class Cache:
+        def __init__(self):
+            self.pos = 0
+
+        def reset(self):
+            self.pos = 0
+
+    def __init__(self, vocab=5, block=4):
+        self.config = GPTConfig(vocab_size=vocab, block_size=block, n_layer=1, n_head=1, n_embd=1)
+        self.fed = []
+        self.training = True
+
+    def modules(self):
+        return [self]
+
+    def eval(self):
+        self.training = False
+
+    def new_cache(self, batch):
+        return self.Cache()
+
+    def next_logits(self, idx, cache=None):
+        ids = backend.to_numpy(idx)
+        self.fed.append((ids.shape[1], None if cache is None else cache.pos))
+        if cache is not None:
+            assert cache.pos + ids.shape[1] <= self.config.block_size
+            cache.pos += ids.shape[1]
+        return np.eye(self.config.vocab_size)[(ids[:, -1] + 1) % self.config.vocab_size] * 10.0
+
+
+def test_generate_drives_any_decoder_with_the_one_cache_policy():
+    model = CountingDecoder(vocab=5, block=4)
+    out = generate(model, np.array([[0, 1]]), 6, greedy=True)
+    assert out[0].tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
+    # (tokens fed, cache.pos before): prefill the 2-token prompt, then one token at a time until the
+    # cache holds block_size (4) positions; from then on the window slides every step, so each step
+    # restarts the cache from the last 4 tokens
+    assert model.fed == [(2, 0), (1, 2), (1, 3), (4, 0), (4, 0), (4, 0)]
+    assert model.training                                    # its mode is restored
+    model.fed = []
+    generate(model, np.array([[0, 1]]), 3, greedy=True, use_cache=False)
+    assert model.fed == [(2, None), (3, None), (4, None)]    # no cache: the whole (cropped) window each step

@@ -10,6 +10,7 @@ import pytest
 
 import tinyllm
 from tinyllm import backend
+from tinyllm.decoding import generate
 from tinyllm.models import GPT, GPTConfig
 from tinyllm.models.hf import load_pretrained, save_pretrained
 
@@ -73,7 +74,7 @@ def test_greedy_generation_matches_transformers(hf_dir, use_cache):
     with torch.no_grad():
         ref = theirs.generate(torch.tensor(prompt), attention_mask=torch.ones(prompt.shape, dtype=torch.long),
                               do_sample=False, max_new_tokens=20, min_new_tokens=20, pad_token_id=0).numpy()
-    out = ours.generate(prompt, 20, greedy=True, use_cache=use_cache)
+    out = generate(ours, prompt, 20, greedy=True, use_cache=use_cache)
     assert ref.shape == out.shape == (2, 26)
     np.testing.assert_array_equal(out, ref)
     assert len(set(out[0, 6:].tolist())) > 1

@@ -12,9 +12,10 @@ import pytest
 
 import tinyllm
 from tinyllm import backend
-from tinyllm.models import (BERT, GPT, MODEL_KINDS, BertConfig, GPTConfig, SentenceEncoder, SequenceClassifier,
-                            build_model, config_class, mean_pool)
+from tinyllm.models import (BERT, GPT, MODEL_KINDS, Backbone, BertConfig, GPTConfig, SentenceEncoder,
+                            SequenceClassifier, build_model, config_class, mean_pool)
 from tinyllm.nn import functional_call
+from tinyllm.optim import configure_adamw
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -162,7 +163,7 @@ def test_gpt_overfits_one_batch():
     rng = np.random.default_rng(0)
     data = rng.integers(0, 11, size=(4, 17))
     x, y = data[:, :-1], data[:, 1:]
-    opt = model.configure_optimizer(lr=1e-2, weight_decay=0.0)
+    opt = configure_adamw(model, lr=1e-2, weight_decay=0.0)
     first = None
     for _ in range(200):
         _, loss = model(x, y)
@@ -181,7 +182,7 @@ def test_bert_overfits_one_masked_batch():
     masked = rng.random(original.shape) < 0.25
     idx = np.where(masked, 1, original)                   # token 1 plays [MASK]
     targets = np.where(masked, original, -100)
-    opt = model.configure_optimizer(lr=1e-2, weight_decay=0.0)
+    opt = configure_adamw(model, lr=1e-2, weight_decay=0.0)
     first = None
     for _ in range(200):
         _, loss = model(idx, targets)
@@ -199,7 +200,7 @@ def test_classifier_learns_a_rule_with_a_frozen_backbone():
     rng = np.random.default_rng(0)
     idx = rng.integers(1, 10, size=(32, 8))
     labels = (idx == 3).any(axis=1).astype(np.int64)        # "does the text contain token 3?"
-    opt = clf.configure_optimizer(lr=5e-2, weight_decay=0.0)
+    opt = configure_adamw(clf, lr=5e-2, weight_decay=0.0)
     assert sum(len(g["params"]) for g in opt.param_groups) == 2    # the head's weight and bias only
     for _ in range(150):
         logits, loss = clf(idx, labels)
@@ -306,10 +307,10 @@ def test_bert_padding_is_invisible_to_real_tokens():
         model.encode(np.ones((1, 9), dtype=np.int64))
 
 
-def test_configure_optimizer_groups():
+def test_configure_adamw_groups():
     for model in (GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=2, n_head=2, n_embd=8)),
                   BERT(BertConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8))):
-        opt = model.configure_optimizer(lr=1e-3, weight_decay=0.1, betas=(0.9, 0.99), eps=1e-7)
+        opt = configure_adamw(model, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.99), eps=1e-7)
         decay, no_decay = opt.param_groups
         assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
         assert decay["betas"] == (0.9, 0.99) and decay["eps"] == 1e-7
@@ -350,8 +351,12 @@ def test_classifier_pooling_with_right_padding():
         SequenceClassifier(bert, 2, pooling="max")
     with pytest.raises(ValueError, match="num_classes"):
         SequenceClassifier(bert, 1)
-    with pytest.raises(TypeError, match="GPT or a BERT"):
+    with pytest.raises(TypeError, match="Backbone interface"):
         SequenceClassifier(object(), 2)
+    with pytest.raises(ValueError, match="a GPT backbone takes no segment_ids"):
+        clf(np.array([[4, 5, 6]]), segment_ids=np.array([[0, 0, 1]]))
+    assert isinstance(gpt, Backbone) and isinstance(bert, Backbone) and not isinstance(object(), Backbone)
+    assert (gpt.default_pooling, bert.default_pooling) == ("last", "cls")
 
 
 def test_classifier_from_backbone_state_and_freezing():

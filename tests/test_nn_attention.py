@@ -16,7 +16,7 @@ from tinyllm import nn
 from tinyllm.nn import KVCache, functional_call
 
 # the module itself: the attribute tinyllm.functional.attention is the function of that name
-attention_module = importlib.import_module("tinyllm.functional.attention")
+attention_module = importlib.import_module("tinyllm.kernels.cpu.attention")
 
 
 # A block has ~250 weights at these sizes and a gradient check runs two forward passes per weight.
@@ -278,3 +278,144 @@ def test_attention_argument_checks_and_repr():
         nn.self_attention(tinyllm.tensor(np.zeros((1, 2, 7), dtype=np.float32)), 2)
     assert "n_head=2" in repr(nn.MultiHeadAttention(4, 2))
     assert "post-LN" in repr(nn.TransformerBlock(4, 2, norm_first=False))
+
+
+# ----------------------------------------------------------------------------- cross-attention
+
+@st.composite
+def cross_sizes(draw):
+    """(B, Tq, Tk, n_head, n_embd): Tq and Tk drawn apart, heads 1..3, head size 1..2."""
+    n_head = draw(st.integers(1, 3))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 5)), n_head,
+            n_head * draw(st.integers(1, 2)))
+
+
+def gradcheck_cross(make, sizes, seed, **kwargs):
+    """Finite differences for the queries, the memory and every weight of ``module(x, memory=...)``,
+    with ``module = make(n_embd, n_head, rng)`` and float64 inputs drawn from ``seed``."""
+    b, tq, tk, n_head, c = sizes
+    tinyllm.set_default_dtype("float64")
+    rng = np.random.default_rng(seed)
+    tinyllm.manual_seed(seed)
+    module = make(c, n_head, rng)
+    x = tinyllm.tensor(rng.standard_normal((b, tq, c)), requires_grad=True)
+    memory = tinyllm.tensor(rng.standard_normal((b, tk, c)), requires_grad=True)
+    kwargs = {k: v(b, tk, rng) if callable(v) else v for k, v in kwargs.items()}
+    names, params = zip(*module.named_parameters())
+    tinyllm.gradcheck(lambda x, m, *ws: functional_call(module, dict(zip(names, ws)), x, memory=m, **kwargs),
+                      x, memory, *params)
+
+
+@grad_case("Attention")
+@HALF
+@given(sizes=cross_sizes(), padded=st.booleans(), seed=st.integers(0, 2**16))
+def test_cross_attention_gradients(sizes, padded, seed):
+    gradcheck_cross(lambda c, n_head, rng: nn.CrossAttention(c, n_head), sizes, seed,
+                    memory_mask=padding_masks if padded else None)
+
+
+@grad_case("Attention", "SelfAttentionFunction")
+@HALF
+@given(sizes=cross_sizes(), norm_first=st.booleans(), seed=st.integers(0, 2**16))
+def test_transformer_block_with_cross_attention_gradients(sizes, norm_first, seed):
+    def make(c, n_head, rng):
+        block = nn.TransformerBlock(c, n_head, causal=True, norm_first=norm_first, cross_attention=True)
+        for p in (block.ln_1.weight, block.ln_cross_attn.weight, block.ln_2.weight):
+            p.data[...] = backend.asarray(rng.uniform(0.5, 1.5, p.shape))             # not the 1 start
+        return block
+
+    gradcheck_cross(make, sizes, seed, memory_mask=padding_masks)
+
+
+@pytest.mark.parametrize("b, tq, tk, n_head, c", [(2, 3, 5, 3, 6), (1, 7, 2, 3, 9), (3, 1, 4, 1, 4)])
+def test_cross_attention_matches_torch_multihead_attention(b, tq, tk, n_head, c):
+    torch = pytest.importorskip("torch")
+    tinyllm.set_default_dtype("float64")
+    rng = np.random.default_rng(tq * 10 + tk)
+    ca = nn.CrossAttention(c, n_head)
+    for p in ca.parameters():
+        p.data[...] = backend.asarray(rng.normal(0, 0.5, p.shape))
+    ref = torch.nn.MultiheadAttention(c, n_head, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.tensor(np.concatenate([ca.q_proj.weight.numpy(), ca.kv_proj.weight.numpy()])))
+        ref.in_proj_bias.copy_(torch.tensor(np.concatenate([ca.q_proj.bias.numpy(), ca.kv_proj.bias.numpy()])))
+        ref.out_proj.weight.copy_(torch.tensor(ca.c_proj.weight.numpy()))
+        ref.out_proj.bias.copy_(torch.tensor(ca.c_proj.bias.numpy()))
+    xn, mn = rng.standard_normal((b, tq, c)), rng.standard_normal((b, tk, c))
+    pad = padding_masks(b, tk, rng)
+    x, m = tinyllm.tensor(xn, requires_grad=True), tinyllm.tensor(mn, requires_grad=True)
+    tx, tm = torch.tensor(xn, requires_grad=True), torch.tensor(mn, requires_grad=True)
+    ours, weights = ca(x, m, memory_mask=pad, return_weights=True)
+    theirs, tw = ref(tx, tm, tm, key_padding_mask=torch.tensor(~pad), average_attn_weights=False)
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(weights.numpy(), tw.detach().numpy(), rtol=1e-10, atol=1e-12)
+    g = rng.standard_normal(ours.shape)
+    ours.backward(g)
+    theirs.backward(torch.tensor(g))
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(m.grad, tm.grad.numpy(), rtol=1e-8, atol=1e-10)
+    in_grad = np.concatenate([ca.q_proj.weight.grad, ca.kv_proj.weight.grad])
+    np.testing.assert_allclose(in_grad, ref.in_proj_weight.grad.numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(ca.c_proj.weight.grad, ref.out_proj.weight.grad.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_padded_memory_positions_get_zero_weight_and_do_not_matter():
+    tinyllm.set_default_dtype("float64")
+    ca = nn.CrossAttention(4, 2)
+    rng = np.random.default_rng(5)
+    x, m = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    pad = np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=bool)
+    y, w = ca(tinyllm.tensor(x), tinyllm.tensor(m), memory_mask=pad, return_weights=True)
+    assert (w.numpy()[0, :, :, 2:] == 0).all()
+    m2 = m.copy()
+    m2[0, 2:] = 100.0                                                   # change only the padding
+    np.testing.assert_allclose(ca(tinyllm.tensor(x), tinyllm.tensor(m2), memory_mask=pad).numpy(), y.numpy(),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_cross_attention_decoding_with_both_caches_equals_full_recomputation(norm_first):
+    tinyllm.set_default_dtype("float64")
+    blocks = [nn.TransformerBlock(6, 3, causal=True, norm_first=norm_first, cross_attention=True) for _ in range(2)]
+    rng = np.random.default_rng(2)
+    b, t, tk = 2, 5, 4
+    x, memory = rng.standard_normal((b, t, 6)), tinyllm.tensor(rng.standard_normal((b, tk, 6)))
+    pad = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=bool)
+    full = tinyllm.tensor(x)
+    for blk in blocks:
+        full = blk(full, memory=memory, memory_mask=pad)
+    caches = nn.KVCacheStack(KVCache(b, 3, t, 2, np.float64) for _ in blocks)
+    memory_caches = [nn.MemoryKV() for _ in blocks]
+    with tinyllm.no_grad():
+        for pos in range(t):
+            h = tinyllm.tensor(x[:, pos:pos + 1])
+            for i, blk in enumerate(blocks):                             # the memory only on the first step
+                h = blk(h, cache=caches[i], memory=memory if pos == 0 else None, memory_mask=pad,
+                        memory_cache=memory_caches[i])
+            np.testing.assert_allclose(h.numpy()[:, 0], full.numpy()[:, pos], rtol=1e-10, atol=1e-12)
+    assert caches.pos == t and all(mc.filled for mc in memory_caches)
+    caches.reset()
+    assert caches.pos == 0
+
+
+def test_cross_attention_argument_checks_and_repr():
+    tinyllm.set_default_dtype("float64")
+    x, m = tinyllm.tensor(np.zeros((2, 3, 4))), tinyllm.tensor(np.zeros((2, 5, 4)))
+    with pytest.raises(ValueError, match="divisible"):
+        nn.CrossAttention(6, 4)
+    ca = nn.CrossAttention(4, 2)
+    with pytest.raises(ValueError, match="needs a memory"):
+        ca(x)
+    with pytest.raises(ValueError, match=r"memory must have shape \(B, Tk, 4\)"):
+        ca(x, tinyllm.tensor(np.zeros((2, 5, 3))))
+    with pytest.raises(ValueError, match="batch size 1"):
+        ca(x, tinyllm.tensor(np.zeros((1, 5, 4))))
+    with pytest.raises(ValueError, match=r"memory_mask must have shape \(2, 5\)"):
+        ca(x, m, memory_mask=np.ones((2, 4), dtype=bool))
+    with pytest.raises(RuntimeError, match="no_grad"):
+        ca(tinyllm.tensor(np.zeros((2, 3, 4)), requires_grad=True), m, cache=nn.MemoryKV())
+    with pytest.raises(ValueError, match="no cross-attention"):
+        nn.TransformerBlock(4, 2)(x, memory=m)
+    with pytest.raises(ValueError, match="needs a memory"):
+        nn.TransformerBlock(4, 2, cross_attention=True)(x)
+    assert "post-LN, cross-attention" in repr(nn.TransformerBlock(4, 2, norm_first=False, cross_attention=True))

@@ -8,6 +8,7 @@ from tinyllm import backend
 from tinyllm.models import BERT, GPT, BertConfig, GPTConfig
 from tinyllm.models.tagging import IGNORE, TokenClassifier, align_labels, gather_words
 from tinyllm.nn import functional_call
+from tinyllm.optim import configure_adamw
 
 
 def perturb(model, std=0.3, seed=0):
@@ -62,7 +63,7 @@ def test_token_classifier_learns_a_toy_tagging_task(crf):
     labels[:, 1:] = idx[:, :-1] == 3
     labels[:, 0] = IGNORE if not crf else 0
     model = TokenClassifier(bert(n_embd=16, n_head=2, n_layer=1), 2, crf=crf, dropout=0.0)
-    opt = model.configure_optimizer(3e-3, 0.0)
+    opt = configure_adamw(model, 3e-3, 0.0)
     for _ in range(150):
         _, loss = model(idx, labels)
         opt.zero_grad()

@@ -10,13 +10,13 @@ import pytest
 
 from tinyllm.checkpoint import load_checkpoint
 from tinyllm.data import CharTokenizer, DataError
+from tinyllm.decoding import TextStreamer, generate
 from tinyllm.train import PRESETS, TrainConfig, TrainingDiverged, pretrain, read_config_file, resolve, restore_model
 from tinyllm.train.config import DEFAULT_PRESET
 from tinyllm.train.data import ExampleSource, LMSource, MLMSource, tokenizer_from_json
 from tinyllm.train.evaluate import evaluate_classifier, evaluate_lm, format_confusion
 from tinyllm.train.finetune import finetune
 from tinyllm.train.metrics import MetricsLog, Progress, format_duration, read_metrics, sparkline
-from tinyllm.train.sampling import TextStreamer
 
 TEXT = ("ROMEO:\nBut soft, what light through yonder window breaks?\n\n"
         "JULIET:\nO Romeo, Romeo, wherefore art thou Romeo?\n\n") * 40
@@ -243,7 +243,7 @@ def test_finetune_lm_on_pairs_learns_the_responses(tmp_path: Path, pretrained: P
     r = restore_model(out)
     assert r.kind == "gpt"
     ids = r.tokenizer.encode("ROMEO:\n")
-    text = r.tokenizer.decode(r.model.generate([ids], 7, greedy=True)[0, len(ids):].tolist())
+    text = r.tokenizer.decode(generate(r.model, [ids], 7, greedy=True)[0, len(ids):].tolist())
     assert text == "Juliet?"
 
 

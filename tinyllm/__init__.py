@@ -8,7 +8,7 @@ Importing tinyllm sets ``OPENBLAS_THREAD_TIMEOUT=4`` unless it is already set.
 After each matmul OpenBLAS's worker threads otherwise spin for 2^28 cycles
 (a tenth of a second) waiting for the next one, and on a machine with few
 cores that spinning takes the core our own threads need for the elementwise
-work between matmuls (``tinyllm.functional.rows``). With 4 they go to sleep
+work between matmuls (``tinyllm.kernels.cpu.threads``). With 4 they go to sleep
 after 2^4 cycles. OpenBLAS reads the variable once, when NumPy loads it, so
 this only takes effect if tinyllm is imported before NumPy; to keep
 OpenBLAS's default, set ``OPENBLAS_THREAD_TIMEOUT=28`` yourself.

@@ -110,19 +110,23 @@ def _reseeded(fn: Callable[..., Any], seed: int) -> Callable[..., Any]:
 
 
 def _module_case(module: Any, *args: Any, x: Tensor | None = None, pick: Callable[[Any], Any] | None = None,
-                 **kwargs: Any) -> tuple[Callable, list]:
+                 checked: dict[str, Tensor] | None = None, **kwargs: Any) -> tuple[Callable, list]:
     """(fn, inputs) checking ``module(x, *args, **kwargs)`` against ``x`` (if given) and every parameter.
+
+    ``checked``: keyword inputs whose gradients are checked too (e.g. a cross-attention ``memory``).
 
     ``pick`` selects the tensor to check from the module's output (e.g. the loss of ``(logits, loss)``).
     """
     from .nn import functional_call  # noqa: PLC0415  (nn sits above the engine)
     names = [n for n, _ in module.named_parameters()]
     weights = [_t(p.data) for _, p in module.named_parameters()]
-    lead = [x] if x is not None else []
+    checked = checked or {}
+    lead = ([x] if x is not None else []) + list(checked.values())
+    n_pos = len(lead) - len(checked)
 
     def fn(*tensors: Any) -> Any:
-        inp, ws = tensors[:len(lead)], tensors[len(lead):]
-        out = functional_call(module, dict(zip(names, ws)), *inp, *args, **kwargs)
+        inp, kw, ws = tensors[:n_pos], tensors[n_pos:len(lead)], tensors[len(lead):]
+        out = functional_call(module, dict(zip(names, ws)), *inp, *args, **dict(zip(checked, kw)), **kwargs)
         return pick(out) if pick else out
 
     return fn, lead + weights
@@ -223,6 +227,19 @@ def _nn() -> list[GradCase]:
         padding = np.array([[True, True, True, False], [True, True, True, True]])   # one padded key
         return _module_case(nn.MultiHeadAttention(8, 2, causal=False), x=_normal(rng, 2, 4, 8), padding_mask=padding)
 
+    def cross_attention(rng: np.random.Generator) -> tuple:
+        memory_mask = np.array([[True, True, True, False, False], [True, True, True, True, True]])
+        return _module_case(nn.CrossAttention(6, 3), x=_normal(rng, 2, 3, 6), checked={"memory": _normal(rng, 2, 5, 6)},
+                            memory_mask=memory_mask)
+
+    def cross_block(norm_first: bool) -> Builder:
+        def build(rng: np.random.Generator) -> tuple:
+            block = nn.TransformerBlock(6, 3, causal=True, norm_first=norm_first, cross_attention=True)
+            memory_mask = np.array([[True, True, False, False, False], [True, True, True, True, True]])
+            return _module_case(block, x=_normal(rng, 2, 3, 6), checked={"memory": _normal(rng, 2, 5, 6)},
+                                memory_mask=memory_mask)
+        return build
+
     def contrastive(rng: np.random.Generator) -> tuple:
         return (lambda a, b: losses.contrastive_loss(a, b, temperature=0.5)), [_normal(rng, 4, 6), _normal(rng, 4, 6)]
 
@@ -245,6 +262,12 @@ def _nn() -> list[GradCase]:
                  lambda r: _module_case(nn.TransformerBlock(8, 2, causal=False, norm_first=False, eps=1e-12),
                                         x=_normal(r, 2, 4, 8)),
                  max_elements=64),
+        GradCase("nn.CrossAttention", ("LinearFunction", "GetItem", "Permute", "Attention"), cross_attention,
+                 max_elements=64),
+        GradCase("nn.TransformerBlock.cross", ("LayerNorm", "SelfAttentionFunction", "Attention", "LinearFunction"),
+                 cross_block(True), max_elements=64),
+        GradCase("nn.TransformerBlock.cross_post_ln", ("LayerNorm", "SelfAttentionFunction", "Attention"),
+                 cross_block(False), max_elements=64),
         GradCase("nn.contrastive_loss", ("MatMul", "CrossEntropy", "Sqrt", "Div"), contrastive),
     ]
 

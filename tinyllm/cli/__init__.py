@@ -22,6 +22,7 @@ from .. import __version__
 from ..backend import BackendError
 from ..checkpoint import CheckpointError
 from ..data import DataError
+from ..distributed import is_main
 
 EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -57,7 +58,8 @@ class TinyGroup(click.Group):
         except Exception as exc:  # noqa: BLE001  (this is the one top-level handler)
             from ..train import TrainingInterrupted  # noqa: PLC0415
             if isinstance(exc, TrainingInterrupted):
-                click.echo(f"\n{exc}", err=True)
+                if is_main():                                      # data-parallel: one rank says it
+                    click.echo(f"\n{exc}", err=True)
                 ctx.exit(EXIT_INTERRUPTED)
             if os.environ.get("TINYLLM_DEBUG"):
                 raise

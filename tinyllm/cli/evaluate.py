@@ -28,6 +28,7 @@ on a fixed 15% of masked tokens); classifiers on every labeled row."""
 @click.option("--backend", type=click.Choice(["numpy", "cupy"]), default="numpy", show_default=True)
 def eval_command(ckpt: str, data: str, batch_size: int, max_batches: int | None, latest: bool, backend: str) -> None:
     """Score a checkpoint on a data file: loss/perplexity (LMs) or accuracy (classifiers)."""
+    from ..models import registry  # noqa: PLC0415
     from ..train.evaluate import evaluate_classifier, evaluate_lm, format_confusion  # noqa: PLC0415
     from ..train.restore import restore_model  # noqa: PLC0415
     from ..train.tasks import HEAD_KINDS, evaluate_head  # noqa: PLC0415
@@ -52,8 +53,9 @@ def eval_command(ckpt: str, data: str, batch_size: int, max_batches: int | None,
             click.echo("  " + line)
     else:
         report = evaluate_lm(restored, data, batch_size, max_batches)
-        what = "masked tokens" if restored.kind == "bert" else "tokens"
+        masked = registry.get(restored.kind).objective == "masked-lm"
+        what = "masked tokens" if masked else "tokens"
         click.echo(f"{where} on {data}: {report.tokens:,} {what}")
         click.echo(f"loss        {report.loss:.4f}")
         click.echo(f"perplexity  {report.perplexity:.2f}")
-        click.echo(f"accuracy    {report.accuracy:.2%} ({'masked' if restored.kind == 'bert' else 'next'}-token)")
+        click.echo(f"accuracy    {report.accuracy:.2%} ({'masked' if masked else 'next'}-token)")

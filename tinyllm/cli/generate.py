@@ -35,10 +35,10 @@ def generate_command(ckpt: str, prompt: str, max_new_tokens: int, temperature: f
                      top_p: float | None, greedy: bool, seed: int | None, num_samples: int, latest: bool,
                      backend: str) -> None:
     """Continue a prompt with a trained GPT, streaming tokens as they are sampled."""
-    from ..generate import check_sampling_args  # noqa: PLC0415
+    from ..decoding import check_sampling_args, generate_stream, stream_text  # noqa: PLC0415
+    from ..models import registry  # noqa: PLC0415
     from ..train.data import encode_text  # noqa: PLC0415
     from ..train.restore import restore_model  # noqa: PLC0415
-    from ..train.sampling import stream_text  # noqa: PLC0415
 
     check_sampling_args(temperature, top_k, top_p, greedy)
     if max_new_tokens < 0:
@@ -47,9 +47,11 @@ def generate_command(ckpt: str, prompt: str, max_new_tokens: int, temperature: f
         raise ValueError(f"--num-samples must be at least 1, got {num_samples}")
     use_engine(backend, None)
     restored = restore_model(ckpt, prefer="latest" if latest else "best")
-    if restored.kind != "gpt":
-        raise ValueError(f"generate needs a GPT checkpoint; '{ckpt}' holds a "
-                         f"{'BERT (masked-LM) model' if restored.kind == 'bert' else 'classifier'}")
+    kind = registry.get(restored.kind) if restored.kind in registry.names() else None
+    if kind is None or not kind.can_generate:
+        decoders = " or ".join(n.upper() for n in registry.names() if registry.get(n).can_generate)
+        held = "classifier" if kind is None else f"{kind.name.upper()} ({kind.summary}) model"
+        raise ValueError(f"generate needs a {decoders} checkpoint; '{ckpt}' holds a {held}")
     tok = restored.tokenizer
     ids = encode_text(tok, prompt, "prompt")
     if not ids:
@@ -63,7 +65,7 @@ def generate_command(ckpt: str, prompt: str, max_new_tokens: int, temperature: f
             click.echo(f"--- sample {i + 1} ---")
         click.echo(prompt, nl=False)
         sample_seed = None if seed is None else seed + i
-        stream = restored.model.generate_stream([ids], max_new_tokens, temperature=temperature, top_k=top_k,
-                                                top_p=top_p, greedy=greedy, seed=sample_seed)
+        stream = generate_stream(restored.model, [ids], max_new_tokens, temperature=temperature, top_k=top_k,
+                                 top_p=top_p, greedy=greedy, seed=sample_seed)
         stream_text(stream, tok, write)
         click.echo()

@@ -6,11 +6,13 @@ from typing import Any
 
 import click
 
+from ..models import registry
 from ..train.config import PRESETS, TrainConfig, read_config_file
 from .common import ENGINE_OPTIONS, OPTIMIZATION_OPTIONS, add_options, given, option_names
 
 MODEL_OPTIONS: list[tuple[str, Any, str]] = [
-    ("--model", click.Choice(["gpt", "bert"]), "gpt: next-token prediction (default); bert: masked-LM."),
+    ("--model", click.Choice(registry.names()),
+     "; ".join(f"{name}: {registry.get(name).summary}" for name in registry.names()) + "."),
     ("--data", str, "Text file, directory of .txt files, .bin token file, or built-in corpus: tiny (default, "
                     "shipped), shakespeare (downloaded once)."),
     ("--tokenizer", str, "char (default), bpe (trained on the data), or the path of a saved tokenizer."),
@@ -60,9 +62,12 @@ Ctrl-C saves a checkpoint; --resume continues it exactly."""
 @click.option("--force", is_flag=True, default=None, help="Replace a run already in --out.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML or JSON file of settings (flag names, dashes or underscores).")
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Train data-parallel on N processes: starts mpiexec -n N itself (needs the [mpi] extra); "
+                   "the run equals one process with --grad-accum multiplied by N.")
 @click.pass_context
 def train_command(ctx: click.Context, out: str | None, resume: bool | None, force: bool | None,
-                  config_file: str | None, **_: Any) -> None:
+                  config_file: str | None, nproc: int | None = None, **_: Any) -> None:
     """Pre-train a language model: a GPT (next token) or a BERT (masked tokens).
 
     With no options it trains a small character-level GPT on the Shakespeare
@@ -70,6 +75,9 @@ def train_command(ctx: click.Context, out: str | None, resume: bool | None, forc
     its progress, the loss curve and a sample, and leaves the run in runs/.
     Options left out take their values from --preset (default: "default").
     """
+    if nproc is not None:
+        from ..distributed.launch import launch  # noqa: PLC0415
+        ctx.exit(launch(nproc))
     from ..train import pretrain  # noqa: PLC0415  (import the engine only when a command runs)
 
     settings: dict[str, Any] = {}

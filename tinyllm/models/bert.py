@@ -25,7 +25,7 @@ from ..backend import get_array_module
 from ..nn import (GELU, Dropout, Embedding, LayerNorm, LearnedPositionalEmbedding, Linear, Module, ModuleList,
                   TransformerBlock, init)
 from ..tensor import Tensor
-from .common import configure_adamw, padding_mask, token_ids
+from .common import padding_mask, token_ids
 from .config import BertConfig
 from .exact_gelu import ExactGELU
 
@@ -54,6 +54,8 @@ class BERT(Module):
     Padding is told with ``attention_mask`` (True/1 for real tokens); without
     one every position is attended to, as in Hugging Face's BERT.
     """
+
+    default_pooling = "cls"       # a head reads the [CLS] token, first in every input
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -96,7 +98,7 @@ class BERT(Module):
         self.wte.weight.data[self.config.pad_id] = 0
 
     def encode(self, idx: Any, attention_mask: Any = None, segment_ids: Any = None) -> Tensor:
-        """Contextual hidden states of the last layer, (B, T) -> (B, T, C).
+        """Contextual hidden states of the last layer, (B, T) -> (B, T, C): the :class:`Backbone` interface.
 
         Args:
             idx: (B, T) token ids, T <= block_size.
@@ -144,11 +146,6 @@ class BERT(Module):
         logits = self.mlm(h)                                          # (B, T, C) -> (B, T, V)
         loss = None if targets is None else F.cross_entropy(logits, targets, ignore_index=-100)
         return logits, loss
-
-    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                            eps: float = 1e-8) -> Any:
-        """AdamW with two groups: weights with ndim >= 2 decay, biases and LayerNorm gains do not."""
-        return configure_adamw(self, lr, weight_decay, betas, eps)
 
     def num_parameters(self, non_embedding: bool = False, trainable_only: bool = False) -> int:
         """Number of weights (tied ones once); ``non_embedding`` leaves out the position and

@@ -1,12 +1,13 @@
-"""Helpers the models share: checking token-id inputs and masks, and the
-AdamW parameter groups (which weights get weight decay)."""
+"""Helpers the models share: checking token-id inputs and padding masks, inference mode.
+
+(The AdamW parameter groups live in :mod:`tinyllm.optim.groups`.)"""
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from .. import backend
-from ..nn import Module
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 
 
 def token_ids(idx: Any, name: str = "idx") -> Any:
@@ -32,23 +33,21 @@ def padding_mask(mask: Any, shape: tuple, name: str = "attention_mask") -> Any:
     return arr.astype(bool)
 
 
-def decay_groups(module: Module, weight_decay: float) -> list[dict]:
-    """Two AdamW parameter groups, nanoGPT's rule: every trainable parameter with
-    ndim >= 2 (matmul weights, embeddings) decays; biases and LayerNorm gains
-    (ndim 1) do not. Frozen parameters (``requires_grad=False``) are left out."""
-    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-    if not named:
-        raise ValueError("the model has no trainable parameters (is everything frozen?)")
-    decay = [p for _, p in named if p.ndim >= 2]
-    no_decay = [p for _, p in named if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay, "name": "decay"},
-              {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
-    return [g for g in groups if g["params"]]
+def reject_extra(extra: dict[str, Any], model: str) -> None:
+    """ValueError naming the first input in ``extra`` that ``model``'s ``encode`` does not take."""
+    if extra:
+        name = next(iter(extra))
+        raise ValueError(f"{model} takes no {name} (an input of other backbones, such as BERT's segment_ids)")
 
 
-def configure_adamw(module: Module, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                    eps: float = 1e-8) -> Any:
-    """An AdamW over ``module``'s trainable parameters, grouped by :func:`decay_groups`."""
-    from ..optim import AdamW  # noqa: PLC0415  (optim is independent of the models; import on use)
-    return AdamW(decay_groups(module, weight_decay), lr=lr, betas=tuple(betas), eps=eps,
-                 weight_decay=weight_decay)
+@contextmanager
+def inference(model: Any) -> Iterator[None]:
+    """Eval mode (dropout off) and no gradient recording inside; every module's mode restored on exit."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with no_grad():
+            yield
+    finally:
+        for m, mode in modes:
+            m.training = mode

@@ -23,8 +23,9 @@ from .. import backend
 from ..backend import get_array_module
 from ..nn import Module
 from ..nn.losses import contrastive_loss
-from ..tensor import Tensor, no_grad
-from .common import configure_adamw, padding_mask, token_ids
+from ..tensor import Tensor
+from .backbone import check_backbone
+from .common import inference, padding_mask, token_ids
 
 
 def mean_pool(hidden: Tensor, attention_mask: Any = None) -> Tensor:
@@ -49,17 +50,15 @@ def info_nce_loss(z_a: Tensor, z_b: Tensor, temperature: float = 0.05, symmetric
 
 
 class SentenceEncoder(Module):
-    """Mean-pooled sentence embeddings from a GPT or BERT backbone.
+    """Mean-pooled sentence embeddings from any :class:`~tinyllm.models.Backbone` (GPT, BERT).
 
     Args:
-        backbone: any model with ``encode(idx, attention_mask) -> (B, T, C)``.
+        backbone: a model with ``encode(idx, attention_mask) -> (B, T, C)`` and ``config.n_embd``.
     """
 
     def __init__(self, backbone: Module) -> None:
         super().__init__()
-        if not callable(getattr(backbone, "encode", None)):
-            raise TypeError(f"the backbone needs an encode(idx, attention_mask) method; "
-                            f"{type(backbone).__name__} has none")
+        check_backbone(backbone, pooling=False)
         self.backbone = backbone
 
     def forward(self, idx: Any, attention_mask: Any = None) -> Tensor:
@@ -75,17 +74,6 @@ class SentenceEncoder(Module):
 
     def embed(self, idx: Any, attention_mask: Any = None) -> np.ndarray:
         """Unit-length sentence vectors as a NumPy array (N, C), computed in eval mode without a graph."""
-        modes = [(m, m.training) for m in self.modules()]
-        self.eval()
-        try:
-            with no_grad():
-                u = backend.to_numpy(self(idx, attention_mask).data).astype(np.float64)   # (N, C)
-        finally:
-            for m, mode in modes:
-                m.training = mode
+        with inference(self):
+            u = backend.to_numpy(self(idx, attention_mask).data).astype(np.float64)       # (N, C)
         return u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
-
-    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                            eps: float = 1e-8) -> Any:
-        """AdamW over the backbone (weights with ndim >= 2 decay; biases and LayerNorm gains do not)."""
-        return configure_adamw(self, lr, weight_decay, betas, eps)

@@ -10,25 +10,23 @@ position at once; causal attention keeps position t from seeing t+1..T:
 
 Parameter names are GPT-2's (``wte``, ``wpe``, ``h.0.attn.c_attn``, ``ln_f``,
 ``lm_head``), so Hugging Face checkpoints map onto them one to one
-(``tinyllm.models.hf``). Generation reuses the keys and values of past
-positions (a KV cache per layer) so each new token costs one position, not T.
+(``tinyllm.models.hf``). For decoding (``tinyllm.decoding.generate``) it
+scores the next token of a prompt and keeps the keys and values of past
+positions (a KV cache per layer), so each new token costs one position, not T.
 """
 from __future__ import annotations
 
-import numbers
-from contextlib import contextmanager
-from typing import Any, Iterator
-
-import numpy as np
+from typing import Any
 
 from .. import backend
 from .. import functional as F
-from ..generate import check_sampling_args, sample_next
-from ..nn import (Dropout, Embedding, KVCache, LayerNorm, LearnedPositionalEmbedding, Linear, Module,
-                  ModuleList, TransformerBlock, init)
-from ..tensor import Tensor, no_grad
-from .common import configure_adamw, padding_mask, token_ids
+from ..nn import (Dropout, Embedding, KVCache, LayerNorm, LearnedPositionalEmbedding, Linear, Module, ModuleList,
+                  TransformerBlock, init)
+from ..nn.attention import KVCacheStack
+from ..tensor import Tensor
+from .common import padding_mask, reject_extra, token_ids
 from .config import GPTConfig
+from .registry import kind_of
 
 
 class GPT(Module):
@@ -42,6 +40,8 @@ class GPT(Module):
         tokenizer: the tokenizer of a Hugging Face checkpoint loaded by
             :meth:`from_pretrained`, else None.
     """
+
+    default_pooling = "last"      # a head reads the last real token: the only one that has seen the whole text
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -78,21 +78,22 @@ class GPT(Module):
         loss = None if targets is None else F.cross_entropy(logits, targets, ignore_index=-100)
         return logits, loss
 
-    def encode(self, idx: Any, attention_mask: Any = None) -> Tensor:
-        """Final hidden states (after ``ln_f``), (B, T) -> (B, T, C).
+    def encode(self, idx: Any, attention_mask: Any = None, **extra: Any) -> Tensor:
+        """Final hidden states (after ``ln_f``), (B, T) -> (B, T, C): the :class:`Backbone` interface.
 
         ``attention_mask`` (B, T), True/1 for real tokens, hides padding keys;
         with right padding (the usual case) causal attention already keeps each
-        real token from seeing the padding after it.
+        real token from seeing the padding after it. No other input is taken.
         """
+        reject_extra(extra, "a GPT backbone")
         ids = token_ids(idx)
         mask = None if attention_mask is None else padding_mask(attention_mask, ids.shape)
         return self._hidden(ids, mask)
 
-    def _hidden(self, idx: Any, mask: Any = None, caches: list[KVCache] | None = None) -> Tensor:
+    def _hidden(self, idx: Any, mask: Any = None, caches: KVCacheStack | None = None) -> Tensor:
         """Embeddings, the blocks and ``ln_f``; with ``caches``, positions continue after the cached ones."""
         b, t = idx.shape
-        offset = caches[0].pos if caches else 0
+        offset = caches.pos if caches is not None else 0
         if offset + t > self.config.block_size:
             raise ValueError(f"sequence length {offset + t} exceeds block_size {self.config.block_size}")
         tok = self.wte(idx)                                             # (B, T) -> (B, T, C)
@@ -102,117 +103,24 @@ class GPT(Module):
             x = block(x, mask, None if caches is None else caches[i])   # (B, T, C) -> (B, T, C)
         return self.ln_f(x)                                             # (B, T, C)
 
-    # ------------------------------------------------------------------ generation
-    def generate(self, idx: Any, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, greedy: bool = False, seed: int | None = None,
-                 stop_token: int | None = None, use_cache: bool = True) -> np.ndarray:
-        """Extend each prompt by up to ``max_new_tokens`` tokens; see :meth:`generate_stream`.
+    # ------------------------------------------------------------------ decoding (tinyllm.decoding.Decoder)
+    def new_cache(self, batch: int) -> KVCacheStack:
+        """Empty keys and values for ``batch`` sequences: one :class:`KVCache` per block, block_size long."""
+        c, w = self.config, self.wte.weight.data
+        return KVCacheStack(KVCache(batch, c.n_head, c.block_size, c.n_embd // c.n_head, w.dtype,
+                                    backend.get_array_module(w)) for _ in range(c.n_layer))
 
-        Returns:
-            (B, T + n) int64 NumPy array: the prompts followed by the n new tokens
-            (n < max_new_tokens only when every sequence produced ``stop_token``).
+    def next_logits(self, idx: Any, cache: KVCacheStack | None = None) -> Any:
+        """Scores (B, V) of the token after ``idx`` (B, T), computed for the last position only.
+
+        With ``cache``, ``idx`` continues the cached positions (their keys and
+        values are appended); inference only (run under ``no_grad``).
+        See :func:`tinyllm.decoding.generate` for the decoding loop.
         """
-        prompt = backend.to_numpy(token_ids(idx))                       # (B, T)
-        new = list(self.generate_stream(prompt, max_new_tokens, temperature, top_k, top_p, greedy, seed,
-                                        stop_token, use_cache))
-        if not new:
-            return prompt.copy()
-        cols = np.asarray(new, dtype=np.int64).reshape(len(new), -1).T  # (n, B) -> (B, n)
-        return np.concatenate([prompt, cols], axis=1)                   # (B, T + n)
-
-    def generate_stream(self, idx: Any, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                        top_p: float | None = None, greedy: bool = False, seed: int | None = None,
-                        stop_token: int | None = None, use_cache: bool = True) -> Iterator[Any]:
-        """Yield new tokens one at a time as they are made: an int when B == 1, else a (B,) array.
-
-        Args:
-            idx: (B, T) prompt token ids. Prompts longer than block_size are cropped to their end.
-            max_new_tokens: how many tokens to add (>= 0).
-            temperature, top_k, top_p, greedy: how to choose each token (``tinyllm.generate.sample_next``).
-            seed: seed a private generator (the same tokens every time); None uses the global seeded one.
-            stop_token: stop once every sequence has produced it (it is included); a sequence that
-                stopped early keeps producing it while the others go on.
-            use_cache: reuse past keys and values (same tokens as without, much faster).
-
-        Runs without recording gradients, in eval mode (dropout off); the model's
-        previous mode is restored before each token is yielded. Arguments are
-        checked at the call, before the first token.
-        """
-        check_sampling_args(temperature, top_k, top_p, greedy)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) \
-                or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-        v = self.config.vocab_size
-        if stop_token is not None and (isinstance(stop_token, bool) or not isinstance(stop_token, numbers.Integral)
-                                       or not 0 <= stop_token < v):
-            raise ValueError(f"stop_token must be a token id in [0, {v}), got {stop_token!r}")
-        tokens = backend.to_numpy(token_ids(idx))                       # (B, T), kept on the host
-        if tokens.min() < 0 or tokens.max() >= v:
-            raise ValueError(f"prompt token ids must be in [0, {v}), got min {tokens.min()}, max {tokens.max()}")
-        rng = np.random.default_rng(seed) if seed is not None else backend.rng(np)
-        sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy)
-        return self._decode(tokens, int(max_new_tokens), sampling, rng, stop_token, use_cache)
-
-    def _decode(self, tokens: np.ndarray, max_new_tokens: int, sampling: dict, rng: np.random.Generator,
-                stop_token: int | None, use_cache: bool) -> Iterator[Any]:
-        b = tokens.shape[0]
-        caches = self._new_caches(b) if use_cache else None
-        done = np.zeros(b, dtype=bool)
-        for _ in range(max_new_tokens):
-            with self._inference():
-                logits = self._next_logits(tokens, caches)              # (B, V)
-            nxt = sample_next(logits, rng=rng, **sampling)              # (B,)
-            if stop_token is not None:
-                nxt = np.where(done, stop_token, nxt)                   # finished rows repeat the stop token
-                done |= nxt == stop_token
-            tokens = np.concatenate([tokens, nxt[:, None]], axis=1)     # (B, T) -> (B, T + 1)
-            yield int(nxt[0]) if b == 1 else nxt
-            if stop_token is not None and done.all():
-                return
-
-    def _next_logits(self, tokens: np.ndarray, caches: list[KVCache] | None) -> Any:
-        """Scores of the token after ``tokens`` (B, T): (B, V), computed for the last position only.
-
-        Without a cache the model reads the last block_size tokens. With one, it
-        reads just the newest token at position ``cache.pos``; on the first step,
-        or when the cache is full (the context slides past block_size and every
-        learned position shifts), the caches restart from the last block_size
-        tokens: the same window the uncached path reads, so the tokens match.
-        """
-        block = self.config.block_size
-        if caches is None:
-            x = self._hidden(backend.asarray(tokens[:, -block:]))                   # (B, T', C)
-        elif caches[0].pos == 0 or caches[0].pos >= block:
-            for cache in caches:
-                cache.reset()
-            x = self._hidden(backend.asarray(tokens[:, -block:]), caches=caches)    # prefill: (B, T', C)
-        else:
-            x = self._hidden(backend.asarray(tokens[:, -1:]), caches=caches)        # one token: (B, 1, C)
+        x = self._hidden(token_ids(idx), caches=cache)                 # (B, T, C)
         return self.lm_head(x[:, -1:, :]).data[:, -1, :]               # (B, 1, C) -> (B, 1, V) -> (B, V)
 
-    def _new_caches(self, batch: int) -> list[KVCache]:
-        c, w = self.config, self.wte.weight.data
-        return [KVCache(batch, c.n_head, c.block_size, c.n_embd // c.n_head, w.dtype, backend.get_array_module(w))
-                for _ in range(c.n_layer)]
-
-    @contextmanager
-    def _inference(self) -> Iterator[None]:
-        """Eval mode and no_grad inside; every module's previous mode restored on exit."""
-        modes = [(m, m.training) for m in self.modules()]
-        self.eval()
-        try:
-            with no_grad():
-                yield
-        finally:
-            for m, mode in modes:
-                m.training = mode
-
-    # ------------------------------------------------------------------ training helpers
-    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                            eps: float = 1e-8) -> Any:
-        """AdamW with two groups: weights with ndim >= 2 decay, biases and LayerNorm gains do not."""
-        return configure_adamw(self, lr, weight_decay, betas, eps)
-
+    # ------------------------------------------------------------------ size
     def num_parameters(self, non_embedding: bool = False, trainable_only: bool = False) -> int:
         """Number of weights (tied ones once). ``non_embedding`` leaves out the position
         embeddings, and the token embeddings too when they are not tied to the output
@@ -239,8 +147,10 @@ class GPT(Module):
         The tokenizer in the directory, if any, is attached as ``model.tokenizer``.
         Nothing is downloaded. See :func:`tinyllm.models.hf.load_pretrained`.
         """
-        from .hf import load_pretrained  # noqa: PLC0415  (hf builds a GPT: import on use)
-        model, tokenizer = load_pretrained(path)
+        kind = kind_of(cls)         # the reader is on the registry record: gpt.py never imports hf.py
+        if kind is None or kind.load_pretrained is None:
+            raise ValueError(f"no Hugging Face reader is registered for {cls.__name__}")
+        model, tokenizer = kind.load_pretrained(path)
         model.tokenizer = tokenizer
         return model
 

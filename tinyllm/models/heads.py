@@ -1,4 +1,4 @@
-"""A sequence classifier: a fresh linear head on a pre-trained GPT or BERT.
+"""A sequence classifier: a fresh linear head on any pre-trained :class:`Backbone` (GPT, BERT).
 
     h      = backbone.encode(x)           (B, T) -> (B, T, C) hidden states
     u      = pool(h)                      (B, T, C) -> (B, C), one vector per sequence:
@@ -21,10 +21,11 @@ from .. import functional as F
 from ..backend import get_array_module
 from ..nn import Dropout, Linear, Module, init
 from ..tensor import Tensor
-from .bert import BERT
-from .common import configure_adamw, padding_mask, token_ids
+from .backbone import check_backbone
+from .common import padding_mask, token_ids
 from .embedding import mean_pool
-from .gpt import GPT
+from .registry import get as get_kind
+from .registry import kind_of
 
 POOLINGS = ("cls", "last", "mean", "pooler")
 
@@ -33,9 +34,11 @@ class SequenceClassifier(Module):
     """Classify whole sequences with a pre-trained backbone and a new linear head ``classifier``.
 
     Args:
-        backbone: a :class:`GPT` or :class:`BERT` (its weights usually loaded from a checkpoint).
+        backbone: a :class:`~tinyllm.models.Backbone` such as a GPT or a BERT (its weights
+            usually loaded from a checkpoint).
         num_classes: number of labels K (>= 2).
-        pooling: one of ``POOLINGS``; default "last" for GPT, "cls" for BERT.
+        pooling: one of ``POOLINGS``; default the backbone's ``default_pooling``
+            ("last" for GPT, "cls" for BERT).
         freeze_backbone: train the head only.
         dropout: on the pooled vector; default the backbone's dropout.
     """
@@ -43,15 +46,12 @@ class SequenceClassifier(Module):
     def __init__(self, backbone: Module, num_classes: int, pooling: str | None = None,
                  freeze_backbone: bool = False, dropout: float | None = None) -> None:
         super().__init__()
-        if isinstance(backbone, GPT):
-            kind = "gpt"
-        elif isinstance(backbone, BERT):
-            kind = "bert"
-        else:
-            raise TypeError(f"the backbone must be a GPT or a BERT, got {type(backbone).__name__}")
+        check_backbone(backbone)
+        known = kind_of(backbone)
+        kind = known.name if known else type(backbone).__name__
         if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-        pooling = pooling or ("last" if kind == "gpt" else "cls")
+        pooling = pooling or backbone.default_pooling
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         c = backbone.config.n_embd
@@ -74,8 +74,7 @@ class SequenceClassifier(Module):
                             pooling: str | None = None, freeze_backbone: bool = False) -> "SequenceClassifier":
         """Build a ``kind`` backbone from its config dict, load a checkpoint's weights into it
         (strictly: every name must match), and put a fresh head on it."""
-        from . import build_model  # noqa: PLC0415  (the registry lives in the package __init__)
-        backbone = build_model(kind, config)
+        backbone = get_kind(kind).build(config)
         backbone.load_state_dict(state_dict, strict=True)
         return cls(backbone, num_classes, pooling, freeze_backbone)
 
@@ -99,24 +98,15 @@ class SequenceClassifier(Module):
         """Class scores (B, num_classes) and, with ``labels`` (B,) in [0, K), the mean cross-entropy.
 
         ``attention_mask`` (B, T): True/1 for real tokens, False/0 for padding.
-        ``segment_ids`` (BERT only): sentence A/B ids for pair tasks.
+        ``segment_ids`` (a backbone that takes them, such as BERT): sentence A/B ids for pair tasks.
         """
         ids = token_ids(idx)
-        if self.kind == "bert":
-            h = self.backbone.encode(ids, attention_mask, segment_ids)    # (B, T) -> (B, T, C)
-        else:
-            if segment_ids is not None:
-                raise ValueError("segment_ids are for a BERT backbone; this one is a GPT")
-            h = self.backbone.encode(ids, attention_mask)                 # (B, T) -> (B, T, C)
+        extra = {} if segment_ids is None else {"segment_ids": segment_ids}
+        h = self.backbone.encode(ids, attention_mask, **extra)            # (B, T) -> (B, T, C)
         u = self.pool(h, attention_mask)                                  # (B, T, C) -> (B, C)
         logits = self.classifier(self.drop(u))                            # (B, C) -> (B, K)
         loss = None if labels is None else F.cross_entropy(logits, labels)
         return logits, loss
-
-    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                            eps: float = 1e-8) -> Any:
-        """AdamW over the trainable parameters (the head only when the backbone is frozen)."""
-        return configure_adamw(self, lr, weight_decay, betas, eps)
 
     def extra_repr(self) -> str:
         return f"{self.kind}, num_classes={self.num_classes}, pooling={self.pooling!r}, " \

@@ -23,7 +23,7 @@ from .. import functional as F
 from ..backend import get_array_module
 from ..nn import Dropout, Linear, Module, init
 from ..tensor import Tensor
-from .common import configure_adamw, padding_mask, token_ids
+from .common import padding_mask, token_ids
 
 IGNORE = -100
 
@@ -183,11 +183,6 @@ class SpanExtractor(Module):
             start, end = start.masked_fill(pad, -1e9), end.masked_fill(pad, -1e9)
         loss = (F.cross_entropy(start, sp, ignore_index=IGNORE) + F.cross_entropy(end, ep, ignore_index=IGNORE)) / 2
         return (logits[:, :, 0], logits[:, :, 1]), loss
-
-    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                            eps: float = 1e-8) -> Any:
-        """AdamW over the trainable parameters."""
-        return configure_adamw(self, lr, weight_decay, betas, eps)
 
     def extra_repr(self) -> str:
         return f"freeze_backbone={self.freeze_backbone}"

@@ -26,7 +26,7 @@ from .. import functional as F
 from ..backend import get_array_module, to_numpy
 from ..nn import Dropout, Linear, Module, init
 from ..tensor import Tensor
-from .common import configure_adamw, padding_mask, token_ids
+from .common import padding_mask, token_ids
 from .crf import CRF
 
 IGNORE = -100
@@ -138,11 +138,6 @@ class TokenClassifier(Module):
         path, _ = self.crf.decode(words, mask)
         path = to_numpy(path)
         return [path[i, :int(starts[i].sum())].tolist() for i in range(b)]
-
-    def configure_optimizer(self, lr: float, weight_decay: float, betas: tuple = (0.9, 0.95),
-                            eps: float = 1e-8) -> Any:
-        """AdamW over the trainable parameters (the head only when the backbone is frozen)."""
-        return configure_adamw(self, lr, weight_decay, betas, eps)
 
     def extra_repr(self) -> str:
         return f"num_tags={self.num_tags}, crf={self.use_crf}, freeze_backbone={self.freeze_backbone}"

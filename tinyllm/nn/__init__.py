@@ -17,3 +17,6 @@ __all__ = [
     "Sequential", "SinusoidalPositionalEncoding", "TransformerBlock", "functional_call", "init", "linear",
     "self_attention",
 ]
+from .attention import CrossAttention, KVCacheStack, MemoryKV  # noqa: E402  (cross-attention, decoding caches)
+
+__all__ += ["CrossAttention", "KVCacheStack", "MemoryKV"]

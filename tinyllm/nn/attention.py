@@ -13,61 +13,15 @@ so there is no Python loop over heads and no per-head op.
 """
 from __future__ import annotations
 
-import math
-from typing import Any
-
+from typing import Any, Iterable
 
 from .. import backend
 from ..backend import get_array_module
-from ..functional import Attention, attention
-from ..tensor import Function, Tensor, is_grad_enabled
+from ..functional import attention
+from ..functional.self_attention import SelfAttentionFunction, self_attention  # noqa: F401  (nn's names)
+from ..tensor import Tensor, is_grad_enabled
 from .layers import Dropout, Linear
 from .module import Module
-
-
-class SelfAttentionFunction(Function):
-    """(B, T, 3C) packed q|k|v -> (B, T, C): split heads, scaled dot-product attention, merge heads.
-
-    The math (and its backward) is :class:`tinyllm.functional.Attention`, which
-    on the CPU also skips the causal mask's all-masked scores
-    (:func:`tinyllm.functional.attention.query_spans`); this node only
-    reshapes around it: forward views qkv as (3, B, nh, T, hs), and backward
-    packs dQ, dK, dV into one (B, T, 3C) gradient.
-    """
-
-    def forward(self, qkv, n_head=1, causal=False, mask=None, dropout_p=0.0, weights_out=None):
-        xp = get_array_module(qkv)
-        b, t, c3 = qkv.shape
-        hs = c3 // (3 * n_head)
-        self.shape = (b, t, n_head, hs)
-        q, k, v = qkv.reshape(b, t, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # each (B, nh, T, hs)
-        self.core = Attention.__new__(Attention)
-        self.core.needs_grad = (True, True, True)
-        y = self.core.forward(q, k, v, scale=1.0 / math.sqrt(hs), causal=causal, mask=mask,
-                              dropout_p=dropout_p, weights_out=weights_out)   # (B, nh, T, hs)
-        return xp.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(b, t, n_head * hs)   # (B, T, C)
-
-    def backward(self, g):
-        b, t, nh, hs = self.shape
-        gy = g.reshape(b, t, nh, hs).transpose(0, 2, 1, 3)                     # (B, nh, T, hs)
-        dqkv = get_array_module(g).empty((b, t, 3, nh, hs), dtype=g.dtype)
-        for d, grad in zip(dqkv.transpose(2, 0, 3, 1, 4), self.core.backward(gy)):
-            d[...] = grad
-        return (dqkv.reshape(b, t, 3 * nh * hs),)
-
-
-def self_attention(qkv: Tensor, n_head: int, causal: bool = False, mask: Any = None,
-                   dropout_p: float = 0.0, weights_out: list | None = None) -> Tensor:
-    """Multi-head attention of packed ``qkv`` (B, T, 3C) with itself -> (B, T, C).
-
-    ``mask``: boolean, broadcastable to (B, nh, T, T), True where attending is allowed.
-    """
-    if qkv.shape[-1] % (3 * n_head):
-        raise ValueError(f"qkv width {qkv.shape[-1]} is not 3 * n_head ({n_head}) * head size")
-    if mask is not None:
-        mask = get_array_module(qkv.data).asarray(mask.data if isinstance(mask, Tensor) else mask, dtype=bool)
-    return SelfAttentionFunction.apply(qkv, n_head=n_head, causal=causal, mask=mask,
-                                       dropout_p=dropout_p, weights_out=weights_out)
 
 
 class KVCache:
@@ -95,6 +49,30 @@ class KVCache:
 
     def reset(self) -> None:
         self.pos = 0
+
+
+class KVCacheStack:
+    """One :class:`KVCache` per layer of a decoder, advancing together (``stack[i]`` is layer i's)."""
+
+    def __init__(self, caches: Iterable[KVCache]) -> None:
+        self.layers = list(caches)
+        if not self.layers:
+            raise ValueError("a KVCacheStack needs at least one layer's cache")
+
+    @property
+    def pos(self) -> int:
+        """Positions held (the same in every layer)."""
+        return self.layers[0].pos
+
+    def reset(self) -> None:
+        for cache in self.layers:
+            cache.reset()
+
+    def __getitem__(self, i: int) -> KVCache:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
 
 
 class MultiHeadAttention(Module):
@@ -156,3 +134,110 @@ class MultiHeadAttention(Module):
 
     def extra_repr(self) -> str:
         return f"n_embd={self.n_embd}, n_head={self.n_head}, causal={self.causal}"
+
+
+class MemoryKV:
+    """The keys and values of a memory (an encoder's output) for :class:`CrossAttention`.
+
+    The memory does not change while a target sequence is decoded, so its keys
+    and values are projected once per source and reused at every step:
+    ``k``, ``v`` are (B, nh, Tk, hs) arrays, None until the first call fills them.
+    """
+
+    def __init__(self) -> None:
+        self.k: Any = None
+        self.v: Any = None
+
+    @property
+    def filled(self) -> bool:
+        return self.k is not None
+
+    def reset(self) -> None:
+        self.k = self.v = None
+
+
+class CrossAttention(Module):
+    """Multi-head attention of queries from ``x`` over keys and values from ``memory``.
+
+    For x (B, Tq, C), memory (B, Tk, C) and n_head heads of size hs = C / n_head:
+
+        Q      = x W_q^T + b_q                              (B, Tq, C) -> (B, nh, Tq, hs)
+        K | V  = memory W_kv^T + b_kv                       (B, Tk, C) -> 2 x (B, nh, Tk, hs)
+        head_h = softmax(Q_h K_h^T / sqrt(hs) + M) V_h      (B, nh, Tq, hs)
+        Y      = concat_h(head_h) W_proj^T + b_proj         (B, Tq, C)
+
+    M hides the memory's padding (``memory_mask``); nothing is causal, every
+    query sees every real memory position. The attention itself is the fused
+    :func:`tinyllm.functional.attention` op, with its closed-form backward
+    for Q, K and V. (Self-attention, where Q, K and V all come from x, keeps
+    its packed fast path in :class:`MultiHeadAttention`.)
+
+    Args:
+        n_embd: model width C (divisible by n_head); the memory has the same width.
+        n_head: number of heads.
+        bias: biases in the projections.
+        dropout: on the attention weights and on the output.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, bias: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        if n_embd % n_head:
+            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        self.n_embd, self.n_head, self.dropout = n_embd, n_head, dropout
+        self.q_proj = Linear(n_embd, n_embd, bias)
+        self.kv_proj = Linear(n_embd, 2 * n_embd, bias)          # K and V of the memory in one matmul
+        self.c_proj = Linear(n_embd, n_embd, bias)
+        self.resid_dropout = Dropout(dropout)
+
+    def _heads(self, t: Tensor) -> Tensor:
+        b, n, _ = t.shape
+        hs = self.n_embd // self.n_head
+        return t.reshape(b, n, self.n_head, hs).permute(0, 2, 1, 3)         # (B, n, C) -> (B, nh, n, hs)
+
+    def memory_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """The memory's keys and values, each (B, nh, Tk, hs)."""
+        if memory.ndim != 3 or memory.shape[-1] != self.n_embd:
+            raise ValueError(f"memory must have shape (B, Tk, {self.n_embd}), got {tuple(memory.shape)}")
+        k, v = self.kv_proj(memory).split(self.n_embd, axis=-1)             # (B, Tk, 2C) -> 2 x (B, Tk, C)
+        return self._heads(k), self._heads(v)                               # 2 x (B, nh, Tk, hs)
+
+    def forward(self, x: Tensor, memory: Tensor | None = None, memory_mask: Any = None,
+                cache: MemoryKV | None = None, return_weights: bool = False) -> Any:
+        """Attend from ``x`` (B, Tq, C) over ``memory`` (B, Tk, C).
+
+        Args:
+            memory_mask: (B, Tk) boolean, True for real memory positions, False for padding.
+            cache: a :class:`MemoryKV`; the first call fills it from ``memory``, later
+                calls reuse it and need no memory (inference only: records no gradient).
+            return_weights: also return the attention weights (B, nh, Tq, Tk).
+        """
+        b, tq, _ = x.shape
+        if cache is not None and cache.filled:
+            k, v = Tensor._wrap(cache.k), Tensor._wrap(cache.v)
+        else:
+            if memory is None:
+                raise ValueError("cross-attention needs a memory (or a filled MemoryKV cache)")
+            if memory.shape[0] != b:
+                raise ValueError(f"memory has batch size {memory.shape[0]}, the queries {b}")
+            k, v = self.memory_kv(memory)                                   # 2 x (B, nh, Tk, hs)
+            if cache is not None:
+                if is_grad_enabled() and (k.requires_grad or x.requires_grad):
+                    raise RuntimeError("the memory cache is for inference: run it under tinyllm.no_grad()")
+                cache.k, cache.v = k.data, v.data
+        mask = None
+        if memory_mask is not None:
+            pm = memory_mask.data if isinstance(memory_mask, Tensor) else memory_mask
+            pm = get_array_module(x.data).asarray(pm, dtype=bool)
+            if pm.shape != (b, k.shape[2]):
+                raise ValueError(f"memory_mask must have shape {(b, k.shape[2])}, got {tuple(pm.shape)}")
+            mask = pm[:, None, None, :]                                     # (B, 1, 1, Tk)
+        p = self.dropout if self.training else 0.0
+        weights: list | None = [] if return_weights else None
+        q = self._heads(self.q_proj(x))                                     # (B, Tq, C) -> (B, nh, Tq, hs)
+        y = attention(q, k, v, mask=mask, dropout_p=p, weights_out=weights)  # (B, nh, Tq, hs)
+        y = y.permute(0, 2, 1, 3).reshape(b, tq, self.n_embd)              # (B, nh, Tq, hs) -> (B, Tq, C)
+        y = self.resid_dropout(self.c_proj(y))                              # (B, Tq, C)
+        return (y, Tensor._wrap(weights[0])) if return_weights else y
+
+    def extra_repr(self) -> str:
+        return f"n_embd={self.n_embd}, n_head={self.n_head}"

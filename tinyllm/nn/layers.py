@@ -9,43 +9,16 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from .. import cuda_kernels as K
 from .. import functional as F
 from ..backend import get_array_module
-from ..tensor import Function, Tensor
+from ..functional.linear import LinearFunction, linear  # noqa: F401  (nn's names)
+from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
 
 
 def _empty(*shape: int) -> Parameter:
     return Parameter(backend.xp().zeros(shape, dtype=backend.get_default_dtype()))
-
-
-class LinearFunction(Function):
-    """y = x W^T + b as one node (x: (..., in), W: (out, in), b: (out,)).
-    dx = g W,   dW = g^T x (summed over all leading axes),   db = sum of g over leading axes."""
-
-    def forward(self, x, w, b=None):
-        self.x, self.w, self.has_bias = x, w, b is not None
-        x2 = x.reshape(-1, x.shape[-1])                               # (N, in)
-        y = x2 @ w.T                                                  # (N, out)
-        if b is not None:
-            y += b
-        return y.reshape(*x.shape[:-1], w.shape[0])
-
-    def backward(self, g):
-        g2 = g.reshape(-1, g.shape[-1])                               # (N, out)
-        dx = (g2 @ self.w).reshape(self.x.shape) if self.needs_grad[0] else None
-        dw = g2.T @ self.x.reshape(-1, self.x.shape[-1]) if self.needs_grad[1] else None
-        if not self.has_bias:
-            return dx, dw
-        db = (K.column_sum(g2) if K.supported(g2) else g2.sum(axis=0)) if self.needs_grad[2] else None
-        return dx, dw, db
-
-
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """Affine map ``x @ weight.T + bias`` (PyTorch's weight layout: (out_features, in_features))."""
-    return LinearFunction.apply(x, weight, bias) if bias is not None else LinearFunction.apply(x, weight)
 
 
 class Linear(Module):

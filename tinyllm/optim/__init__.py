@@ -14,9 +14,14 @@ A training step::
     optimizer.set_lr(schedule(it))
     optimizer.step()
     optimizer.zero_grad()
+
+Data-parallel training reaches the gradients through ``optimizer.grad_buffers()``
+(one flat array per parameter group, synced with every ``p.grad``): one
+all-reduce of each, in place, between backward and ``step()``.
 """
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_
+from .groups import configure_adamw, decay_groups
 from .optimizer import Optimizer
 from .schedules import (SCHEDULES, Constant, LinearWarmup, Schedule, WarmupCosine, WarmupLinear,
                         make_schedule)

@@ -4,11 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-import numpy as np
-
-from .. import cpu_kernels, cuda_kernels
+from .. import kernels
 from ..backend import get_array_module
-from ..functional.rows import kernel_rows
 from .optimizer import Optimizer, _nonnegative, _real
 
 
@@ -58,43 +55,30 @@ class Adam(Optimizer):
     def update_one(self, param: Any, grad: Any, state: dict, step: int, group: dict) -> None:
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        xp = get_array_module(param)
-        if cuda_kernels.supported(param, grad, m, v):                 # the GPU: one fused kernel
-            cuda_kernels.adam_update_(param, grad, m, v, lr=lr, b1=b1, b2=b2, eps=eps, wd=wd,
-                                      decoupled=self.decoupled, step=step)
-            return
-        coupled = wd != 0 and not self.decoupled
-        if cpu_kernels.supported(param, grad, m, v):                  # the CPU: one compiled loop
-            f = np.float32
-            consts = (f(1.0 - lr * wd) if self.decoupled else f(1.0), f(wd) if coupled else f(0.0),
-                      f(b1), f(1.0 - b1), f(b2), f(1.0 - b2), f(math.sqrt(1.0 - b2 ** step)), f(eps),
-                      f(-lr / (1.0 - b1 ** step)))
-            kernel_rows(lambda r: cpu_kernels.kernels().adam_update_(param[r], grad[r], m[r], v[r], *consts),
-                        param.size, param.size, 0.6)
-            return
-        tmp, *rest = self._scratch(param, 2 if coupled else 1)
-        if wd != 0 and self.decoupled:
-            param *= 1.0 - lr * wd                       # p = p (1 - lr λ)          (AdamW)
-        if coupled:
-            g = rest[0]
-            xp.multiply(param, wd, out=g)
-            g += grad                                    # g = g + λ p               (Adam)
-        else:
-            g = grad
+        impl = kernels.select("adam", param, grad, m, v, reference=AdamReference)
+        impl.update_(param, grad, m, v, lr=lr, b1=b1, b2=b2, eps=eps, wd=wd, decoupled=self.decoupled, step=step)
+
+
+class AdamReference:
+    """One Adam(W) step on flat buffers, in place: the formula, for NumPy and CuPy alike.
+
+    The kernels (``kernels/cpu/adam.py``, ``kernels/cuda/adam.py``) round every
+    operation in this order, so the float32 CPU kernel gives these weights bit
+    for bit (and a resumed run is exact whichever ran)."""
+
+    def update_(self, p: Any, g: Any, m: Any, v: Any, *, lr: float, b1: float, b2: float, eps: float,
+                wd: float, decoupled: bool, step: int) -> None:
+        if wd != 0 and decoupled:
+            p *= 1.0 - lr * wd                           # p = p (1 - lr λ)          (AdamW)
+        if wd != 0 and not decoupled:
+            g = p * wd + g                               # g = g + λ p               (Adam)
         m *= b1
-        xp.multiply(g, 1.0 - b1, out=tmp)
-        m += tmp                                         # m = β1 m + (1 - β1) g
+        m += g * (1.0 - b1)                              # m = β1 m + (1 - β1) g
         v *= b2
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1.0 - b2
-        v += tmp                                         # v = β2 v + (1 - β2) g²
+        v += g * g * (1.0 - b2)                          # v = β2 v + (1 - β2) g²
         bias1, bias2 = 1.0 - b1 ** step, 1.0 - b2 ** step
-        xp.sqrt(v, out=tmp)
-        tmp /= math.sqrt(bias2)
-        tmp += eps                                       # sqrt(v̂) + ε
-        xp.divide(m, tmp, out=tmp)
-        tmp *= -lr / bias1
-        param += tmp                                     # p = p - lr m̂ / (sqrt(v̂) + ε)
+        denom = get_array_module(p).sqrt(v) / math.sqrt(bias2) + eps           # sqrt(v̂) + ε
+        p += m / denom * (-lr / bias1)                   # p = p - lr m̂ / (sqrt(v̂) + ε)
 
 
 class AdamW(Adam):

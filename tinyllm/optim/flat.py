@@ -117,6 +117,11 @@ class FlatGroup:
             has_grad.append(True)
         return has_grad
 
+    def bind_grad(self, i: int) -> None:
+        """Give parameter ``i`` its view of the gradient buffer as ``p.grad`` (its values as they are)."""
+        self.params[i].grad = self.grad_views[i]
+        self.bound[i] = True
+
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Zero the gradient buffer in one call.
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..backend import get_array_module, to_numpy
 from ..tensor import Tensor
+from .clip import clip_arrays_
 from .flat import FlatGroup, check_no_shared_memory
 
 _GROUP_EXTRAS = ("lr_scale", "name")  # group keys besides "params" and the hyperparameters
@@ -202,35 +203,64 @@ class Optimizer:
     def clip_grad_norm_(self, max_norm: float, sync: bool = True) -> Any:
         """Scale all gradients so their global L2 norm is at most ``max_norm``; return the norm.
 
-        ``norm = sqrt(sum over all gradient entries of g²)``; when
-        ``c = max_norm / (norm + 1e-6) < 1`` every gradient is multiplied by ``c``
-        (torch's rule). Works on the flat buffers: one dot and one scale per group.
-        A non-finite norm is returned with the gradients left untouched.
-
-        On the GPU, ``sync=False`` keeps the whole computation there and returns
-        the norm as a 0-d device array, so the CPU does not wait for the GPU
-        (the training loop reads it later); the default returns a float.
+        :func:`tinyllm.optim.clip.clip_grad_norm_` (the rule, torch's) applied to the
+        flat gradient buffers: one dot and one scale per group. On the GPU,
+        ``sync=False`` keeps the whole computation there and returns the norm as
+        a 0-d device array, so the CPU does not wait for the GPU (the training
+        loop reads it later); the default returns a float.
         """
-        max_norm = _real(max_norm, "max_norm", "clip_grad_norm_")
-        if max_norm <= 0:
-            raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
+        return clip_arrays_(self.grad_buffers(), max_norm, sync)
+
+    # ------------------------------------------------------------------ distributed seams
+    def grad_buffers(self) -> list:
+        """The flat gradient buffers, one 1-D array per param group, synced with ``p.grad``.
+
+        Gradients assigned from outside (a fresh array from backward after
+        ``zero_grad(set_to_none=True)``) are first copied in and every ``p.grad``
+        is rebound to its view, so each buffer holds exactly the group's
+        gradients and the slices of parameters without one are zero. The
+        buffers may then be changed *in place*, for example by one all-reduce
+        per group in data-parallel training: ``p.grad`` (views) and the next
+        :meth:`step` see the new values. Between this call and :meth:`step`
+        the gradients must not be re-assigned (``p.grad = ...``), or the
+        assigned arrays replace the buffer's values.
+        """
         for flat in self._flat:
             flat.sync()
-        flats = [f for f in self._flat if f.size]
-        if all(f.xp is np for f in flats):
-            norm = math.sqrt(sum(float(f.xp.dot(f.grad, f.grad)) for f in self._flat))
-            coef = max_norm / (norm + 1e-6)
-            if coef < 1.0 and math.isfinite(norm):
-                for flat in self._flat:
-                    flat.grad *= coef
-            return norm
-        xp = flats[0].xp                                        # the GPU: no value leaves the device
-        norm = xp.sqrt(sum(xp.dot(f.grad, f.grad).astype(np.float64) for f in flats))
-        coef = max_norm / (norm + 1e-6)
-        coef = xp.where(xp.isfinite(norm) & (coef < 1.0), coef, 1.0)
-        for flat in flats:
-            flat.grad *= coef.astype(flat.dtype)
-        return float(norm) if sync else norm
+        return [flat.grad for flat in self._flat]
+
+    def grad_mask(self) -> np.ndarray:
+        """Per parameter (all groups, in buffer order), 1 if it has a gradient, else 0 (uint8)."""
+        return np.asarray([p.grad is not None for f in self._flat for p in f.params], dtype=np.uint8)
+
+    def bind_grads(self, mask: Any) -> None:
+        """Give each parameter with ``mask`` set and no gradient its (zero) view of the buffer.
+
+        After an all-reduce, a parameter that had no gradient here but had one on
+        another process must be updated like everywhere else; call this with the
+        reduced :meth:`grad_mask` (nonzero: some process had a gradient).
+        """
+        mask = np.asarray(mask).reshape(-1)
+        total = sum(len(f.params) for f in self._flat)
+        if mask.size != total:
+            raise ValueError(f"bind_grads: mask has {mask.size} entries, the optimizer has {total} parameters")
+        k = 0
+        for flat in self._flat:
+            for i, p in enumerate(flat.params):
+                if mask[k] and p.grad is None:
+                    flat.bind_grad(i)
+                k += 1
+
+    def param_buffers(self) -> list:
+        """The flat parameter buffers (one per group) and the optimizer's state buffers, in a fixed order.
+
+        Weights assigned from outside are synced in first. Writing into the
+        buffers in place (a broadcast from rank 0) changes the parameters and the
+        moments; the step counts travel separately, as :meth:`step_counts`.
+        """
+        for flat in self._flat:
+            flat.sync()
+        return [f.param for f in self._flat] + [buf for st in self.state for _, buf in sorted(st.items())]
 
     def state_of(self, p: Tensor) -> dict:
         """The optimizer state of one parameter: views of its moments, shaped like it, and its step."""
@@ -242,6 +272,20 @@ class Optimizer:
         out = {name: buf[a:b].reshape(shape) for name, buf in self.state[gi].items()}
         out["step"] = self._steps[gi][i]
         return out
+
+    def step_counts(self) -> np.ndarray:
+        """``[step_count, per-parameter step counts of every group...]`` as one int64 array."""
+        return np.asarray([self.step_count] + [t for steps in self._steps for t in steps], dtype=np.int64)
+
+    def set_step_counts(self, counts: Any) -> None:
+        """Restore what :meth:`step_counts` returned (e.g. after broadcasting it)."""
+        counts = [int(c) for c in np.asarray(counts).reshape(-1)]
+        if len(counts) != 1 + sum(len(s) for s in self._steps) or min(counts) < 0:
+            raise ValueError("set_step_counts: the counts do not fit this optimizer's parameters")
+        self.step_count, k = counts[0], 1
+        for steps in self._steps:
+            steps[:] = counts[k:k + len(steps)]
+            k += len(steps)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:

@@ -10,7 +10,6 @@ Reading order:
 * ``finetune.py``  - ``tinyllm finetune``: a classifier head, or LM training on prompt/response pairs
 * ``restore.py``   - a model and tokenizer rebuilt from a checkpoint, checked
 * ``evaluate.py``  - loss/perplexity and accuracy/confusion matrix on a data file
-* ``sampling.py``  - streaming sampled tokens to text
 """
 from .config import PRESETS, TrainConfig, read_config_file, resolve
 from .loop import Trainer, TrainingDiverged, TrainingInterrupted, TrainResult

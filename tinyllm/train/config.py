@@ -46,7 +46,8 @@ class TrainConfig:
     """Everything a training run needs besides the model weights; saved in every checkpoint.
 
     Model shape (None: taken from the preset):
-        model: "gpt" (next-token prediction) or "bert" (masked-language modelling).
+        model: a registered model kind (``tinyllm.models.registry.names()``): "gpt"
+            (next-token prediction) or "bert" (masked-language modelling).
         n_layer, n_head, n_embd, block_size, dropout: the Transformer's sizes.
     Data:
         data: a text file, a directory of .txt files, a .bin token file, or a
@@ -97,7 +98,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError with one line naming the first bad setting."""
-        _choice("model", self.model, ("gpt", "bert"))
+        from ..models import registry  # noqa: PLC0415  (the models load when settings are checked)
+        _choice("model", self.model, tuple(registry.names()))
         _choice("preset", self.preset, tuple(PRESETS))
         _choice("backend", self.backend, ("numpy", "cupy"))
         _choice("dtype", self.dtype, ("float32", "float64"))

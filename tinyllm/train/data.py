@@ -11,6 +11,16 @@ arguments (``model(**batch) -> (logits, loss)``), and ``state_dict()`` /
 
 Validation sets are lists of such dicts, made once, the same at every
 evaluation so that validation losses are comparable.
+
+**Sharding.** Every source takes ``shard=(rank, world)`` (default ``(0, 1)``).
+The ``world`` ranks of a data-parallel run all read the same global stream of
+micro-batches and rank ``r`` keeps micro-batch ``r`` of each consecutive
+``world``: call ``k`` of ``next()`` on rank ``r`` returns micro-batch
+``k * world + r`` of the single-process stream. So ``world`` ranks each
+accumulating ``a`` micro-batches per step see exactly the micro-batches of one
+process accumulating ``a * world`` (the same computation, summed in another
+order), and the saved position, the same on every rank, is a position in the
+global stream: a run resumes on any number of ranks.
 """
 from __future__ import annotations
 
@@ -127,14 +137,40 @@ def load_lm_data(cfg: TrainConfig, tokenizer: Tokenizer | None = None) -> LMData
     return LMData(tokenizer, train, val, description)
 
 
+def check_shard(shard: Any) -> tuple[int, int]:
+    """``shard`` as ``(rank, world)`` ints with ``0 <= rank < world``, or a ValueError."""
+    try:
+        rank, world = shard
+    except (TypeError, ValueError):
+        raise ValueError(f"shard must be a pair (rank, world), got {shard!r}") from None
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in (rank, world)):
+        raise ValueError(f"shard must hold two integers, got {shard!r}")
+    if not 0 <= rank < world:
+        raise ValueError(f"shard (rank {rank}, world {world}) needs 0 <= rank < world")
+    return int(rank), int(world)
+
+
+def _own_draw(draw: Any, shard: tuple[int, int]) -> Batch:
+    """Draw ``world`` consecutive micro-batches with ``draw()``; keep this rank's."""
+    rank, world = shard
+    out = None
+    for i in range(world):
+        batch = draw()
+        if i == rank:
+            out = batch
+    return out
+
+
 class LMSource:
     """Next-token batches ``{"idx": x, "targets": y}`` (B, T) from random windows (GPT)."""
 
-    def __init__(self, tokens: Any, block_size: int, batch_size: int, seed: int) -> None:
+    def __init__(self, tokens: Any, block_size: int, batch_size: int, seed: int,
+                 shard: tuple[int, int] = (0, 1)) -> None:
         self.batcher = LMBatcher(tokens, block_size, batch_size, seed)
+        self.shard = check_shard(shard)
 
     def next(self) -> Batch:
-        x, y = self.batcher.next()
+        x, y = _own_draw(self.batcher.next, self.shard)
         return {"idx": x, "targets": y}
 
     def state_dict(self) -> dict:
@@ -159,16 +195,20 @@ class MLMSource:
     """
 
     def __init__(self, tokens: Any, block_size: int, batch_size: int, seed: int, tokenizer: Tokenizer,
-                 prob: float) -> None:
+                 prob: float, shard: tuple[int, int] = (0, 1)) -> None:
         if tokenizer.mask_id is None:
             raise DataError("the tokenizer has no [MASK] token, which masked-LM training needs")
         self.batcher = LMBatcher(tokens, block_size, batch_size, seed)
         self.rng = np.random.default_rng([seed, 1])
         self.tokenizer, self.prob = tokenizer, prob
+        self.shard = check_shard(shard)
+
+    def _draw(self) -> Batch:
+        x, _ = self.batcher.next()
+        return _mlm(x, self.tokenizer, self.rng, self.prob)    # every rank masks every batch: same rng
 
     def next(self) -> Batch:
-        x, _ = self.batcher.next()
-        return _mlm(x, self.tokenizer, self.rng, self.prob)
+        return _own_draw(self._draw, self.shard)
 
     def state_dict(self) -> dict:
         return {"batcher": self.batcher.state_dict(), "mask_rng": self.rng.bit_generator.state}
@@ -200,8 +240,9 @@ class ExampleSource:
     so the position (epoch, offset) is all the state there is.
     """
 
-    def __init__(self, arrays: Batch, batch_size: int, seed: int) -> None:
+    def __init__(self, arrays: Batch, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)) -> None:
         self.arrays = arrays
+        self.shard = check_shard(shard)
         self.n = len(next(iter(arrays.values())))
         if self.n == 0:
             raise DataError("no training examples")
@@ -213,12 +254,16 @@ class ExampleSource:
     def _permutation(self) -> np.ndarray:
         return np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
 
-    def next(self) -> Batch:
+    def _rows(self) -> np.ndarray:
         if self.offset + self.batch_size > self.n:          # the rest of an epoch is dropped: equal batches
             self.epoch, self.offset = self.epoch + 1, 0
             self._order = self._permutation()
         rows = self._order[self.offset:self.offset + self.batch_size]
         self.offset += self.batch_size
+        return rows
+
+    def next(self) -> Batch:
+        rows = _own_draw(self._rows, self.shard)             # only this rank's rows are gathered
         return {k: v[rows] for k, v in self.arrays.items()}
 
     def state_dict(self) -> dict:

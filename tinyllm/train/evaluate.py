@@ -53,8 +53,11 @@ def _lm_ids(restored: Restored, data: str) -> Any:
 @no_grad()
 def evaluate_lm(restored: Restored, data: str, batch_size: int = 16, max_batches: int | None = None,
                 seed: int = 0) -> LMReport:
-    """Loss, perplexity and token accuracy of a GPT or BERT checkpoint on ``data``."""
+    """Loss, perplexity and token accuracy of a language model (next-token or masked-LM) on ``data``."""
+    from ..models import registry  # noqa: PLC0415
+
     model = restored.model
+    masked = registry.get(restored.kind).objective == "masked-lm"
     block = model.config.block_size
     ids = _lm_ids(restored, data)
     check_enough_tokens(len(ids), block, f"data '{data}'")
@@ -63,7 +66,7 @@ def evaluate_lm(restored: Restored, data: str, batch_size: int = 16, max_batches
     for i, (x, y) in enumerate(eval_batches(ids, block, batch_size, n_batches=None)):
         if max_batches is not None and i >= max_batches:
             break
-        batch = _mlm(x, restored.tokenizer, rng, 0.15) if restored.kind == "bert" else {"idx": x, "targets": y}
+        batch = _mlm(x, restored.tokenizer, rng, 0.15) if masked else {"idx": x, "targets": y}
         logits, loss = model(**{k: backend.asarray(v) for k, v in batch.items()})
         valid = batch["targets"] != -100
         n = int(valid.sum())

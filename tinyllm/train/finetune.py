@@ -3,10 +3,10 @@
 Two tasks:
 
 * ``classify`` - a :class:`~tinyllm.models.SequenceClassifier`: the checkpoint's
-  GPT or BERT as the backbone, a new linear head on top, trained with
+  model (GPT, BERT, any registered kind) as the backbone, a new linear head on top, trained with
   cross-entropy on labeled text (CSV/TSV/JSONL). ``freeze_backbone`` trains the
   head alone (a linear probe). Reports validation accuracy.
-* ``lm`` - the checkpoint's GPT keeps training as a language model on
+* ``lm`` - the checkpoint's model (a kind that can generate: GPT) keeps training as a language model on
   prompt/response pairs (JSONL), with the loss on the response tokens only
   (prompt targets are -100). Reports validation loss.
 
@@ -22,8 +22,10 @@ from typing import Any
 from .. import __version__
 from ..checkpoint import CheckpointError, CheckpointNotFoundError, clear_run, load_checkpoint
 from ..data import DataError, load_labeled, load_pairs, train_val_split
+from ..optim import configure_adamw
 from .config import TrainConfig
 from .data import ExampleSource, chunk, classification_arrays, pair_arrays, tokenizer_from_json
+from ..distributed import get_comm, is_main
 from .loop import Trainer, TrainResult
 from .metrics import Progress
 from .pretrain import check_out_dir, describe_model, report_end, resumed_config, setup_engine
@@ -59,6 +61,8 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         freeze_backbone, pooling: classifier options (see SequenceClassifier).
         head_options: tag / qa options (``crf``, ``stride``; see ``train/tasks``).
     """
+    from ..models import registry  # noqa: PLC0415  (the engine is imported when a run starts)
+
     head_options = {**(head_options or {}), "freeze_backbone": freeze_backbone}
     progress = progress or Progress()
     if task not in TASKS:
@@ -82,10 +86,13 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
             raise ValueError("finetune needs --ckpt (the pre-trained run) and --data")
         src = load_source(ckpt_path)                                   # a tinyllm run or a Hugging Face directory
         src_kind = src.config["model"]["kind"]
-        if src_kind not in ("gpt", "bert"):
-            raise CheckpointError(f"finetune needs a pre-trained GPT or BERT checkpoint; '{ckpt_path}' holds a {src_kind}")
-        if task == "lm" and src_kind != "gpt":
-            raise ValueError("--task lm continues next-token training and needs a GPT checkpoint; this one is a BERT")
+        if src_kind not in registry.names():
+            raise CheckpointError(f"finetune needs a pre-trained {' or '.join(k.upper() for k in registry.names())} "
+                                  f"checkpoint; '{ckpt_path}' holds a {src_kind}")
+        if task == "lm" and registry.get(src_kind).objective != "next-token":
+            lms = [n.upper() for n in registry.names() if registry.get(n).objective == "next-token"]
+            raise ValueError(f"--task lm continues next-token training and needs a {' or '.join(lms)} "
+                             f"checkpoint; this one is a {src_kind.upper()}")
         src_run = src.path.parent if src.path.name in ("latest", "best") else src.path
         run_dir = Path(out) if out is not None else src_run.with_name(f"{src_run.name}-{task}")
         if _inside(run_dir, src_run) or _inside(src_run, run_dir):
@@ -126,8 +133,8 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     if resume:
         model = build_from_config(section)
     elif task == "classify":
-        from ..models import SequenceClassifier, build_model  # noqa: PLC0415
-        backbone = build_model(section["kind"], section["config"])
+        from ..models import SequenceClassifier  # noqa: PLC0415
+        backbone = registry.get(section["kind"]).build(section["config"])
         backbone.load_state_dict(weights, strict=True)
         model = SequenceClassifier(backbone, len(names), pooling, freeze_backbone=freeze_backbone)
         section = {"kind": "classifier", "config": {"backbone": section["kind"], "backbone_config": section["config"],
@@ -143,14 +150,14 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         model = build_from_config(section)
         model.load_state_dict(weights, strict=True)
 
-    optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
+    optimizer = configure_adamw(model, cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
     schedule = cfg.schedule()
-    source = ExampleSource(train_arrays, cfg.batch_size, cfg.seed)
+    source = ExampleSource(train_arrays, cfg.batch_size, cfg.seed, shard=get_comm().shard)
     val_batches = chunk(val_arrays, cfg.batch_size)[:cfg.eval_iters]
     ckpt_config = {"format": RUN_FORMAT, "tinyllm_version": __version__, "model": section, "train": cfg.to_dict(),
                    "task": task_info}
     if not resume:
-        if force:
+        if force and is_main():
             clear_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
     seq_len = arrays["idx"].shape[1]

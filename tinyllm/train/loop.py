@@ -8,8 +8,25 @@ One optimizer step, as :meth:`Trainer.step` does it::
         batch -> backend                               # once per micro-batch
         logits, loss = model(**batch)                  # forward
         (loss / grad_accum).backward()                 # gradients add up in .grad
+    for hook in hooks: hook(trainer)                   # e.g. the all-reduce of the gradients
     clip the global gradient norm to grad_clip
     optimizer.step();  optimizer.zero_grad()
+
+**Hooks.** ``Trainer(..., hooks=[f, ...])``: each ``f(trainer)`` runs after the
+backward passes of a step and before clipping and the update; it may change
+the gradients in place through ``trainer.optimizer.grad_buffers()`` and the
+step's mean loss, ``trainer.step_loss``, which the loop then checks and logs.
+
+**More than one process.** With a communicator of ``world > 1`` (``mpiexec``;
+see :mod:`tinyllm.distributed`) the trainer adds the gradient all-reduce hook
+(one all-reduce per flat gradient buffer, so every rank applies the mean
+gradient), starts every rank from rank 0's weights and optimizer state,
+splits the validation batches between the ranks and sums their results, and
+only rank 0 prints, writes ``metrics.jsonl`` and saves checkpoints. Each rank
+accumulates ``grad_accum`` micro-batches of its own shard (the batch source's
+``shard=(rank, world)``), so a step sees ``grad_accum * world`` micro-batches:
+the step of one process with ``grad_accum * world``. A checkpoint records that
+global count, and a run resumed on another number of ranks keeps it.
 
 Every ``eval_interval`` steps (and at the last one) the model is evaluated on
 fixed validation batches (eval mode, no graph recorded), the ``latest``
@@ -18,11 +35,12 @@ training stops early after ``early_stop`` evaluations without improvement.
 
 **Exact resume.** A checkpoint holds everything the next step depends on:
 weights, optimizer moments and step counts, the iteration (which fixes the
-learning rate), the backend's random generator (dropout) and the batch
-source's position. A run resumed from iteration k therefore computes bit for
-bit what the uninterrupted run computed after k. (On the CuPy backend the
-GPU's dropout generator restarts from the seed: resume is exact there only
-without dropout.)
+learning rate), the backend's random generators (dropout: NumPy's PCG64 and,
+on CuPy, the counter-based GPU generator, whose seed and counter are saved)
+and the batch source's position. A run resumed from iteration k therefore
+computes bit for bit what the uninterrupted run computed after k, on either
+backend. (With several ranks each rank's generator is saved, so a resume on
+the same number of ranks is exact with dropout too.)
 
 **Interrupts.** Ctrl-C (SIGINT) or SIGTERM lets the current step finish,
 writes ``latest`` and raises :class:`TrainingInterrupted`; a second Ctrl-C stops
@@ -32,7 +50,8 @@ without saving, so ``latest`` keeps the last good state.
 
 Testing hook: with the environment variable ``TINYLLM_KILL_AFTER_CHECKPOINT=k``
 the process kills itself with SIGKILL right after writing a checkpoint at
-iteration >= k (how the resume tests simulate a crash at a known point).
+iteration >= k (how the resume tests simulate a crash at a known point; with
+several ranks rank 0 does, and ``mpiexec`` then ends the others).
 """
 from __future__ import annotations
 
@@ -43,15 +62,18 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .. import backend
 from ..checkpoint import Checkpoint, CheckpointError, save_checkpoint
-from ..tensor import no_grad
+from ..distributed import Communicator, get_comm
+from ..distributed.data_parallel import resumed_grad_accum
 from .config import TrainConfig
+from .interrupts import install_interrupt_handlers, restore_interrupt_handlers
 from .metrics import MetricsLog, Progress, format_duration
+from .validation import evaluate_batches, to_backend
 
 
 class TrainingDiverged(RuntimeError):
@@ -74,13 +96,6 @@ class TrainResult:
     records: list = field(default_factory=list)
 
 
-def to_backend(batch: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Move a batch of host arrays to the active backend (a no-op on NumPy)."""
-    if backend.get_backend() == "numpy":
-        return batch
-    return {k: backend.asarray(v) for k, v in batch.items()}
-
-
 class Trainer:
     """Runs the loop for one model, optimizer, schedule and batch source.
 
@@ -98,12 +113,16 @@ class Trainer:
         progress: where status and lines go.
         accuracy: also report accuracy on the validation batches (classifiers; MLM).
         resume_hint: the command that continues this run, shown after Ctrl-C.
+        hooks: callables ``hook(trainer)`` run between the backward passes and the update.
+        comm: the communicator (default: :func:`tinyllm.distributed.get_comm`, one
+            process without MPI).
     """
 
     def __init__(self, model: Any, optimizer: Any, schedule: Callable[[int], float], source: Any,
                  val_batches: list[dict], cfg: TrainConfig, run_dir: str | os.PathLike, ckpt_config: dict,
                  tokenizer_json: str | None, tokens_per_batch: int, progress: Progress | None = None,
-                 accuracy: bool = False, resume_hint: str = "") -> None:
+                 accuracy: bool = False, resume_hint: str = "", hooks: Sequence[Callable[[Any], None]] = (),
+                 comm: Communicator | None = None) -> None:
         self.model, self.optimizer, self.schedule, self.source = model, optimizer, schedule, source
         self.val_batches, self.cfg, self.run_dir = val_batches, cfg, Path(run_dir)
         self.ckpt_config, self.tokenizer_json = ckpt_config, tokenizer_json
@@ -119,6 +138,17 @@ class Trainer:
         self._interrupts = 0
         self._eval_steps, self._eval_time = 0, 0.0     # steps and seconds since the last evaluation
         self._unread: list = []        # GPU: (iteration, loss, grad norm) of steps not read yet
+        self.comm = comm if comm is not None else get_comm()
+        self.is_main = self.comm.rank == 0
+        self.grad_accum = cfg.grad_accum   # micro-batches per step on this rank
+        self.hooks = list(hooks)
+        self.step_loss: Any = None     # the step's mean loss, as hooks see (and may replace) it
+        self.interrupt_agreed = False  # several ranks: some rank was interrupted (set by the all-reduce)
+        if self.comm.world > 1:
+            from ..distributed.data_parallel import GradientAllreduce, check_sharded  # noqa: PLC0415
+
+            check_sharded(source, self.comm)
+            self.hooks.append(GradientAllreduce(self.comm))
 
     # ------------------------------------------------------------------ state
     def resume(self, ckpt: Checkpoint) -> None:
@@ -138,6 +168,7 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt.optimizer)
             self.source.load_state_dict(st["data"])
             backend.set_rng_state(st["rng"])
+            self.grad_accum = resumed_grad_accum(st, self.cfg.grad_accum, self.comm.world)
             self.iteration = int(st["iteration"])
             self.best_val_loss = st.get("best_val_loss")
             self.last_val_loss = st.get("last_val_loss")
@@ -148,19 +179,32 @@ class Trainer:
             raise CheckpointError(f"cannot resume from {ckpt.path}: {what}") from None
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"cannot resume from {ckpt.path}: {exc}") from None
+        if self.comm.world > 1:
+            from ..distributed.data_parallel import restore_rank_rng  # noqa: PLC0415
+
+            restore_rank_rng(st, self.comm)
         self.resumed = True
 
     def state(self, elapsed: float) -> dict:
         """The JSON-able training state saved in ``state.json``."""
-        return {"iteration": self.iteration, "best_val_loss": self.best_val_loss,
-                "last_val_loss": self.last_val_loss, "evals_since_best": self.evals_since_best,
-                "elapsed": elapsed, "rng": backend.get_rng_state(), "data": self.source.state_dict(),
-                "lr": self.schedule(self.iteration)}
+        out = {"iteration": self.iteration, "best_val_loss": self.best_val_loss,
+               "last_val_loss": self.last_val_loss, "evals_since_best": self.evals_since_best,
+               "elapsed": elapsed, "rng": backend.get_rng_state(), "data": self.source.state_dict(),
+               "lr": self.schedule(self.iteration)}
+        if self.comm.world > 1 or self.grad_accum != self.cfg.grad_accum:
+            out.update(world=self.comm.world, grad_accum=self.grad_accum)
+        return out
 
     def save(self, name: str, elapsed: float) -> Path:
+        """Write checkpoint ``name`` (atomically; with several ranks, rank 0 writes it)."""
+        state = self.state(elapsed)
+        if self.comm.world > 1:
+            state["rank_rng"] = self.comm.gather_json(state["rng"])   # every rank takes part
+        if not self.is_main:
+            return self.run_dir / name
         return save_checkpoint(self.run_dir, name, config=self.ckpt_config, weights=self.model.state_dict(),
                                tokenizer_json=self.tokenizer_json, optimizer=self.optimizer.state_dict(),
-                               state=self.state(elapsed))
+                               state=state)
 
     # ------------------------------------------------------------------ one step
     def step(self) -> tuple[Any, float]:
@@ -176,13 +220,17 @@ class Trainer:
         self.optimizer.set_lr(lr)
         on_device = backend.get_backend() != "numpy"
         total = None
+        accum = self.grad_accum
         with backend.deferred_checks() if on_device else contextlib.nullcontext():
-            for _ in range(cfg.grad_accum):
+            for _ in range(accum):
                 batch = to_backend(self.source.next())
                 _, loss = self.model(**batch)
-                (loss if cfg.grad_accum == 1 else loss * (1.0 / cfg.grad_accum)).backward()
+                (loss if accum == 1 else loss * (1.0 / accum)).backward()
                 total = loss.data if total is None else total + loss.data
-            loss_value = total / cfg.grad_accum if on_device else float(total) / cfg.grad_accum
+            self.step_loss = total / accum if on_device else float(total) / accum
+            for hook in self.hooks:
+                hook(self)
+            loss_value = self.step_loss
             if not on_device and not math.isfinite(loss_value):
                 raise TrainingDiverged(self._diverged(f"the training loss is {loss_value}"))
             norm = None
@@ -227,41 +275,37 @@ class Trainer:
                 f"Try a smaller --lr (now {self.cfg.lr:g}) or --grad-clip")
 
     # ------------------------------------------------------------------ evaluation
-    @no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Mean loss (and accuracy) over the validation batches, in eval mode."""
-        self.model.eval()
-        losses, correct, counted = [], 0, 0
-        try:
-            for batch in self.val_batches:
-                logits, loss = self.model(**to_backend(batch))
-                losses.append(loss.data)                               # read all at once below
-                if self.accuracy:
-                    c, n = _correct(logits, batch)
-                    correct, counted = correct + c, counted + n
-        finally:
-            self.model.train()
-        xp = backend.xp()
-        mean = float(xp.stack([xp.asarray(v, dtype=xp.float64) for v in losses]).mean()) if losses else float("nan")
-        out = {"val_loss": mean}
-        if self.accuracy:
-            out["val_acc"] = correct / max(counted, 1)
-        return out
+        """Mean loss (and accuracy) over the validation batches (see :func:`validation.evaluate_batches`)."""
+        return evaluate_batches(self.model, self.val_batches, self.accuracy, self.comm)
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainResult:
         """Train from ``self.iteration`` to ``cfg.iters`` (or an early stop)."""
-        log = MetricsLog(self.run_dir / "metrics.jsonl", resume_iter=self.iteration if self.resumed else None)
+        log = MetricsLog(self.run_dir / "metrics.jsonl", resume_iter=self.iteration if self.resumed else None,
+                         write=self.is_main)
+        if self.comm.world > 1:
+            from ..distributed.data_parallel import start_together  # noqa: PLC0415
+
+            start_together(self)
         start = time.perf_counter()
-        previous = _install_interrupt_handlers(self)
+        previous = install_interrupt_handlers(self._on_interrupt)
         try:
             # Overflow to inf/nan is caught as a diverged run, with a clear message; numpy's own
             # floating-point warnings would only add noise (and are errors under pytest).
             with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
                 stopped_early = self._loop(log, start)
+        except TrainingInterrupted:
+            self.comm.settle()                   # every rank stops after the same step
+            raise
+        except TrainingDiverged:
+            if backend.get_backend() == "numpy":   # judged on all-reduced values: the same on every rank
+                self.comm.settle()
+            raise
         finally:
-            _restore_interrupt_handlers(previous)
+            restore_interrupt_handlers(previous)
             self.progress.clear()
+        self.comm.settle()
         return TrainResult(self.iteration, self.best_val_loss, self.last_val_loss, stopped_early,
                            time.perf_counter() - start, log.records)
 
@@ -284,7 +328,7 @@ class Trainer:
             it = self.iteration
             is_eval = it % cfg.eval_interval == 0 or it == cfg.iters
             is_log = it % cfg.log_interval == 0 or is_eval
-            if on_device and not (is_log or self._interrupts):
+            if on_device and not (is_log or self.interrupted()):
                 continue
             losses = self._read_losses() if on_device else [loss]
             now = time.perf_counter()
@@ -292,7 +336,7 @@ class Trainer:
             window_loss, window_steps, window_time = window_loss + sum(losses), window_steps + len(losses), \
                 window_time + dt
             self._eval_steps, self._eval_time = self._eval_steps + len(losses), self._eval_time + dt
-            tok_s = self.tokens_per_batch * cfg.grad_accum * window_steps / max(window_time, 1e-9)
+            tok_s = self.tokens_per_step * window_steps / max(window_time, 1e-9)
             eta = (now - start) / (it - start_iter) * (cfg.iters - it)
             self.progress.status(f"iter {it}/{cfg.iters}  loss {losses[-1]:.4f}  lr {lr:.2e}  "
                                  f"{tok_s:,.0f} tok/s  ETA {format_duration(eta)}")
@@ -305,7 +349,7 @@ class Trainer:
             if record is not None:
                 log.write(record)
             self._after_checkpoint(is_eval)
-            if self._interrupts:
+            if self.interrupted():
                 self._save_interrupted(start, already_saved=is_eval)
             if stop:
                 return True
@@ -332,7 +376,7 @@ class Trainer:
         if improved:
             self.save("best", elapsed)
         acc = f" | val acc {metrics['val_acc']:.1%}" if "val_acc" in metrics else ""
-        tok_s = self.tokens_per_batch * cfg.grad_accum * self._eval_steps / max(self._eval_time, 1e-9)
+        tok_s = self.tokens_per_step * self._eval_steps / max(self._eval_time, 1e-9)
         self._eval_steps, self._eval_time = 0, 0.0
         eta_text = f", ETA {format_duration(eta)}" if self.iteration < cfg.iters else ""
         self.progress.line(f"iter {self.iteration:>{len(str(cfg.iters))}}/{cfg.iters} | loss {record['loss']:.4f} | "
@@ -344,42 +388,33 @@ class Trainer:
             return True
         return False
 
+    def _on_interrupt(self) -> None:
+        """SIGINT/SIGTERM: stop after this step; a second one stops at once."""
+        self._interrupts += 1
+        if self._interrupts > 1:
+            raise KeyboardInterrupt
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens in one optimizer step, over all ranks."""
+        return self.tokens_per_batch * self.grad_accum * self.comm.world
+
+    def interrupted(self) -> bool:
+        """Whether to stop after this step: Ctrl-C here or, with several ranks, on any rank.
+
+        Several ranks must stop after the same step, so they follow the flag
+        that the gradient all-reduce carries, not their own signal handler.
+        """
+        return self.interrupt_agreed if self.comm.world > 1 else self._interrupts > 0
+
     def _after_checkpoint(self, saved: bool) -> None:
         kill_at = os.environ.get("TINYLLM_KILL_AFTER_CHECKPOINT")
-        if saved and kill_at and self.iteration >= int(kill_at):
+        if saved and kill_at and self.iteration >= int(kill_at) and self.is_main:   # rank 0 crashes
             os.kill(os.getpid(), signal.SIGKILL)
 
     def _save_interrupted(self, start: float, already_saved: bool) -> None:
         path = self.run_dir / "latest"
-        if not already_saved:
+        if not already_saved:   # all ranks call save (the RNG gather); rank 0 writes
             path = self.save("latest", self.elapsed_before + time.perf_counter() - start)
         raise TrainingInterrupted(f"interrupted at iteration {self.iteration}: saved {path}; "
                                   f"continue with: {self.resume_hint}")
-
-
-def _correct(logits: Any, batch: dict) -> tuple[int, int]:
-    """(right, counted) predictions: classifier labels, or the non-ignored targets of an LM."""
-    pred = backend.to_numpy(logits.data).argmax(axis=-1)
-    target = batch["labels"] if "labels" in batch else batch["targets"]
-    valid = target != -100
-    return int(((pred == target) & valid).sum()), int(valid.sum())
-
-
-def _install_interrupt_handlers(trainer: Trainer) -> dict:
-    """SIGINT/SIGTERM set a flag the loop checks after each step; a second SIGINT stops at once."""
-    def handler(signum: int, frame: Any) -> None:
-        trainer._interrupts += 1
-        if trainer._interrupts > 1:
-            raise KeyboardInterrupt
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread: leave the default handling
-            pass
-    return previous
-
-
-def _restore_interrupt_handlers(previous: dict) -> None:
-    for sig, h in previous.items():
-        signal.signal(sig, h)

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
+from ..distributed import is_main
+
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -30,11 +32,16 @@ class MetricsLog:
         resume_iter: when resuming from iteration k, records after k (written by
             the interrupted run after its last checkpoint) are dropped, so the
             file describes exactly the run that continues.
+        write: False keeps the records in memory only (the ranks other than 0
+            of a data-parallel run: one process writes the file).
     """
 
-    def __init__(self, path: str | os.PathLike, resume_iter: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, resume_iter: int | None = None, write: bool = True) -> None:
         self.path = Path(path)
         self.records: list[dict] = []
+        self.writes = write
+        if not write:
+            return
         if resume_iter is not None and self.path.exists():
             kept = [r for r in read_metrics(self.path) if r.get("iter", 0) <= resume_iter]
             tmp = self.path.with_suffix(".jsonl.tmp")
@@ -47,8 +54,9 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (flushed at once, so a killed run keeps what it logged)."""
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(clean) + "\n")
+        if self.writes:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(clean) + "\n")
         self.records.append(clean)
 
 
@@ -94,7 +102,12 @@ def loss_curve_text(records: list[dict]) -> list[str]:
 
 
 def plot_losses(records: list[dict], path: str | os.PathLike) -> bool:
-    """Write the loss curves to ``path`` (PNG) if matplotlib is importable; return whether it did."""
+    """Write the loss curves to ``path`` (PNG) if matplotlib is importable; return whether it did.
+
+    With several ranks only rank 0 writes it.
+    """
+    if not is_main():
+        return False
     try:
         import matplotlib  # noqa: PLC0415  (optional dependency)
         matplotlib.use("Agg")
@@ -131,11 +144,14 @@ class Progress:
 
     On a terminal every update replaces the line (``\\r``). When the output is
     a file or a pipe (CI logs) the status is left out and only the lines
-    printed with :meth:`line` appear, so logs stay readable.
+    printed with :meth:`line` appear, so logs stay readable. In a data-parallel
+    run the default stream of every rank but 0 is ``os.devnull``: one rank speaks.
     """
 
     def __init__(self, echo: Callable[[str], None] | None = None, stream: TextIO | None = None,
                  enabled: bool | None = None) -> None:
+        if stream is None and not is_main():
+            stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  (lives as long as the process)
         self.stream = stream or sys.stdout
         self.echo = echo or (lambda s: print(s, file=self.stream, flush=True))
         self.enabled = self.stream.isatty() if enabled is None else enabled

@@ -1,4 +1,4 @@
-"""``tinyllm train``: pre-train a GPT (next token) or a BERT (masked tokens) on a corpus.
+"""``tinyllm train``: pre-train a model of any registered kind on a corpus (GPT: next token, BERT: masked tokens).
 
 :func:`pretrain` puts the pieces together, in the order a reader would:
 settings -> engine (backend, dtype, seed) -> data and tokenizer -> model,
@@ -16,12 +16,13 @@ from typing import Any
 
 from .. import __version__, backend
 from ..checkpoint import CheckpointError, CheckpointNotFoundError, clear_run, holds_run, load_checkpoint
+from ..distributed import get_comm, gpu_of_this_rank, is_main
+from ..optim import configure_adamw
 from .config import TrainConfig, resolve
-from .data import LMSource, MLMSource, lm_eval_set, load_lm_data, tokenizer_from_json
+from .data import lm_eval_set, load_lm_data, tokenizer_from_json
 from .loop import Trainer, TrainResult
 from .metrics import Progress, format_duration, loss_curve_text, plot_losses
 from .restore import RUN_FORMAT, check_tokenizer_fits
-from .sampling import start_tokens, stream_text
 
 # Settings a resumed run may change: how long it goes on and how it reports, not what it learns.
 RESUMABLE_CHANGES = ("iters", "eval_interval", "eval_iters", "early_stop", "log_interval", "sample_tokens",
@@ -41,7 +42,7 @@ def setup_engine(cfg: TrainConfig) -> None:
     (Host memory reuse for the step's large temporaries is set up once, at import,
     by :func:`tinyllm.backend.keep_freed_memory`.)
     """
-    backend.set_backend(cfg.backend)
+    backend.set_backend(cfg.backend, device=gpu_of_this_rank(cfg.backend))
     backend.set_default_dtype(cfg.dtype)
     backend.manual_seed(cfg.seed)
 
@@ -82,13 +83,25 @@ def resumed_config(ckpt_train: dict, settings: dict[str, Any], where: Path) -> T
     return cfg
 
 
-def model_config(cfg: TrainConfig, tokenizer: Any) -> dict[str, Any]:
-    """The model's config dict: the shape from the settings, the vocabulary from the tokenizer."""
+def model_config(cfg: TrainConfig, tokenizer: Any, kind: Any) -> dict[str, Any]:
+    """The model's config dict: the shape from the settings, the vocabulary from the tokenizer
+    (and what else the kind's record takes from it, e.g. BERT's pad_id)."""
     shape = dict(vocab_size=tokenizer.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
                  n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout)
-    if cfg.model == "bert":
-        shape["pad_id"] = tokenizer.pad_id if tokenizer.pad_id is not None else 0
-    return shape
+    return {**shape, **kind.config_extras(tokenizer)}
+
+
+def batch_source(kind: Any, tokens: Any, cfg: TrainConfig, tokenizer: Any, shard: tuple[int, int] = (0, 1)) -> Any:
+    """The kind's pre-training batch source over ``tokens`` (its record names the class).
+
+    A masked-LM source also takes the tokenizer (for [MASK] and the special
+    tokens it never masks) and the share of tokens to mask. ``shard=(rank,
+    world)``: this process's share of every global batch (data parallelism).
+    """
+    cls = kind.batch_source_class()
+    if kind.objective == "masked-lm":
+        return cls(tokens, cfg.block_size, cfg.batch_size, cfg.seed, tokenizer, cfg.mlm_prob, shard=shard)
+    return cls(tokens, cfg.block_size, cfg.batch_size, cfg.seed, shard=shard)
 
 
 def human(n: float) -> str:
@@ -118,7 +131,7 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
         force: replace a run that is already in ``out``.
         progress: where to report.
     """
-    from ..models import build_model  # noqa: PLC0415
+    from ..models import registry  # noqa: PLC0415  (the engine is imported when a run starts)
 
     progress = progress or Progress()
     ckpt = None
@@ -144,25 +157,23 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     setup_engine(cfg)
     data = load_lm_data(cfg, tokenizer)
     tokenizer = data.tokenizer
-    mcfg = ckpt.config["model"]["config"] if ckpt else model_config(cfg, tokenizer)
-    model = build_model(cfg.model, mcfg)
-    optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
+    kind = registry.get(cfg.model)
+    mcfg = ckpt.config["model"]["config"] if ckpt else model_config(cfg, tokenizer, kind)
+    model = kind.build(mcfg)
+    optimizer = configure_adamw(model, cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
     schedule = cfg.schedule()
-    if cfg.model == "bert":
-        source: Any = MLMSource(data.train, cfg.block_size, cfg.batch_size, cfg.seed, tokenizer, cfg.mlm_prob)
-    else:
-        source = LMSource(data.train, cfg.block_size, cfg.batch_size, cfg.seed)
+    source = batch_source(kind, data.train, cfg, tokenizer, shard=get_comm().shard)
     val_batches = lm_eval_set(cfg, data.val, tokenizer)
 
     ckpt_config = {"format": RUN_FORMAT, "tinyllm_version": __version__,
                    "model": {"kind": cfg.model, "config": model.config.to_dict()},
                    "train": cfg.to_dict(), "task": {"name": "pretrain", "data": data.description}}
     if not resume:
-        if force:
+        if force and is_main():
             clear_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(model, optimizer, schedule, source, val_batches, cfg, run_dir, ckpt_config,
-                      tokenizer.to_json(), cfg.batch_size * cfg.block_size, progress, accuracy=cfg.model == "bert",
+                      tokenizer.to_json(), cfg.batch_size * cfg.block_size, progress, accuracy=kind.objective == "masked-lm",
                       resume_hint=f"tinyllm train --out {run_dir} --resume")
     if ckpt is not None:
         trainer.resume(ckpt)
@@ -171,16 +182,17 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     progress.line(f"data       {data.description} (train {len(data.train):,} / val {len(data.val):,})")
     progress.line(f"tokenizer  {tokenizer.kind}, {tokenizer.vocab_size:,} tokens")
     progress.line(f"model      {describe_model(model, cfg.model)}")
-    progress.line(f"training   {cfg.iters:,} iters x {cfg.batch_size * cfg.grad_accum} x {cfg.block_size} tokens, "
+    world = get_comm().world
+    progress.line(f"training   {cfg.iters:,} iters x {cfg.batch_size * trainer.grad_accum * world} x {cfg.block_size} tokens, "
                   f"AdamW lr {cfg.lr:g} -> {cfg.min_lr:g} (warmup {cfg.warmup}, cosine), "
-                  f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}")
+                  f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}" + (f", {world} processes" if world > 1 else ""))
     if trainer.iteration >= cfg.iters:
         progress.line(f"the run is already complete ({trainer.iteration} of {cfg.iters} iterations); "
                       "give a larger --iters to train it longer")
     result = trainer.fit()
     report_end(progress, run_dir, result)
     sample = None
-    if cfg.model == "gpt" and cfg.sample_tokens > 0:
+    if kind.can_generate and cfg.sample_tokens > 0:
         sample = print_sample(progress, model, tokenizer, cfg.sample_tokens, cfg.seed)
     progress.line(f"\nnext: tinyllm generate --ckpt {run_dir} --prompt \"...\"   |   tinyllm info --ckpt {run_dir}")
     return PretrainOutcome(run_dir, result, sample)
@@ -199,13 +211,14 @@ def report_end(progress: Progress, run_dir: Path, result: TrainResult) -> None:
 
 def print_sample(progress: Progress, model: Any, tokenizer: Any, n_tokens: int, seed: int) -> str:
     """Stream ``n_tokens`` sampled tokens, starting from a newline, to the terminal; return the text."""
+    from ..decoding import generate_stream, start_tokens, stream_text  # noqa: PLC0415
     progress.line("sample (temperature 0.8, top-k 40):")
 
     def write(piece: str) -> None:
         progress.stream.write(piece)
         progress.stream.flush()
 
-    tokens = model.generate_stream([start_tokens(tokenizer)], n_tokens, temperature=0.8, top_k=40, seed=seed)
+    tokens = generate_stream(model, [start_tokens(tokenizer)], n_tokens, temperature=0.8, top_k=40, seed=seed)
     text = stream_text(tokens, tokenizer, write)
     write("\n")
     return text

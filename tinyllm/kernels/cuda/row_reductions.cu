@@ -1,7 +1,7 @@
 // Row kernels of tinyllm's CuPy backend: one thread block per row of a C-contiguous
-// (rows, C) array. Compiled by NVRTC at first use (tinyllm/cuda_kernels.py loads this
-// file), for float and double. Each kernel's Python wrapper in cuda_kernels.py states
-// the formula; tests/test_cuda_kernels.py checks each against the NumPy reference.
+// (rows, C) array. Compiled by NVRTC at first use (tinyllm/kernels/cuda/__init__.py loads
+// this file), for float and double. Each kernel's Python wrapper in tinyllm/kernels/cuda/
+// states the formula; tests/test_cuda_kernels.py checks each against the reference.
 
 // NVRTC compiles without the C headers: infinities and NaN from their bit patterns.
 template<typename T> __device__ __forceinline__ T neg_inf();

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_numpy
-from .tensor import Tensor
+from ..backend import to_numpy
+from ..tensor import Tensor
 
 
 def check_sampling_args(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,

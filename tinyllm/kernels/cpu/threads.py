@@ -1,12 +1,12 @@
-"""Row-wise NumPy work on every core: :func:`over_rows`.
+"""The thread pool of the CPU kernels: :func:`over_rows` runs row-wise work on every core.
 
 NumPy's ufuncs run on one core, while PyTorch's elementwise kernels use all
 of them; on a 2-core machine GELU, the attention softmax and layer norm were
-about 1.2 s of a 3.1 s training step, on one core. NumPy releases the GIL
-inside a ufunc, so a few Python threads, each on its own rows, run them in
-parallel. This only pays when OpenBLAS's idle workers sleep instead of spinning
-on the other core after each matmul: see ``OPENBLAS_THREAD_TIMEOUT`` in
-``tinyllm/__init__.py``.
+about 1.2 s of a 3.1 s training step, on one core. NumPy's ufuncs and BLAS,
+and the compiled kernels here, release the GIL, so a few Python threads,
+each on its own rows, run them in parallel. This only pays when OpenBLAS's
+idle workers sleep instead of spinning on the other core after each matmul:
+see ``OPENBLAS_THREAD_TIMEOUT`` in ``tinyllm/__init__.py``.
 
 Blocks of about :data:`BLOCK` elements also keep each op's operands in the
 core's cache: an op chain over a block of 512 KiB reads memory once, where
@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import backend
+from ... import backend
 
 BLOCK = 1 << 17          # elements per call of fn: 512 KiB of float32, in a core's L2 cache
 MIN_SIZE = 1 << 18       # below this many elements, one thread: handing work over costs more
@@ -39,7 +39,7 @@ def _threads() -> int:
 THREADS = _threads()
 
 
-def over_rows(fn: Callable[[slice], Any], n: int, size: int, xp: Any,
+def over_rows(fn: Callable[[slice], Any], n: int, size: int, xp: Any = np,
               block: int = BLOCK, min_size: int = MIN_SIZE) -> None:
     """Call ``fn(rows)`` for slices ``rows`` that together cover ``range(n)`` once, in parallel.
 
@@ -59,7 +59,7 @@ def over_rows(fn: Callable[[slice], Any], n: int, size: int, xp: Any,
     per_call = max(1, n * block // size)                              # rows in one call
     bounds = [n * i // k for i in range(k + 1)]
     if not _pool:
-        _pool.append(ThreadPoolExecutor(THREADS - 1, thread_name_prefix="tinyllm-rows"))
+        _pool.append(ThreadPoolExecutor(THREADS - 1, thread_name_prefix="tinyllm-cpu"))
 
     def run(start: int, stop: int) -> None:
         for a in range(start, stop, per_call):
@@ -76,13 +76,14 @@ def over_rows(fn: Callable[[slice], Any], n: int, size: int, xp: Any,
 KERNEL_MIN_NS = 400_000  # hand a compiled kernel's rows to other cores from this much work (ns) up
 
 
-def kernel_rows(fn: Callable[[slice], Any], n: int, size: int, ns_per_element: float) -> None:
-    """:func:`over_rows` for a compiled CPU kernel (``cpu_kernels``): one call per core.
+def run_kernel(fn: Callable[[slice], Any], n: int, size: int, ns_per_element: float) -> None:
+    """:func:`over_rows` for a compiled kernel: one call per core, each on its share of the rows.
 
     Waking a sleeping worker thread and waiting for it costs 0.1 to 0.15 ms
     (measured on a 2-core VM), so the rows are shared only when the kernel
     would run longer than :data:`KERNEL_MIN_NS` on one core: ``size`` elements
-    at ``ns_per_element`` (each kernel's figure, measured on one core).
+    at ``ns_per_element`` (each kernel's figure, measured on one core, kept
+    beside the kernel).
     """
     work = size * ns_per_element
     over_rows(fn, n, size, np, block=size, min_size=size if work >= KERNEL_MIN_NS else size + 1)

@@ -1,4 +1,4 @@
-"""Turning a stream of sampled token ids into text as it is made.
+"""Streaming decoded token ids to text as they are made.
 
 A byte-level BPE token can hold part of a UTF-8 character (an emoji, an
 accented letter split over two tokens); decoding it alone would print the
