@@ -291,7 +291,33 @@ def _models() -> list[GradCase]:
         mask[1, 4] = False                                     # one padded position
         return _module_case(model, idx, targets, pick=lambda out: out[1], attention_mask=mask)
 
+    def crf_tagger(rng: np.random.Generator) -> tuple:
+        from .models import BERT, BertConfig  # noqa: PLC0415
+        from .models.tagging import TokenClassifier  # noqa: PLC0415
+        bert = BERT(BertConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8, dropout=0.0,
+                               exact_gelu=True))
+        model = TokenClassifier(bert, 3, crf=True, tags=["O", "B-X", "I-X"], scheme="BIO")
+        idx = rng.integers(4, 11, size=(2, 5))
+        labels = np.array([[-100, 1, 2, -100, 0], [-100, 0, 1, -100, -100]])   # first pieces only
+        mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]], dtype=bool)
+        return _module_case(model, idx, labels, pick=lambda out: out[1], attention_mask=mask)
+
+    def crf_nll(rng: np.random.Generator) -> tuple:
+        from .models.crf import CRFNegLogLikelihood  # noqa: PLC0415
+        tags = np.array([[0, 3, 1, 4], [2, 0, 0, 0]])
+        mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=bool)       # ragged: the second row has 2 tags
+        return ((lambda e, s, t, n: CRFNegLogLikelihood.apply(e, s, t, n, tags=tags, mask=mask)),
+                [_normal(rng, 2, 4, 5), _normal(rng, 5), _normal(rng, 5, 5), _normal(rng, 5)])
+
+    def exact_gelu(rng: np.random.Generator) -> tuple:
+        from .models.exact_gelu import exact_gelu as fn  # noqa: PLC0415
+        return fn, [_normal(rng, 3, 4)]
+
     return [
+        GradCase("CRFNegLogLikelihood", ("CRFNegLogLikelihood",), crf_nll),
+        GradCase("ExactGelu", ("ExactGelu",), exact_gelu),
+        GradCase("models.TokenClassifier.crf", ("CRFNegLogLikelihood", "ExactGelu", "GetItem"), crf_tagger,
+                 max_elements=64),
         GradCase("models.GPT", ("Embedding", "SelfAttentionFunction", "LayerNorm", "CrossEntropy"), gpt,
                  max_elements=64),
         GradCase("models.BERT", ("Embedding", "SelfAttentionFunction", "LayerNorm", "CrossEntropy"), bert,

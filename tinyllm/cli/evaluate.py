@@ -12,6 +12,8 @@ Examples:
   tinyllm eval --ckpt runs/tiny --data shakespeare          # loss and perplexity on a corpus
   tinyllm eval --ckpt runs/tiny --data held_out.txt --max-batches 50
   tinyllm eval --ckpt runs/tiny-classify --data test.csv    # accuracy and confusion matrix
+  tinyllm eval --ckpt runs/bert-tag --data test.conll        # entity precision / recall / F1
+  tinyllm eval --ckpt runs/bert-qa --data dev.json           # SQuAD exact match and F1
 \b
 Language models are scored on every consecutive window of the file (BERT:
 on a fixed 15% of masked tokens); classifiers on every labeled row."""
@@ -30,6 +32,7 @@ def eval_command(ckpt: str, data: str, batch_size: int, max_batches: int | None,
     from ..train.evaluate import evaluate_classifier, evaluate_lm, format_confusion  # noqa: PLC0415
     from ..train.budget import check_flags  # noqa: PLC0415
     from ..train.restore import check_inference, restore_model  # noqa: PLC0415
+    from ..train.tasks import HEAD_KINDS, evaluate_head  # noqa: PLC0415
 
     check_flags(batch_size=batch_size, max_batches=max_batches)
     if batch_size < 1:
@@ -40,7 +43,11 @@ def eval_command(ckpt: str, data: str, batch_size: int, max_batches: int | None,
     restored = restore_model(ckpt, prefer="latest" if latest else "best")
     check_inference(restored, batch_size)
     where = restored.checkpoint.path if restored.checkpoint else Path(ckpt)
-    if restored.kind == "classifier":
+    if restored.kind in HEAD_KINDS:                                   # a tagger or a span extractor
+        click.echo(f"{where} on {data}:")
+        for line in evaluate_head(restored, data, batch_size):
+            click.echo(line)
+    elif restored.kind == "classifier":
         report = evaluate_classifier(restored, data, batch_size)
         click.echo(f"{where} on {data}: {report.examples} examples")
         click.echo(f"accuracy  {report.accuracy:.2%}")

@@ -13,10 +13,15 @@ Examples:
   tinyllm finetune --ckpt runs/bert --data reviews.jsonl --task classify --freeze-backbone --out runs/probe
   tinyllm finetune --ckpt runs/tiny --data pairs.jsonl --task lm --iters 200 --out runs/tiny-chat
   tinyllm finetune --task classify --out runs/tiny-classify --resume
+  tinyllm finetune --ckpt runs/bert --data ner.conll --task tag --crf
+  tinyllm finetune --ckpt path/to/hf-bert --data squad.json --task qa --stride 64
 \b
 classify: rows of text and label, as CSV/TSV with a header "text,label" or JSONL
 {"text": ..., "label": ...}. lm: JSONL {"prompt": ..., "response": ...}; the loss
-counts the response tokens only. The source checkpoint (its best/) is only read;
+counts the response tokens only. tag: CoNLL-style "token tag" lines (blank line
+between sentences) or JSONL {"tokens": [...], "tags": [...]}. qa: SQuAD v1.1 JSON
+or JSONL {"context", "question", "answer", "answer_start"}. --ckpt also takes a
+Hugging Face GPT-2 or BERT directory. The source checkpoint (its best/) is only read;
 the fine-tuned run goes to --out (default: <source run>-<task>), with the same
 checkpoints, Ctrl-C, --resume and --early-stop as tinyllm train."""
 
@@ -24,10 +29,12 @@ checkpoints, Ctrl-C, --resume and --early-stop as tinyllm train."""
 @click.command("finetune", epilog=EPILOG, short_help="Fine-tune: classifier head or LM on pairs.")
 @click.option("--ckpt", type=click.Path(), default=None, help="The pre-trained run or checkpoint directory.")
 @click.option("--data", default=None, help="Labeled .csv/.tsv/.jsonl (classify) or prompt/response .jsonl (lm).")
-@click.option("--task", type=click.Choice(["classify", "lm"]), required=True, help="What to fine-tune for.")
+@click.option("--task", type=click.Choice(["classify", "lm", "tag", "qa"]), required=True, help="What to fine-tune for.")
 @click.option("--freeze-backbone", is_flag=True, help="classify: train the new head only (a linear probe).")
 @click.option("--pooling", type=click.Choice(["cls", "last", "mean", "pooler"]), default=None,
               help="classify: how a sequence becomes one vector (default: last for GPT, cls for BERT).")
+@click.option("--crf", is_flag=True, help="tag: score tag sequences with a CRF (BIO/BIOES constraints when the tags fit).")
+@click.option("--stride", type=int, default=None, help="qa: context tokens shared by consecutive windows (default 32).")
 @add_options(OPTIMIZATION_OPTIONS)
 @add_options(ENGINE_OPTIONS)
 @click.option("--out", type=click.Path(), default=None, help="Run directory of the fine-tuned model.")
@@ -35,7 +42,8 @@ checkpoints, Ctrl-C, --resume and --early-stop as tinyllm train."""
 @click.option("--force", is_flag=True, help="Replace a run already in --out.")
 @click.pass_context
 def finetune_command(ctx: click.Context, ckpt: str | None, data: str | None, task: str, freeze_backbone: bool,
-                     pooling: str | None, out: str | None, resume: bool, force: bool, **_: Any) -> None:
+                     pooling: str | None, crf: bool, stride: int | None, out: str | None, resume: bool, force: bool,
+                     **_: Any) -> None:
     """Fine-tune a pre-trained checkpoint: classify text, or continue LM training on pairs."""
     from ..train.finetune import finetune  # noqa: PLC0415
 
@@ -43,4 +51,4 @@ def finetune_command(ctx: click.Context, ckpt: str | None, data: str | None, tas
         raise ValueError("--resume continues the run in --out and --force replaces it: use one of them")
     settings = given(ctx, option_names(OPTIMIZATION_OPTIONS + ENGINE_OPTIONS))
     finetune(ckpt, data, task, settings, out=out, resume=resume, force=force, freeze_backbone=freeze_backbone,
-             pooling=pooling)
+             pooling=pooling, head_options={"crf": crf, "stride": stride})

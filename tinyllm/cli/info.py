@@ -64,8 +64,9 @@ def info_command(ckpt: str, as_json: bool) -> None:
     restored = restore_model(ckpt, prefer="latest")
     ck = restored.checkpoint
     model, tok = restored.model, restored.tokenizer
-    lm = model.backbone if restored.kind == "classifier" else model
-    config = ck.config if ck else {"model": {"kind": restored.kind, "config": lm.config.to_dict()}, "task": {"name": "huggingface"}}
+    lm = getattr(model, "backbone", model)
+    config = ck.config if ck else {"model": {"kind": restored.kind, "config": lm.config.to_dict()},
+                                   "task": {"name": "huggingface", "labels": restored.labels}}
     state = ck.state if ck else {}
     best_state = None
     if ck is not None and ck.path.name == "latest" and (ck.path.parent / "best").exists():

@@ -37,7 +37,8 @@ _INT = re.compile(r"^[+-]?\d{1,18}$")
 MAX_LABELED_BYTES = 2 << 30   # examples are held in memory as Python strings: beyond this, use a corpus
 
 
-def _read(path: str | os.PathLike) -> str:
+def read_data_text(path: str | os.PathLike) -> str:
+    """The text of a data file: a regular file of bounded size, UTF-8, not empty (DataError otherwise)."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"data path '{path}' does not exist")
@@ -50,7 +51,7 @@ def _read(path: str | os.PathLike) -> str:
 def _jsonl_objects(path: str | os.PathLike, keys: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line, checked to be an object with string ``keys``."""
     name = Path(path).name
-    for lineno, line in enumerate(_read(path).splitlines(), start=1):
+    for lineno, line in enumerate(read_data_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -70,7 +71,7 @@ def _jsonl_objects(path: str | os.PathLike, keys: tuple[str, ...]) -> Iterator[t
 def _csv_rows(path: str | os.PathLike, delimiter: str) -> Iterator[tuple[int, dict]]:
     """(line number, row) for each record after the header, checked to have 'text' and 'label'."""
     name = Path(path).name
-    reader = csv.reader(io.StringIO(_read(path), newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(read_data_text(path), newline=""), delimiter=delimiter)
     try:
         header = next(reader)
         for col in ("text", "label"):

@@ -14,11 +14,14 @@ from . import registry
 from .backbone import Backbone
 from .bert import BERT, MLMHead
 from .config import BertConfig, GPTConfig
+from .crf import CRF
 from .embedding import SentenceEncoder, info_nce_loss, mean_pool
 from .gpt import GPT
 from .heads import SequenceClassifier
 from .hf import load_pretrained
+from .qa import SpanExtractor
 from .registry import ModelKind
+from .tagging import TokenClassifier
 
 
 def _bert_config_extras(tokenizer: Any) -> dict[str, Any]:
@@ -49,3 +52,4 @@ def build_model(kind: str, config: dict[str, Any] | Any) -> Any:
 __all__ = ["BERT", "Backbone", "BertConfig", "GPT", "GPTConfig", "MLMHead", "MODEL_KINDS", "ModelKind",
            "SentenceEncoder", "SequenceClassifier", "build_model", "config_class", "info_nce_loss",
            "load_pretrained", "mean_pool", "registry"]
+__all__ += ["CRF", "SpanExtractor", "TokenClassifier"]

@@ -14,7 +14,7 @@ input tokens are hidden (``[MASK]``, a random token, or left as they are:
 
 ``encode`` returns h_L (B, T, C), the features a classifier or a sentence
 encoder reads. GELU is the tanh approximation (original BERT uses erf; they
-differ by < 1e-3).
+differ by < 1e-3); ``exact_gelu=True`` in the config uses erf.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from ..nn import (GELU, Dropout, Embedding, LayerNorm, LearnedPositionalEmbeddin
 from ..tensor import Tensor
 from .common import padding_mask, token_ids
 from .config import BertConfig
+from .exact_gelu import ExactGELU
 
 
 class MLMHead(Module):
@@ -73,6 +74,10 @@ class BERT(Module):
         self.mlm = MLMHead(c.n_embd, c.vocab_size, c.eps, c.bias)
         if c.tie_weights:
             self.mlm.decoder.weight = self.wte.weight                 # one (V, C) matrix in and out
+        if c.exact_gelu:                                              # erf GELU, as Hugging Face's "gelu"
+            for block in self.h:
+                block.mlp.act = ExactGELU()
+            self.mlm.act = ExactGELU()
         self._init_weights()
 
     def _init_weights(self, std: float = 0.02) -> None:

@@ -108,6 +108,7 @@ class BertConfig(_Config):
         type_vocab_size: number of segment ids (2: sentence A and sentence B).
         pad_id: the padding token; its embedding row starts at 0 and padded keys are masked.
         eps: LayerNorm epsilon (1e-12 in BERT).
+        exact_gelu: GELU with erf, as the original BERT and Hugging Face's "gelu" (default: the tanh form).
     """
 
     vocab_size: int
@@ -121,10 +122,12 @@ class BertConfig(_Config):
     eps: float = 1e-12
     bias: bool = True
     tie_weights: bool = True
+    exact_gelu: bool = False
 
     def validate(self) -> None:
         """Raise ValueError naming the first field with a bad value."""
         _transformer_shape(self)
+        _flag("exact_gelu", self.exact_gelu)
         _positive_int("type_vocab_size", self.type_vocab_size)
         if isinstance(self.pad_id, bool) or not isinstance(self.pad_id, numbers.Integral) \
                 or not 0 <= self.pad_id < self.vocab_size:

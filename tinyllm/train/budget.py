@@ -99,6 +99,10 @@ def parameter_count(kind: str, config: dict[str, Any]) -> int:
         backbone = config["backbone_config"]
         c, k = int(backbone["n_embd"]), int(config["num_classes"])
         return parameter_count(config["backbone"], backbone) + c * c + c + c * k + k
+    if "backbone_config" in config:             # another head: a linear layer (and a CRF) per token
+        backbone = config["backbone_config"]
+        c, k = int(backbone.get("n_embd", 0)), len(config.get("tags") or ()) or 2
+        return parameter_count(config["backbone"], backbone) + c * k + k + k * k + 2 * k
     if not all(k in config for k in ("vocab_size", "block_size", "n_layer", "n_embd")):
         return 0        # a registered kind of another shape: nothing to estimate from (its own class checks it)
     v, t, n_layer, c = (int(config[k]) for k in ("vocab_size", "block_size", "n_layer", "n_embd"))
@@ -127,11 +131,11 @@ def estimate(kind: str, config: dict[str, Any], batch_size: int = 0, seq_len: in
              training: bool = True, itemsize: int = 4, eval_tokens: int = 0) -> Estimate:
     """Memory of a model of ``kind`` and ``config`` (bytes), trained or used with ``batch_size`` sequences."""
     p = parameter_count(kind, config)
-    cfg = config["backbone_config"] if kind == "classifier" else config
+    cfg = config["backbone_config"] if "backbone_config" in config else config
     c, n_layer, n_head, v = (int(cfg.get(k, 0)) for k in ("n_embd", "n_layer", "n_head", "vocab_size"))
     t = int(seq_len or cfg.get("block_size", 0))
     tokens = batch_size * t
-    per_token = n_layer * (34 * c + 5 * n_head * t) + (3 * v if kind != "classifier" else c)
+    per_token = n_layer * (34 * c + 5 * n_head * t) + (c if "backbone_config" in config else 3 * v)
     activations = tokens * per_token * itemsize if training else tokens * (4 * c + 2 * n_head * t + v) * itemsize
     return Estimate(p, p * itemsize * (TRAINING_COPIES if training else 2), activations + eval_tokens * 16)
 
@@ -143,7 +147,7 @@ def _refuse(what: str, est: Estimate, available: int, where_from: str, hint: str
 
 
 def _check_caps(kind: str, config: dict[str, Any], where: str) -> None:
-    cfg = config.get("backbone_config", config) if kind == "classifier" else config
+    cfg = config.get("backbone_config", config)
     for key in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
         value = cfg.get(key)
         if isinstance(value, int) and value > LIMITS[key]:
@@ -196,6 +200,6 @@ def check_training(kind: str, config: dict[str, Any], cfg: Any, seq_len: int | N
     """:func:`check_model` for training with the settings ``cfg`` (batch size, dtype, validation batches)."""
     check_settings(cfg)
     itemsize = 8 if getattr(cfg, "dtype", "float32") == "float64" else 4
-    t = int(seq_len or (config.get("backbone_config", config) if kind == "classifier" else config)["block_size"])
+    t = int(seq_len or config.get("backbone_config", config).get("block_size", 0))
     return check_model(kind, config, training=True, batch_size=cfg.batch_size, seq_len=t, itemsize=itemsize,
                        eval_tokens=cfg.eval_iters * cfg.batch_size * t)

@@ -50,6 +50,12 @@ def tokenizer_from_json(text: str, source: str = "checkpoint") -> Tokenizer:
         raise DataError(f"tokenizer in {source} is not valid JSON ({exc})") from None
     if isinstance(obj, dict) and obj.get("kind") == CharTokenizer.kind:
         return CharTokenizer.from_json(obj, source)
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict) and obj["model"].get("type") == "WordPiece":
+        from ..models.hf_wordpiece import WordPieceTokenizer  # noqa: PLC0415  (a Hugging Face BERT's)
+        try:
+            return WordPieceTokenizer.from_json(obj, source)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
     if isinstance(obj, dict) and "model" in obj:
         return BPETokenizer.from_json(obj, source)
     raise DataError(f"tokenizer in {source} is neither a character tokenizer nor a tokenizer.json")

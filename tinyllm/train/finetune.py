@@ -32,8 +32,10 @@ from .pretrain import check_out_dir, describe_model, report_end, resumed_config,
 from ..validate import check_run_settings
 from .budget import check_training
 from .restore import RUN_FORMAT, build_from_config, check_resume, check_tokenizer_fits
+from .tasks import HEAD_TASKS, task_module
+from .tasks.sources import load_source
 
-TASKS = ("classify", "lm")
+TASKS = ("classify", "lm", *HEAD_TASKS)
 
 # Fine-tuning starts from trained weights: fewer steps, a smaller learning rate.
 FINETUNE_DEFAULTS: dict[str, Any] = dict(iters=300, batch_size=16, lr=3e-4, min_lr=3e-5, warmup=20,
@@ -47,7 +49,7 @@ def _inside(path: Path, other: Path) -> bool:
 
 def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[str, Any], out: str | None = None,
              resume: bool = False, force: bool = False, freeze_backbone: bool = False, pooling: str | None = None,
-             progress: Progress | None = None) -> TrainResult:
+             progress: Progress | None = None, head_options: dict[str, Any] | None = None) -> TrainResult:
     """Fine-tune the model in ``ckpt_path`` on ``data`` for ``task``, writing run directory ``out``.
 
     Args:
@@ -59,9 +61,11 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         resume: continue the fine-tuning run in ``out``.
         force: replace a run already in ``out``.
         freeze_backbone, pooling: classifier options (see SequenceClassifier).
+        head_options: tag / qa options (``crf``, ``stride``; see ``train/tasks``).
     """
     from ..models import registry  # noqa: PLC0415  (the engine is imported when a run starts)
 
+    head_options = {**(head_options or {}), "freeze_backbone": freeze_backbone}
     progress = progress or Progress()
     if task not in TASKS:
         raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -84,7 +88,7 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     else:
         if ckpt_path is None or data is None:
             raise ValueError("finetune needs --ckpt (the pre-trained run) and --data")
-        src = load_checkpoint(ckpt_path, prefer="best", with_optimizer=False)
+        src = load_source(ckpt_path)                                   # a tinyllm run or a Hugging Face directory
         src_kind = src.config["model"]["kind"]
         if src_kind not in registry.names():
             raise CheckpointError(f"finetune needs a pre-trained {' or '.join(k.upper() for k in registry.names())} "
@@ -118,6 +122,9 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
             raise DataError(f"the labels in '{cfg.data}' ({', '.join(names)}) differ from the run's "
                             f"({', '.join(task_info.get('labels', []))})")
         arrays = classification_arrays(texts, labels, tokenizer, cfg.block_size, cfg.model)
+    elif task in HEAD_TASKS:
+        arrays, task_info, what = task_module(task).prepare(cfg.data, tokenizer, cfg.block_size, cfg.model, task_info,
+                                                            head_options)
     else:
         arrays = pair_arrays(load_pairs(cfg.data), tokenizer, cfg.block_size)
     n = len(arrays["idx"])
@@ -139,6 +146,11 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
                                                      "num_classes": len(names), "pooling": model.pooling,
                                                      "freeze_backbone": bool(freeze_backbone)}}
         task_info = {**task_info, "labels": names}
+    elif task in HEAD_TASKS:
+        from ..models import build_model  # noqa: PLC0415
+        backbone = build_model(section["kind"], section["config"])
+        backbone.load_state_dict(weights, strict=True)
+        model, section = task_module(task).build(backbone, section["kind"], section["config"], task_info, head_options)
     else:
         model = build_from_config(section)
         model.load_state_dict(weights, strict=True)
@@ -160,15 +172,17 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     if resume:
         trainer.resume(own)
 
-    backbone = model.backbone if task == "classify" else model
+    backbone = model if task == "lm" else model.backbone
     progress.line(f"run        {run_dir}" + (f" (resuming at iteration {trainer.iteration})" if resume else
                                               f" (from {task_info['source']})"))
     what = (f"{n} labeled examples, {len(task_info['labels'])} classes ({', '.join(task_info['labels'][:8])}"
-            f"{' ...' if len(task_info['labels']) > 8 else ''})" if task == "classify" else f"{n} prompt/response pairs")
+            f"{' ...' if len(task_info['labels']) > 8 else ''})" if task == "classify" else
+            what if task in HEAD_TASKS else f"{n} prompt/response pairs")
     progress.line(f"data       {cfg.data}: {what}; train {len(train_rows)} / val {len(val_rows)}")
     progress.line(f"model      {describe_model(backbone, cfg.model)}"
                   + (f" + classifier head ({model.pooling} pooling"
-                     f"{', backbone frozen' if model.freeze_backbone else ''})" if task == "classify" else ""))
+                     f"{', backbone frozen' if model.freeze_backbone else ''})" if task == "classify" else
+                     f" + {type(model).__name__} head" if task in HEAD_TASKS else ""))
     progress.line(f"training   {cfg.iters:,} iters x {source.batch_size} examples, AdamW lr {cfg.lr:g} -> {cfg.min_lr:g}")
     start = time.perf_counter()
     result = trainer.fit()

@@ -24,6 +24,7 @@ from ..data import Tokenizer
 from ..validate import FileError, check_metrics_rows, check_model_config, read_file
 from .budget import check_model
 from .data import tokenizer_from_json
+from .tasks import HEAD_KINDS, build_head_model
 
 RUN_FORMAT = "tinyllm-run"
 HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
@@ -42,7 +43,9 @@ class Restored:
     @property
     def lm_kind(self) -> str:
         """The language-model kind: the model's own, or a classifier's backbone's."""
-        if self.kind == "classifier":
+        if self.kind in ("classifier", "tagger", "span_extractor"):
+            if self.checkpoint is None:                  # a Hugging Face directory: its heads are BERT's
+                return "bert"
             return self.checkpoint.config["model"]["config"]["backbone"]
         return self.kind
 
@@ -51,7 +54,7 @@ def is_hf_dir(path: str | os.PathLike) -> bool:
     """A Hugging Face model directory: ``config.json`` and ``model.safetensors`` (or its shard index),
     no tinyllm manifest."""
     p = Path(path)
-    return (p / "config.json").exists() and any((p / f).exists() for f in HF_WEIGHTS) \
+    return (p / "config.json").is_file() and any((p / f).is_file() for f in HF_WEIGHTS) \
         and not (p / "manifest.json").exists()
 
 
@@ -64,6 +67,8 @@ def build_from_config(model_section: dict) -> Any:
         raise CheckpointError(f"the model config is missing or not a table: {cfg!r}")
     check_model_config(kind, cfg, "config.json")
     check_model(kind, cfg)                       # refuse what would not fit before allocating it
+    if kind in HEAD_KINDS:
+        return build_head_model(kind, cfg)
     if kind == "classifier":
         backbone = build_model(cfg["backbone"], cfg["backbone_config"])
         return SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"),
@@ -73,7 +78,8 @@ def build_from_config(model_section: dict) -> Any:
 
 def model_vocab_size(model_section: dict) -> int:
     cfg = model_section["config"]
-    return int(cfg["backbone_config"]["vocab_size"] if model_section["kind"] == "classifier" else cfg["vocab_size"])
+    heads = ("classifier", *HEAD_KINDS)
+    return int(cfg["backbone_config"]["vocab_size"] if model_section["kind"] in heads else cfg["vocab_size"])
 
 
 def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
@@ -89,6 +95,9 @@ def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
             tokenizer that do not belong to the model.
     """
     if is_hf_dir(path):
+        from .tasks.sources import hf_model_type, restore_hf  # noqa: PLC0415
+        if hf_model_type(path) == "bert":
+            return restore_hf(path)
         from ..models import GPT  # noqa: PLC0415
         model = GPT.from_pretrained(path)
         if model.tokenizer is None:
@@ -117,8 +126,11 @@ def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
 
 def check_inference(restored: Restored, batch_size: int) -> None:
     """Refuse (BudgetError) a batch whose activations would not fit next to the model."""
-    kind = restored.kind
-    config = restored.checkpoint.config["model"]["config"] if restored.checkpoint else restored.model.config.to_dict()
+    if restored.checkpoint:
+        kind, config = restored.kind, restored.checkpoint.config["model"]["config"]
+    else:                                     # a Hugging Face directory: the backbone's sizes are what count
+        model = restored.model
+        kind, config = restored.lm_kind, getattr(model, "backbone", model).config.to_dict()
     check_model(kind, config, batch_size=batch_size)
 
 

@@ -47,6 +47,12 @@ def check_model_config(kind: Any, obj: Any, path: str | os.PathLike, where: str 
         f.string("pooling", none=True, default=None)
         f.boolean("freeze_backbone", default=False)
         return
+    if kind != "classifier" and isinstance(obj, dict) and "backbone_config" in obj:
+        # a head over a backbone (a tagger, a span extractor): the backbone is checked as any model
+        # is; the head's own keys by its task module when it is built
+        backbone = f.string("backbone", max_len=64)
+        check_model_config(backbone, f.obj.get("backbone_config"), path, f.name("backbone_config"))
+        return
     if not isinstance(kind, str) or not kind.isidentifier():
         raise FileError(path, f"the model kind must be a name such as gpt, bert or classifier, got {_kind(kind)}")
     if kind not in ("gpt", "bert"):
@@ -254,6 +260,25 @@ def check_hf_config(obj: Any, path: str | os.PathLike) -> None:
     f.number("resid_pdrop", 0.0, 1.0, default=0.0, below_hi=True)
     for key in ("tie_word_embeddings", "scale_attn_by_inverse_layer_idx", "scale_attn_weights"):
         f.boolean(key, default=None)
+
+
+def check_hf_bert_config(obj: Any, path: str | os.PathLike) -> None:
+    """A Hugging Face BERT ``config.json`` (the fields tinyllm reads; what it cannot honour is refused later)."""
+    f = Fields(obj, path)
+    f.string("model_type")
+    for ours, key in (("vocab_size", "vocab_size"), ("block_size", "max_position_embeddings"),
+                      ("n_embd", "hidden_size"), ("n_layer", "num_hidden_layers"), ("n_head", "num_attention_heads")):
+        f.int(key, 1, LIMITS[ours])
+    f.int("intermediate_size", 1, 4 * LIMITS["n_embd"], default=None, none=True)
+    f.int("type_vocab_size", 1, LIMITS["type_vocab_size"], default=2)
+    f.int("pad_token_id", 0, LIMITS["vocab_size"], default=None, none=True)
+    f.number("layer_norm_eps", 0.0, 1.0, default=1e-12, above_lo=True, below_hi=True)
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        f.number(key, 0.0, 1.0, default=0.1, below_hi=True)
+    for key in ("hidden_act", "position_embedding_type"):
+        f.string(key, default=None)
+    f.object("id2label", default=None, none=True)
+    f.strings("architectures", default=None, max_items=16)
 
 
 def check_hf_index(obj: Any, path: str | os.PathLike) -> dict[str, str]:

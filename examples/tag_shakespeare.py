@@ -1,0 +1,112 @@
+"""Tag the character names inside Shakespeare's speeches with a BERT + CRF, pre-trained or not.
+
+The data is built from the excerpt that ships with tinyllm (``shakespeare_tasks.py``):
+speech lines with BIO tags for the cast's names, the cast taken from the speaker
+headers ("Caius/O Marcius/B-PER", "Lady/B-PER Anne/I-PER"); the test set is the last
+fifth of the excerpt. Three taggers are compared:
+
+* a dictionary baseline: the names tagged in the training lines, looked up in the test lines
+  (and the majority tag, "O" everywhere, which finds no entity at all);
+* a character-level BERT pre-trained with ``tinyllm train --model bert`` on the excerpt, then
+  fine-tuned with a CRF head (BIO constraints);
+* the same shape, randomly initialised, fine-tuned with the same budget.
+
+    python examples/tag_shakespeare.py            # pre-training ~13 min, fine-tuning ~4 min per model
+    python examples/tag_shakespeare.py --quick    # a few seconds: a smoke test
+
+Measured on the shared 2-core machine (defaults: BERT 2x64, context 64, 800 pre-training
+iterations, masked-token val accuracy 22%; 120 fine-tuning steps of 32 lines): 508 training
+lines, 222 test lines with 128 names; entity F1 majority 0.0%, dictionary 95.9%, pre-trained
+58.5% (P 73.8%, R 48.4%), from scratch 71.3% (P 73.9%, R 68.8%), about 250 s of training
+each. This short character-level MLM pre-training did not help here: the names are a
+closed set that a dictionary already covers, and the fine-tuning budget is small.
+
+The tagged lines are written as CoNLL files beside the runs, so the same fine-tuning runs
+from the command line: ``tinyllm finetune --ckpt <run> --data train.conll --task tag --crf``,
+then ``tinyllm eval --ckpt <run>-tag --data test.conll``.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from shakespeare_tasks import bio, fit, pretrain, tagging_sentences
+
+import tinyllm
+from tinyllm.models import BERT
+from tinyllm.models.tagging import TokenClassifier
+from tinyllm.train.restore import restore_model
+from tinyllm.train.tasks.metrics import entity_scores
+from tinyllm.train.tasks.tag import encode_sentences, evaluate
+
+NAMES = ["O", "B-PER", "I-PER"]
+
+
+def write_conll(path: Path, sentences: list) -> None:
+    path.write_text("".join("".join(f"{w} {t}\n" for w, t in zip(words, tags)) + "\n" for words, tags in sentences),
+                    encoding="utf-8")
+
+
+def dictionary_baseline(train: list, test: list) -> tuple[float, float]:
+    """Entity F1 of looking up the training set's names, and of the majority tag."""
+    seen = set()
+    for words, tags in train:
+        for i, t in enumerate(tags):
+            if t == "B-PER":
+                j = i + 1
+                while j < len(tags) and tags[j] == "I-PER":
+                    j += 1
+                seen.add(tuple(words[i:j]))
+    names = sorted(seen, key=lambda n: (-len(n), n))
+    true = [t for _, t in test]
+    return (entity_scores(true, [bio(w, names) for w, _ in test]).f1,
+            entity_scores(true, [["O"] * len(t) for t in true]).f1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny model and a few steps (smoke test)")
+    parser.add_argument("--out", type=Path, default=Path("runs/examples"), help="where runs and data files go")
+    parser.add_argument("--pretrain-iters", type=int, default=800)
+    parser.add_argument("--steps", type=int, default=120, help="fine-tuning steps (both models)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.quick:
+        args.pretrain_iters, args.steps, args.out = 4, 3, args.out / "quick"
+    args.out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    tinyllm.manual_seed(args.seed)
+
+    run = pretrain("bert", args.out / "bert-char", args.pretrain_iters, args.quick)
+    restored = restore_model(run)
+    bert, tok = restored.model, restored.tokenizer
+    block = bert.config.block_size
+    train, test = tagging_sentences(max_chars=block - 4, rng=rng)
+    if args.quick:
+        train, test = train[:16], test[:8]
+    write_conll(args.out / "train.conll", train)
+    write_conll(args.out / "test.conll", test)
+    n_ent = sum(t.count("B-PER") for _, t in test)
+    print(f"data: {len(train)} training lines, {len(test)} test lines with {n_ent} names "
+          f"(files {args.out / 'train.conll'}, {args.out / 'test.conll'})")
+    dict_f1, majority_f1 = dictionary_baseline(train, test)
+    arrays = encode_sentences(train, tok, block, "bert", NAMES).arrays
+
+    results = [("majority tag (O)", majority_f1, None, 0.0), ("dictionary of training names", dict_f1, None, 0.0)]
+    for label, backbone in (("BERT pre-trained + CRF", bert), ("BERT from scratch + CRF", BERT(bert.config))):
+        model = TokenClassifier(backbone, len(NAMES), crf=True, tags=NAMES, scheme="BIO")
+        seconds = fit(model, arrays, args.steps, 32, 1e-3, args.seed)
+        report = evaluate(model, tok, "bert", NAMES, str(args.out / "test.conll"))
+        results.append((label, report.scores.f1, report.scores, seconds))
+    print(f"\n{'tagger':<32}{'entity F1':>10}{'P':>8}{'R':>8}{'train s':>9}")
+    for label, f1, s, seconds in results:
+        extra = f"{s.precision:>8.1%}{s.recall:>8.1%}{seconds:>9.0f}" if s else ""
+        print(f"{label:<32}{f1:>10.1%}{extra}")
+    print(f"\n({args.steps} fine-tuning steps of 32 lines each; pre-training {args.pretrain_iters} iterations; "
+          f"{time.process_time():.0f} s of CPU time in this process)")
+
+
+if __name__ == "__main__":
+    main()
