@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import tinyllm
 from tinyllm import backend
-from gradcases import grad_case
+from gradcases import grad_case, surface_case
 from tinyllm import nn
 from tinyllm.nn import KVCache, functional_call
 
@@ -93,6 +93,7 @@ def test_multi_head_attention_gradients(sizes, causal, padded, block, seed):
 
 
 @grad_case("SelfAttentionFunction")
+@surface_case("F.self_attention")
 def test_self_attention_function_gradient_with_a_full_mask_and_an_empty_row():
     """The packed (B, T, 3C) input alone, with a (B, nh, T, T) mask that leaves query 0 of batch 0 nothing."""
     tinyllm.set_default_dtype("float64")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import tinyllm
 from tinyllm import backend
-from gradcases import grad_case
+from gradcases import grad_case, surface_case
 from tinyllm import nn
 from tinyllm.nn import functional_call
 
@@ -42,6 +42,7 @@ def test_linear_gradients(n_in, n_out, lead, bias, seed):
 
 
 @grad_case("LinearFunction")
+@surface_case("F.linear")
 def test_linear_function_gradient_of_each_input_alone():
     """needs_grad: asking for one input's gradient at a time gives the same values."""
     tinyllm.set_default_dtype("float64")
