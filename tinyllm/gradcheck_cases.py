@@ -223,6 +223,12 @@ def _nn() -> list[GradCase]:
         padding = np.array([[True, True, True, False], [True, True, True, True]])   # one padded key
         return _module_case(nn.MultiHeadAttention(8, 2, causal=False), x=_normal(rng, 2, 4, 8), padding_mask=padding)
 
+    def lora_module(rng: np.random.Generator) -> tuple:
+        from .nn.lora import LoRALinear  # noqa: PLC0415
+        layer = LoRALinear(nn.Linear(4, 6), r=2, alpha=3.0, slices=(0, 2), parts=3)   # q and v of a packed qkv
+        layer.lora_B.data[...] = rng.normal(size=layer.lora_B.shape)               # B starts at 0: make it count
+        return _module_case(layer, x=_normal(rng, 2, 3, 4))
+
     def contrastive(rng: np.random.Generator) -> tuple:
         return (lambda a, b: losses.contrastive_loss(a, b, temperature=0.5)), [_normal(rng, 4, 6), _normal(rng, 4, 6)]
 
@@ -245,6 +251,7 @@ def _nn() -> list[GradCase]:
                  lambda r: _module_case(nn.TransformerBlock(8, 2, causal=False, norm_first=False, eps=1e-12),
                                         x=_normal(r, 2, 4, 8)),
                  max_elements=64),
+        GradCase("nn.LoRALinear", ("LinearFunction", "GetItem", "Concat", "Mul", "Add"), lora_module),
         GradCase("nn.contrastive_loss", ("MatMul", "CrossEntropy", "Sqrt", "Div"), contrastive),
     ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from .common import ENGINE_OPTIONS, OPTIMIZATION_OPTIONS, add_options, given, option_names
 
@@ -13,6 +14,7 @@ Examples:
   tinyllm finetune --ckpt runs/bert --data reviews.jsonl --task classify --freeze-backbone --out runs/probe
   tinyllm finetune --ckpt runs/tiny --data pairs.jsonl --task lm --iters 200 --out runs/tiny-chat
   tinyllm finetune --task classify --out runs/tiny-classify --resume
+  tinyllm finetune --ckpt runs/tiny --data pairs.jsonl --task lm --lora-r 8 --lora-targets q,v
 \b
 classify: rows of text and label, as CSV/TSV with a header "text,label" or JSONL
 {"text": ..., "label": ...}. lm: JSONL {"prompt": ..., "response": ...}; the loss
@@ -28,6 +30,13 @@ checkpoints, Ctrl-C, --resume and --early-stop as tinyllm train."""
 @click.option("--freeze-backbone", is_flag=True, help="classify: train the new head only (a linear probe).")
 @click.option("--pooling", type=click.Choice(["cls", "last", "mean", "pooler"]), default=None,
               help="classify: how a sequence becomes one vector (default: last for GPT, cls for BERT).")
+@click.option("--lora-r", type=int, default=None,
+              help="Train rank-r LoRA adapters (and a classifier's head) only; the adapter is saved in OUT/adapter.")
+@click.option("--lora-alpha", type=float, default=None, help="LoRA scale numerator: updates x alpha/r (default 2r).")
+@click.option("--lora-dropout", type=float, default=0.0, show_default=True, help="Dropout on the adapters' input.")
+@click.option("--lora-targets", default="c_attn,c_proj", show_default=True,
+              help="Layers to adapt, by name: c_attn, c_proj, attn.c_proj, c_fc, or q,k,v / query,key,value "
+                   "for the thirds of the packed attention projection.")
 @add_options(OPTIMIZATION_OPTIONS)
 @add_options(ENGINE_OPTIONS)
 @click.option("--out", type=click.Path(), default=None, help="Run directory of the fine-tuned model.")
@@ -35,12 +44,20 @@ checkpoints, Ctrl-C, --resume and --early-stop as tinyllm train."""
 @click.option("--force", is_flag=True, help="Replace a run already in --out.")
 @click.pass_context
 def finetune_command(ctx: click.Context, ckpt: str | None, data: str | None, task: str, freeze_backbone: bool,
-                     pooling: str | None, out: str | None, resume: bool, force: bool, **_: Any) -> None:
+                     pooling: str | None, out: str | None, resume: bool, force: bool, lora_r: int | None,
+                     lora_alpha: float | None, lora_dropout: float, lora_targets: str, **_: Any) -> None:
     """Fine-tune a pre-trained checkpoint: classify text, or continue LM training on pairs."""
     from ..train.finetune import finetune  # noqa: PLC0415
 
     if resume and force:
         raise ValueError("--resume continues the run in --out and --force replaces it: use one of them")
     settings = given(ctx, option_names(OPTIMIZATION_OPTIONS + ENGINE_OPTIONS))
+    lora = None
+    if lora_r is not None:
+        from ..compress.adapter import lora_settings  # noqa: PLC0415
+        lora = lora_settings(lora_r, lora_alpha, lora_dropout, lora_targets)
+    elif any(ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE
+             for n in ("lora_alpha", "lora_dropout", "lora_targets")):
+        raise ValueError("--lora-alpha, --lora-dropout and --lora-targets need --lora-r (the adapters' rank)")
     finetune(ckpt, data, task, settings, out=out, resume=resume, force=force, freeze_backbone=freeze_backbone,
-             pooling=pooling)
+             pooling=pooling, lora=lora)

@@ -43,7 +43,7 @@ def _inside(path: Path, other: Path) -> bool:
 
 def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[str, Any], out: str | None = None,
              resume: bool = False, force: bool = False, freeze_backbone: bool = False, pooling: str | None = None,
-             progress: Progress | None = None) -> TrainResult:
+             progress: Progress | None = None, lora: dict | None = None) -> TrainResult:
     """Fine-tune the model in ``ckpt_path`` on ``data`` for ``task``, writing run directory ``out``.
 
     Args:
@@ -55,10 +55,15 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         resume: continue the fine-tuning run in ``out``.
         force: replace a run already in ``out``.
         freeze_backbone, pooling: classifier options (see SequenceClassifier).
+        lora: LoRA settings (``tinyllm.compress.adapter.lora_settings``): train low-rank adapters
+            (and a classifier's head) only; the adapter is also saved alone in ``out/adapter``.
     """
     progress = progress or Progress()
     if task not in TASKS:
         raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
+    if lora is not None and (resume or freeze_backbone):
+        raise ValueError("--lora-* options start a new LoRA run (not with --resume, which keeps the run's own, "
+                         "nor with --freeze-backbone, which LoRA implies)")
     if resume:
         if out is None:
             raise ValueError("--resume needs --out DIR, the fine-tuning run to continue")
@@ -99,6 +104,9 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         weights = src.weights
         section = {"kind": src_kind, "config": shape}
         task_info = {"name": task, "source": str(src.path)}
+        if lora is not None:
+            from ..compress.adapter import sha256_file  # noqa: PLC0415
+            task_info["source_weights_sha256"] = sha256_file(src.path / "model.safetensors")
 
     setup_engine(cfg)
     if task == "classify":
@@ -130,6 +138,10 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     else:
         model = build_from_config(section)
         model.load_state_dict(weights, strict=True)
+    if lora is not None:
+        from ..compress.adapter import add_lora  # noqa: PLC0415
+        add_lora(model, lora)
+        section = {**section, "lora": lora}
 
     optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
     schedule = cfg.schedule()
@@ -157,9 +169,18 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     progress.line(f"model      {describe_model(backbone, cfg.model)}"
                   + (f" + classifier head ({model.pooling} pooling"
                      f"{', backbone frozen' if model.freeze_backbone else ''})" if task == "classify" else ""))
+    if section.get("lora"):
+        from ..nn.lora import trainable_count  # noqa: PLC0415
+        k, total = trainable_count(model)
+        progress.line(f"lora       r={section['lora']['r']} alpha={section['lora']['alpha']:g} on "
+                      f"{','.join(section['lora']['targets'])}: {k:,} of {total:,} parameters trained")
     progress.line(f"training   {cfg.iters:,} iters x {source.batch_size} examples, AdamW lr {cfg.lr:g} -> {cfg.min_lr:g}")
     start = time.perf_counter()
     result = trainer.fit()
     result.seconds = time.perf_counter() - start
     report_end(progress, run_dir, result)
+    if section.get("lora"):
+        from ..compress.adapter import save_run_adapter  # noqa: PLC0415
+        where = save_run_adapter(model, run_dir, section, task_info.get("source_weights_sha256", ""))
+        progress.line(f"adapter    {where} (LoRA tensors{' and the head' if task == 'classify' else ''} alone)")
     return result

@@ -59,9 +59,14 @@ def build_from_config(model_section: dict) -> Any:
         raise CheckpointError(f"the model config is missing or not a table: {cfg!r}")
     if kind == "classifier":
         backbone = build_model(cfg["backbone"], cfg["backbone_config"])
-        return SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"),
-                                  freeze_backbone=bool(cfg.get("freeze_backbone", False)))
-    return build_model(kind, cfg)
+        model = SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"),
+                                   freeze_backbone=bool(cfg.get("freeze_backbone", False)))
+    else:
+        model = build_model(kind, cfg)
+    if "lora" in model_section:                       # a LoRA fine-tuning run: its adapters are in the weights
+        from ..compress.adapter import add_lora  # noqa: PLC0415
+        add_lora(model, model_section["lora"])
+    return model
 
 
 def model_vocab_size(model_section: dict) -> int:
