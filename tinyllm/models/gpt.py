@@ -191,7 +191,7 @@ class GPT(Module):
         return self.lm_head(x[:, -1:, :]).data[:, -1, :]               # (B, 1, C) -> (B, 1, V) -> (B, V)
 
     def _new_caches(self, batch: int) -> list[KVCache]:
-        c, w = self.config, self.wte.weight.data
+        c, w = self.config, self.ln_f.weight.data              # the activations' dtype (wte may be int8)
         return [KVCache(batch, c.n_head, c.block_size, c.n_embd // c.n_head, w.dtype, backend.get_array_module(w))
                 for _ in range(c.n_layer)]
 

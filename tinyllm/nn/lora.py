@@ -229,6 +229,18 @@ def unmerge_lora(model: Module) -> None:
         m.unmerge()
 
 
+def unwrap_lora(model: Module) -> None:
+    """Merge every adapter and put a plain Linear (the same weight and bias) in its place."""
+    for _, mod in list(model.named_modules()):
+        for attr, child in list(mod.named_children()):
+            if isinstance(child, LoRALinear):
+                child.merge()
+                plain = Linear(0, 0, bias=False)                      # an empty shell, then the merged weights
+                plain.in_features, plain.out_features = child.in_features, child.out_features
+                plain.weight, plain.bias = child.weight, child.bias
+                setattr(mod, attr, plain)
+
+
 def is_lora_parameter(name: str) -> bool:
     """Whether a dotted parameter name is an adapter's (``...lora_A`` / ``...lora_B``)."""
     return name.rsplit(".", 1)[-1] in ("lora_A", "lora_B")
@@ -241,4 +253,4 @@ def trainable_count(model: Module) -> tuple[int, int]:
 
 
 __all__ = ["DEFAULT_TARGETS", "LoRALinear", "apply_lora", "is_lora_parameter", "lora_layers", "merge_lora",
-           "parse_targets", "trainable_count", "unmerge_lora"]
+           "parse_targets", "trainable_count", "unmerge_lora", "unwrap_lora"]

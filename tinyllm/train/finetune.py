@@ -82,6 +82,9 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         if ckpt_path is None or data is None:
             raise ValueError("finetune needs --ckpt (the pre-trained run) and --data")
         src = load_checkpoint(ckpt_path, prefer="best", with_optimizer=False)
+        if "quantization" in src.config:
+            raise CheckpointError(f"'{ckpt_path}' is int8-quantized, for inference only: fine-tune the float "
+                                  "checkpoint it was made from")
         src_kind = src.config["model"]["kind"]
         if src_kind not in ("gpt", "bert"):
             raise CheckpointError(f"finetune needs a pre-trained GPT or BERT checkpoint; '{ckpt_path}' holds a {src_kind}")

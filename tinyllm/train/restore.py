@@ -100,7 +100,11 @@ def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {ckpt.path} has an unusable model config: {_msg(exc)}") from None
     try:
-        model.load_state_dict(ckpt.weights, strict=True)
+        if "quantization" in ckpt.config:                 # int8 weights (tinyllm quantize)
+            from ..compress.quantize import load_quantized  # noqa: PLC0415
+            load_quantized(model, ckpt.weights, ckpt.config["quantization"])
+        else:
+            model.load_state_dict(ckpt.weights, strict=True)
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {ckpt.path}: the weights do not fit its {section.get('kind')} "
                               f"config ({_msg(exc)})") from None

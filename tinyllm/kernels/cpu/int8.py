@@ -1,0 +1,61 @@
+"""The int8-weight x float32-activation product (Q8_0 blocks), compiled by Numba.
+
+    y[n, o] = sum_b d[o, b] * sum_{j in block b} float(Q[o, j]) * x[n, j]
+
+The reference is ``tinyllm.compress.q8.matmul_reference`` (dequantize, then one
+matmul); ``tests/test_quantize.py`` checks this kernel against it.
+
+Why a kernel: decoding one token with a KV cache multiplies a (1, in) vector
+by every weight matrix once, so the time is the time to stream the weights
+from memory. The reference first writes a float32 copy of W (4 bytes per
+weight, and the copy is read again by BLAS); this loop reads the int8 bytes
+directly (1 byte per weight, plus 2 bytes of scale per 32), converting each
+block in registers. Rows are independent: ``prange`` shares the output rows
+among the cores. The 32 products of a block are summed in float32 (LLVM
+vectorizes the loop: ``reassoc``), then scaled once and added to a float32
+accumulator, as llama.cpp's ``ggml_vec_dot_q8_0`` does. For each output row
+the N samples reuse the row's bytes from the L1 cache, so a few samples
+(prefill, beams) cost little more than one.
+
+Cost constant: :data:`NS_PER_WEIGHT` is the measured one-core time per weight
+for N = 1 (2-core VM, AVX2), for callers that choose between this and BLAS.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+BLOCK = 32
+NS_PER_WEIGHT = 0.25      # one core, N = 1, weights not in cache
+
+
+@numba.njit(parallel=True, nogil=True, cache=True, fastmath={"reassoc", "contract"}, boundscheck=False)
+def _q8_matmul_t(x, q, scale, y_t):  # pragma: no cover - compiled
+    """y_t[o, n] = sum_b scale[o, b] * sum_{j in b} q[o, j] * x[n, j];  x (N, K) f32, q (M, K) i8."""
+    n_rows, k = x.shape
+    m = q.shape[0]
+    nb = scale.shape[1]
+    for o in prange(m):
+        for n in range(n_rows):
+            acc = np.float32(0.0)
+            for b in range(nb):
+                lo = b * BLOCK
+                hi = min(lo + BLOCK, k)
+                s = np.float32(0.0)
+                for j in range(lo, hi):
+                    s += np.float32(q[o, j]) * x[n, j]
+                acc += s * scale[o, b]
+            y_t[o, n] = acc
+
+
+def q8_matmul(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """y = x W~^T, x (N, K) float32, q (M, K) int8, scale (M, ceil(K/32)) float16/32 -> (N, M) float32."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    q = np.ascontiguousarray(q, dtype=np.int8)
+    scale = np.ascontiguousarray(scale, dtype=np.float32)
+    if x.ndim != 2 or q.ndim != 2 or x.shape[1] != q.shape[1] or scale.shape != (q.shape[0], -(-q.shape[1] // BLOCK)):
+        raise ValueError(f"q8_matmul: shapes x {x.shape}, q {q.shape}, scale {scale.shape} do not fit")
+    y_t = np.empty((q.shape[0], x.shape[0]), dtype=np.float32)
+    _q8_matmul_t(x, q, scale, y_t)
+    return y_t.T if x.shape[0] > 1 else y_t.reshape(1, -1)
