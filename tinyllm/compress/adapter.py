@@ -112,7 +112,7 @@ def save_adapter(model: Any, out: str | os.PathLike, settings: dict, model_secti
     source = weights if weights is not None else {n: p.data for n, p in model.named_parameters()}
     tensors = {n: np.ascontiguousarray(to_numpy(source[n])) for n in names}
     config = {"format": ADAPTER_FORMAT, "version": ADAPTER_VERSION, "lora": dict(settings),
-              "model": {"kind": model_section["kind"], "config": model_section["config"]},
+              "model": dict(model_section),
               "base": {"weights_sha256": base_sha256,
                        "shapes": {n: list(np.shape(a)) for n, a in base_weights.items()}},
               "tensors": {n: list(a.shape) for n, a in tensors.items()}}
@@ -167,14 +167,16 @@ def read_adapter_config(path: str | os.PathLike) -> dict:
 
 def _build(section: dict, base_weights: dict[str, Any]) -> Any:
     """The model of ``section`` with the base weights loaded (into the backbone of a classifier)."""
-    from ..models import SequenceClassifier, build_model  # noqa: PLC0415  (models sit above compress)
+    from ..models import SequenceClassifier  # noqa: PLC0415  (models sit above compress)
+    from ..train.restore import build_from_config  # noqa: PLC0415
     kind, cfg = section["kind"], section["config"]
+    extra = {k: v for k, v in section.items() if k == "pruning"}     # a pruned base: its masks
     try:
         if kind == "classifier":
-            backbone = build_model(cfg["backbone"], cfg["backbone_config"])
+            backbone = build_from_config({"kind": cfg["backbone"], "config": cfg["backbone_config"], **extra})
             backbone.load_state_dict(base_weights, strict=True)
             return SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"))
-        model = build_model(kind, cfg)
+        model = build_from_config({"kind": kind, "config": cfg, **extra})
         model.load_state_dict(base_weights, strict=True)
         return model
     except (KeyError, TypeError, ValueError) as exc:
@@ -243,6 +245,6 @@ def save_run_adapter(model: Any, run_dir: str | os.PathLike, section: dict, base
     from ..nn.lora import is_lora_parameter  # noqa: PLC0415
     best = load_checkpoint(run_dir, prefer="best", with_optimizer=False)
     base_shapes = {n: a for n, a in lora_root(model).state_dict().items() if not is_lora_parameter(n)}
-    plain = {"kind": section["kind"], "config": section["config"]}
+    plain = {k: v for k, v in section.items() if k != "lora"}
     return save_adapter(model, Path(run_dir) / "adapter", section["lora"], plain, base_shapes, base_sha256,
                         weights=best.weights)

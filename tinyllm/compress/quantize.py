@@ -262,7 +262,7 @@ def quantize_checkpoint(path: str | os.PathLike, out: str | os.PathLike, force: 
     state = model.state_dict()
     weights = {k: (backend.to_numpy(v).astype(np.float16) if k.endswith("weight_scale") else v)
                for k, v in state.items()}
-    section = {k: v for k, v in ck.config["model"].items() if k != "lora"}   # LoRA merged into the weights
+    section = {k: v for k, v in ck.config["model"].items() if k not in ("lora", "pruning")}   # merged / in the zeros
     config = {**ck.config, "model": section, "tinyllm_version": __version__,
               "quantization": {"format": FORMAT, "block_size": q8.BLOCK, "scale_dtype": "float16",
                                "weights": names, "source": str(ck.path)}}

@@ -78,6 +78,8 @@ class LoRALinear(Linear):
         Module.__init__(self)
         self.in_features, self.out_features = base.in_features, base.out_features
         self.weight, self.bias = base.weight, base.bias               # shared with the wrapped layer
+        for name in base._buffer_names:                               # e.g. a pruning mask
+            self.register_buffer(name, getattr(base, name))
         self.r, self.alpha, self.parts, self.slices = int(r), float(alpha), int(parts), slices
         self.scale = self.alpha / self.r
         self.rows = self.out_features // self.parts                   # m: output rows per slice

@@ -105,7 +105,8 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         cfg = TrainConfig(**base)
         cfg.validate()
         weights = src.weights
-        section = {"kind": src_kind, "config": shape}
+        section = {"kind": src_kind, "config": shape, **{k: v for k, v in src.config["model"].items()
+                                                         if k == "pruning"}}   # pruned: keep the masks
         task_info = {"name": task, "source": str(src.path)}
         if lora is not None:
             from ..compress.adapter import sha256_file  # noqa: PLC0415
@@ -127,11 +128,12 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     train_arrays = {k: v[train_rows] for k, v in arrays.items()}
     val_arrays = {k: v[val_rows] for k, v in arrays.items()}
 
+    pruning = section.get("pruning")
     if resume:
         model = build_from_config(section)
     elif task == "classify":
-        from ..models import SequenceClassifier, build_model  # noqa: PLC0415
-        backbone = build_model(section["kind"], section["config"])
+        from ..models import SequenceClassifier  # noqa: PLC0415
+        backbone = build_from_config(section)
         backbone.load_state_dict(weights, strict=True)
         model = SequenceClassifier(backbone, len(names), pooling, freeze_backbone=freeze_backbone)
         section = {"kind": "classifier", "config": {"backbone": section["kind"], "backbone_config": section["config"],
@@ -141,12 +143,16 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     else:
         model = build_from_config(section)
         model.load_state_dict(weights, strict=True)
+    if pruning is not None and "pruning" not in section:     # the classifier keeps its backbone's masks
+        section = {**section, "pruning": pruning}
     if lora is not None:
         from ..compress.adapter import add_lora  # noqa: PLC0415
         add_lora(model, lora)
         section = {**section, "lora": lora}
 
     optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
+    from ..compress.prune import keep_pruned  # noqa: PLC0415
+    optimizer = keep_pruned(model, optimizer)                 # a pruned model: pruned weights stay zero
     schedule = cfg.schedule()
     source = ExampleSource(train_arrays, cfg.batch_size, cfg.seed)
     val_batches = chunk(val_arrays, cfg.batch_size)[:cfg.eval_iters]

@@ -63,6 +63,9 @@ def build_from_config(model_section: dict) -> Any:
                                    freeze_backbone=bool(cfg.get("freeze_backbone", False)))
     else:
         model = build_model(kind, cfg)
+    if "pruning" in model_section:                    # pruned: the masks are buffers saved with the weights
+        from ..compress.prune import attach_masks  # noqa: PLC0415
+        attach_masks(model, model_section["pruning"])
     if "lora" in model_section:                       # a LoRA fine-tuning run: its adapters are in the weights
         from ..compress.adapter import add_lora  # noqa: PLC0415
         add_lora(model, model_section["lora"])
