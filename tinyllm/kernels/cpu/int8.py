@@ -10,42 +10,51 @@ by every weight matrix once, so the time is the time to stream the weights
 from memory. The reference first writes a float32 copy of W (4 bytes per
 weight, and the copy is read again by BLAS); this loop reads the int8 bytes
 directly (1 byte per weight, plus 2 bytes of scale per 32), converting each
-block in registers. Rows are independent: ``prange`` shares the output rows
-among the cores. The 32 products of a block are summed in float32 (LLVM
+block in registers. Rows are independent: ``functional.rows.kernel_rows``
+shares the output rows among the cores, one call of the compiled loop (which
+releases the GIL) per core, as the project's other CPU kernels do. (Numba's
+own ``prange`` was 3-5x slower than one thread on the shared 2-core machine:
+its workers wait for each other at the end of every call, and a call lasts
+well under a millisecond.) The 32 products of a block are summed in float32 (LLVM
 vectorizes the loop: ``reassoc``), then scaled once and added to a float32
 accumulator, as llama.cpp's ``ggml_vec_dot_q8_0`` does. For each output row
 the N samples reuse the row's bytes from the L1 cache, so a few samples
 (prefill, beams) cost little more than one.
 
-Cost constant: :data:`NS_PER_WEIGHT` is the measured one-core time per weight
-for N = 1 (2-core VM, AVX2), for callers that choose between this and BLAS.
+Cost constant: :data:`NS_PER_WEIGHT`, the one-core time per weight for N = 1
+(measured on the 2-core VM), decides when the rows are worth sharing.
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange
+
+from ...functional.rows import kernel_rows
 
 BLOCK = 32
-NS_PER_WEIGHT = 0.25      # one core, N = 1, weights not in cache
+NS_PER_WEIGHT = 0.5       # one core, N = 1, weights streamed from memory
 
 
-@numba.njit(parallel=True, nogil=True, cache=True, fastmath={"reassoc", "contract"}, boundscheck=False)
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"}, boundscheck=False)
 def _q8_matmul_t(x, q, scale, y_t):  # pragma: no cover - compiled
     """y_t[o, n] = sum_b scale[o, b] * sum_{j in b} q[o, j] * x[n, j];  x (N, K) f32, q (M, K) i8."""
     n_rows, k = x.shape
     m = q.shape[0]
-    nb = scale.shape[1]
-    for o in prange(m):
+    full = k // BLOCK                                    # whole blocks; a last, shorter one after them
+    for o in range(m):
         for n in range(n_rows):
             acc = np.float32(0.0)
-            for b in range(nb):
+            for b in range(full):
                 lo = b * BLOCK
-                hi = min(lo + BLOCK, k)
                 s = np.float32(0.0)
-                for j in range(lo, hi):
-                    s += np.float32(q[o, j]) * x[n, j]
+                for t in range(BLOCK):                   # a fixed trip count: vectorized
+                    s += np.float32(q[o, lo + t]) * x[n, lo + t]
                 acc += s * scale[o, b]
+            if full * BLOCK < k:
+                s = np.float32(0.0)
+                for j in range(full * BLOCK, k):
+                    s += np.float32(q[o, j]) * x[n, j]
+                acc += s * scale[o, full]
             y_t[o, n] = acc
 
 
@@ -56,6 +65,11 @@ def q8_matmul(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     scale = np.ascontiguousarray(scale, dtype=np.float32)
     if x.ndim != 2 or q.ndim != 2 or x.shape[1] != q.shape[1] or scale.shape != (q.shape[0], -(-q.shape[1] // BLOCK)):
         raise ValueError(f"q8_matmul: shapes x {x.shape}, q {q.shape}, scale {scale.shape} do not fit")
-    y_t = np.empty((q.shape[0], x.shape[0]), dtype=np.float32)
-    _q8_matmul_t(x, q, scale, y_t)
+    m = q.shape[0]
+    y_t = np.empty((m, x.shape[0]), dtype=np.float32)
+
+    def rows(r: slice) -> None:
+        _q8_matmul_t(x, q[r], scale[r], y_t[r])
+
+    kernel_rows(rows, m, q.size * x.shape[0], NS_PER_WEIGHT)
     return y_t.T if x.shape[0] > 1 else y_t.reshape(1, -1)
