@@ -68,7 +68,7 @@ def _gpt2(seed: int = 0):
 def gpt2_quality_and_size(tmp: Path) -> dict:
     """Perplexity on random tokens and weights-file size, float32 vs int8, at the GPT-2-124M shape."""
     from tinyllm.checkpoint import save_checkpoint
-    from tinyllm.compress.quantize import quantize_model
+    from tinyllm.compress.quantize import quantize_model, unique_state
     from tinyllm.functional import cross_entropy
     from tinyllm.tensor import no_grad
     model = _gpt2()
@@ -81,10 +81,10 @@ def gpt2_quality_and_size(tmp: Path) -> dict:
 
     p_float = ppl(model)
     cfg = {"model": {"kind": "gpt", "config": model.config.to_dict()}}
-    f = save_checkpoint(tmp / "gpt2", "best", config=cfg, weights=model.state_dict())
+    f = save_checkpoint(tmp / "gpt2", "best", config=cfg, weights=unique_state(model))   # the tied wte once
     quantize_model(model)
     p_int8 = ppl(model)
-    state = {k: (v.astype(np.float16) if k.endswith("weight_scale") else v) for k, v in model.state_dict().items()}
+    state = {k: (v.astype(np.float16) if k.endswith("weight_scale") else v) for k, v in unique_state(model).items()}
     g = save_checkpoint(tmp / "gpt2-int8", "best", config=cfg, weights=state)
     a, b = (f / "model.safetensors").stat().st_size, (g / "model.safetensors").stat().st_size
     return {"ppl_float32": p_float, "ppl_int8": p_int8, "ppl_change": p_int8 - p_float,

@@ -20,7 +20,7 @@ from tinyllm.compress import q8
 from tinyllm.compress.quantize import (QuantizedEmbedding, QuantizedLinear, QuantizedLinearFunction, load_quantized,
                                        quantize_checkpoint, quantize_model)
 from tinyllm.gradcheck import gradcheck
-from tinyllm.models import BERT, GPT, BertConfig, GPTConfig, SequenceClassifier, build_model
+from tinyllm.models import GPT, GPTConfig, SequenceClassifier, build_model
 from tinyllm.nn.lora import apply_lora, lora_layers
 from tinyllm.train.restore import restore_model
 
@@ -159,7 +159,7 @@ def test_quantized_checkpoint_round_trip_and_size(tmp_path: Path) -> None:
     model.eval()
     idx = np.arange(12)[None] % 37
     np.testing.assert_allclose(_logits(restored.model, idx), _logits(model, idx), rtol=1e-6, atol=1e-6)
-    with pytest.raises(ValueError, match="already quantized"):
+    with pytest.raises(ValueError, match="int8-quantized already"):
         quantize_checkpoint(tmp_path / "q", tmp_path / "q2")
     with pytest.raises(ValueError, match="not empty"):
         quantize_checkpoint(run, tmp_path / "q")
@@ -214,3 +214,24 @@ def test_cli_quantize_then_eval_generate_info_and_refusals(tmp_path: Path) -> No
     assert res.exit_code == 1 and "int8-quantized, for inference only" in res.output
     res = runner.invoke(cli, ["quantize", "--help"])
     assert "Examples:" in res.output and "tinyllm quantize" in res.output
+
+
+def test_quantize_and_prune_a_hugging_face_directory(tmp_path: Path) -> None:
+    pytest.importorskip("tokenizers")
+    from tinyllm.compress.prune import prune_checkpoint
+    from tinyllm.data import BPETokenizer
+    from tinyllm.models.hf import save_pretrained
+    bpe = BPETokenizer.train(["the cat sat on the mat", "the dog sat on the log"] * 20, vocab_size=280)
+    model = GPT(GPTConfig(vocab_size=bpe.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=32))
+    save_pretrained(model, tmp_path / "hf")
+    bpe.save(tmp_path / "hf" / "tokenizer.json")
+    r = quantize_checkpoint(tmp_path / "hf", tmp_path / "q")
+    assert r["ratio"] < 0.35
+    q = restore_model(tmp_path / "q")
+    assert q.checkpoint.config["task"]["name"] == "huggingface" and q.tokenizer.encode("the cat") == bpe.encode("the cat")
+    model.eval()
+    idx = np.array([bpe.encode("the dog sat on")])
+    ref = _logits(model, idx)
+    assert np.abs(_logits(q.model, idx) - ref).max() <= 0.02 * np.abs(ref).max()
+    p = prune_checkpoint(tmp_path / "hf", tmp_path / "p", 0.5)
+    assert abs(p["sparsity"] - 0.5) < 1e-3 and restore_model(tmp_path / "p").model(idx)[0].shape == ref.shape

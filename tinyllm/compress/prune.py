@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numbers
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from ..nn import Embedding, Linear, Module
 from ..nn.lora import unwrap_lora
 from ..tensor import Tensor
 from .adapter import lora_root
+from .source import check_out, load_source
 
 MASK = "weight_mask"
 SCOPES = ("layer", "global")
@@ -175,28 +175,16 @@ def prune_model(model: Module, sparsity: float = 0.5, scope: str = "layer",
 
 def prune_checkpoint(path: str | os.PathLike, out: str | os.PathLike, sparsity: float = 0.5, scope: str = "layer",
                      structured: tuple[int, int] | None = None, force: bool = False) -> dict:
-    """Write a pruned copy of checkpoint ``path`` (a run's best/) to run directory ``out``; return the report."""
-    from ..train.restore import restore_model  # noqa: PLC0415  (train sits above compress)
-
-    restored = restore_model(path, prefer="best")
-    ck = restored.checkpoint
-    if ck is None:
-        raise ValueError("tinyllm prune takes a tinyllm checkpoint (not a Hugging Face directory)")
-    if "quantization" in ck.config:
-        raise ValueError(f"'{path}' is int8-quantized; prune the float checkpoint, then quantize")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise ValueError(f"--out '{out}' is not empty (use --force to replace what is there)")
-    src = ck.path.resolve()
-    if out.resolve() == src or src in out.resolve().parents or out.resolve() in src.parents:
-        raise ValueError(f"--out '{out}' would overlap the source checkpoint '{ck.path}'")
-    rows = prune_model(restored.model, sparsity, scope, structured)
+    """Write a pruned copy of checkpoint ``path`` (a run's best/, or a Hugging Face GPT-2 directory) to run
+    directory ``out``; return the report."""
+    src = load_source(path, "prune")
+    out = check_out(out, src.path, force)
+    rows = prune_model(src.model, sparsity, scope, structured)
     total = sum(r["zeros"] for r in rows) / sum(int(np.prod(r["shape"])) for r in rows)
     entry = {"method": "magnitude", "scope": scope, "structured": None if structured is None else
              f"{structured[0]}:{structured[1]}", "sparsity": total, "layers": [r["layer"] for r in rows]}
-    section = {**{k: v for k, v in ck.config["model"].items() if k != "lora"}, "pruning": entry}
-    config = {**ck.config, "model": section, "tinyllm_version": __version__}
-    dest = save_checkpoint(out, "best", config=config, weights=restored.model.state_dict(),
-                           tokenizer_json=ck.tokenizer_json,
-                           state={k: v for k, v in ck.state.items() if k in ("iteration", "best_val_loss")})
+    section = {**{k: v for k, v in src.config["model"].items() if k != "lora"}, "pruning": entry}
+    config = {**src.config, "model": section, "tinyllm_version": __version__}
+    dest = save_checkpoint(out, "best", config=config, weights=src.model.state_dict(),
+                           tokenizer_json=src.tokenizer_json, state=src.state)
     return {"checkpoint": dest, "layers": rows, "sparsity": total}

@@ -18,18 +18,18 @@ and every array before it builds the model.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__, backend
 from ..backend import get_array_module
-from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, save_checkpoint
 from ..nn import Embedding, LearnedPositionalEmbedding, Linear, Module, Parameter
 from ..nn.lora import unwrap_lora
 from ..tensor import Function, Tensor
 from . import q8
+from .source import check_out, load_source
 
 FORMAT = "q8_0"
 
@@ -197,6 +197,31 @@ def _check_meta(meta: Any) -> list[str]:
     return names
 
 
+def _tensors(model: Module) -> list[tuple[str, Tensor]]:
+    """Every parameter and buffer under each of its names (tied ones more than once)."""
+    return list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers())
+
+
+def unique_state(model: Module) -> dict[str, Any]:
+    """``state_dict()`` with a tied tensor under its first name only (GPT's lm_head is wte): saved once."""
+    seen: set[int] = set()
+    out = {}
+    for name, t in _tensors(model):
+        if id(t) not in seen:
+            seen.add(id(t))
+            out[name] = t.data
+    return out
+
+
+def _with_aliases(model: Module, weights: dict[str, Any]) -> dict[str, Any]:
+    """``weights`` completed with the other names of tied tensors (the inverse of :func:`unique_state`)."""
+    first: dict[int, str] = {}
+    for name, t in _tensors(model):
+        first.setdefault(id(t), name)
+    return {**{name: weights[first[id(t)]] for name, t in _tensors(model)
+               if name not in weights and first[id(t)] in weights}, **weights}
+
+
 def load_quantized(model: Module, weights: dict[str, np.ndarray], meta: Any) -> None:
     """Turn a freshly built float ``model`` into the quantized model saved in ``weights``.
 
@@ -233,43 +258,30 @@ def load_quantized(model: Module, weights: dict[str, np.ndarray], meta: Any) -> 
     if sorted(names) != got:
         raise CheckpointError(f"the quantization section lists {len(names)} weights, the model has {len(got)} "
                               "Linear/Embedding weights")
-    model.load_state_dict(weights, strict=True)
+    model.load_state_dict(_with_aliases(model, weights), strict=True)
     model.requires_grad_(False)
 
 
 def quantize_checkpoint(path: str | os.PathLike, out: str | os.PathLike, force: bool = False) -> dict:
-    """Write an int8 copy of checkpoint ``path`` (a run's best/, or a checkpoint directory) to run dir ``out``.
+    """Write an int8 copy of checkpoint ``path`` (a run's best/, a checkpoint or a Hugging Face GPT-2
+    directory) to run directory ``out``.
 
     Returns figures: quantized weights, float and int8 sizes of the weights file.
     """
-    from ..train.restore import restore_model  # noqa: PLC0415  (train sits above compress)
-
-    out = Path(out)
-    restored = restore_model(path, prefer="best")
-    ck = restored.checkpoint
-    if ck is None:
-        raise ValueError("tinyllm quantize takes a tinyllm checkpoint; for a Hugging Face directory, "
-                         "load it with the Python API and call quantize_model")
-    if "quantization" in ck.config:
-        raise ValueError(f"'{path}' is already quantized")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise ValueError(f"--out '{out}' is not empty (use --force to replace what is there)")
-    if out.resolve() == ck.path.resolve() or ck.path.resolve() in out.resolve().parents \
-            or out.resolve() in ck.path.resolve().parents:
-        raise ValueError(f"--out '{out}' would overlap the source checkpoint '{ck.path}'")
-    model = restored.model
+    src = load_source(path, "quantize")
+    out = check_out(out, src.path, force)
+    model = src.model
     names = quantize_model(model)
-    state = model.state_dict()
+    state = unique_state(model)
     weights = {k: (backend.to_numpy(v).astype(np.float16) if k.endswith("weight_scale") else v)
                for k, v in state.items()}
-    section = {k: v for k, v in ck.config["model"].items() if k not in ("lora", "pruning")}   # merged / in the zeros
-    config = {**ck.config, "model": section, "tinyllm_version": __version__,
+    section = {k: v for k, v in src.config["model"].items() if k not in ("lora", "pruning")}  # merged / zeros
+    config = {**src.config, "model": section, "tinyllm_version": __version__,
               "quantization": {"format": FORMAT, "block_size": q8.BLOCK, "scale_dtype": "float16",
-                               "weights": names, "source": str(ck.path)}}
-    dest = save_checkpoint(out, "best", config=config, weights=weights, tokenizer_json=ck.tokenizer_json,
-                           state={k: v for k, v in ck.state.items() if k in ("iteration", "best_val_loss",
-                                                                             "last_val_loss")})
-    source_size = (ck.path / "model.safetensors").stat().st_size
+                               "weights": names, "source": str(src.path)}}
+    dest = save_checkpoint(out, "best", config=config, weights=weights, tokenizer_json=src.tokenizer_json,
+                           state=src.state)
+    source_size = src.weights_file.stat().st_size
     size = (dest / "model.safetensors").stat().st_size
     return {"checkpoint": dest, "weights": names, "source_bytes": source_size, "bytes": size,
             "ratio": size / source_size}
