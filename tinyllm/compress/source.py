@@ -26,7 +26,7 @@ def load_source(path: str | os.PathLike, what: str) -> Source:
 
     ``what`` names the command in messages ("quantize", "prune").
     """
-    from ..train.restore import RUN_FORMAT, is_hf_dir, restore_model  # noqa: PLC0415  (train sits above)
+    from ..train.restore import RUN_FORMAT, restore_model  # noqa: PLC0415  (train sits above)
 
     restored = restore_model(path, prefer="best")
     ck = restored.checkpoint
@@ -34,7 +34,6 @@ def load_source(path: str | os.PathLike, what: str) -> Source:
         model = restored.model
         config = {"format": RUN_FORMAT, "model": {"kind": "gpt", "config": model.config.to_dict()},
                   "task": {"name": "huggingface", "source": str(path)}}
-        assert is_hf_dir(path)
         return Source(model, config, restored.tokenizer.to_json(), {}, Path(path) / "model.safetensors", Path(path))
     if "quantization" in ck.config:
         raise CheckpointError(f"'{path}' is int8-quantized already: {what} the float checkpoint it was made from")
