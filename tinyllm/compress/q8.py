@@ -36,7 +36,7 @@ from ..backend import get_array_module
 
 BLOCK = 32
 QMAX = 127
-KERNEL_MAX_ROWS = 4       # samples per product up to which a compiled kernel runs; above, dequantize + BLAS
+KERNEL_MAX_ROWS = 64      # samples up to which the kernel runs (prompt prefill too); above, dequantize + BLAS
 
 
 def n_blocks(n_in: int) -> int:
