@@ -240,6 +240,19 @@ def _nn() -> list[GradCase]:
                                 memory_mask=memory_mask)
         return build
 
+    def lora_module(rng: np.random.Generator) -> tuple:
+        from .nn.lora import LoRALinear  # noqa: PLC0415
+        layer = LoRALinear(nn.Linear(4, 6), r=2, alpha=3.0, slices=(0, 2), parts=3)   # q and v of a packed qkv
+        layer.lora_B.data[...] = rng.normal(size=layer.lora_B.shape)               # B starts at 0: make it count
+        return _module_case(layer, x=_normal(rng, 2, 3, 4))
+
+    def quantized_linear(rng: np.random.Generator) -> tuple:
+        from .compress import q8  # noqa: PLC0415
+        from .compress.quantize import QuantizedLinearFunction  # noqa: PLC0415
+        q, d = q8.quantize(rng.normal(size=(5, 40)))                                 # int8 weights: constants
+        return ((lambda x, b: QuantizedLinearFunction.apply(x, b, q=q, scale=d.astype(np.float64))),
+                [_normal(rng, 2, 3, 40), _normal(rng, 5)])
+
     def contrastive(rng: np.random.Generator) -> tuple:
         return (lambda a, b: losses.contrastive_loss(a, b, temperature=0.5)), [_normal(rng, 4, 6), _normal(rng, 4, 6)]
 
@@ -268,6 +281,8 @@ def _nn() -> list[GradCase]:
                  cross_block(True), max_elements=64),
         GradCase("nn.TransformerBlock.cross_post_ln", ("LayerNorm", "SelfAttentionFunction", "Attention"),
                  cross_block(False), max_elements=64),
+        GradCase("nn.LoRALinear", ("LinearFunction", "GetItem", "Concat", "Mul", "Add"), lora_module),
+        GradCase("QuantizedLinearFunction", ("QuantizedLinearFunction",), quantized_linear),
         GradCase("nn.contrastive_loss", ("MatMul", "CrossEntropy", "Sqrt", "Div"), contrastive),
     ]
 

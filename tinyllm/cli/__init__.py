@@ -123,10 +123,14 @@ def _register() -> None:
     from .generate import generate_command  # noqa: PLC0415
     from .gradcheck import gradcheck_command  # noqa: PLC0415
     from .info import info_command  # noqa: PLC0415
+    from .prune import prune_command  # noqa: PLC0415
+    from .quantize import quantize_command  # noqa: PLC0415
     from .train import train_command  # noqa: PLC0415
     for command in (train_command, generate_command, eval_command, finetune_command, gradcheck_command,
                     info_command):
         cli.add_command(command)
+    cli.add_command(quantize_command)
+    cli.add_command(prune_command)
 
 
 _register()

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from .common import ENGINE_OPTIONS, OPTIMIZATION_OPTIONS, add_options, given, option_names
 
@@ -15,6 +16,7 @@ Examples:
   tinyllm finetune --task classify --out runs/tiny-classify --resume
   tinyllm finetune --ckpt runs/bert --data ner.conll --task tag --crf
   tinyllm finetune --ckpt path/to/hf-bert --data squad.json --task qa --stride 64
+  tinyllm finetune --ckpt runs/tiny --data pairs.jsonl --task lm --lora-r 8 --lora-targets q,v
 \b
 classify: rows of text and label, as CSV/TSV with a header "text,label" or JSONL
 {"text": ..., "label": ...}. lm: JSONL {"prompt": ..., "response": ...}; the loss
@@ -35,6 +37,13 @@ checkpoints, Ctrl-C, --resume and --early-stop as tinyllm train."""
               help="classify: how a sequence becomes one vector (default: last for GPT, cls for BERT).")
 @click.option("--crf", is_flag=True, help="tag: score tag sequences with a CRF (BIO/BIOES constraints when the tags fit).")
 @click.option("--stride", type=int, default=None, help="qa: context tokens shared by consecutive windows (default 32).")
+@click.option("--lora-r", type=int, default=None,
+              help="Train rank-r LoRA adapters (and a classifier's head) only; the adapter is saved in OUT/adapter.")
+@click.option("--lora-alpha", type=float, default=None, help="LoRA scale numerator: updates x alpha/r (default 2r).")
+@click.option("--lora-dropout", type=float, default=0.0, show_default=True, help="Dropout on the adapters' input.")
+@click.option("--lora-targets", default="c_attn,c_proj", show_default=True,
+              help="Layers to adapt, by name: c_attn, c_proj, attn.c_proj, c_fc, or q,k,v / query,key,value "
+                   "for the thirds of the packed attention projection.")
 @add_options(OPTIMIZATION_OPTIONS)
 @add_options(ENGINE_OPTIONS)
 @click.option("--out", type=click.Path(), default=None, help="Run directory of the fine-tuned model.")
@@ -42,13 +51,21 @@ checkpoints, Ctrl-C, --resume and --early-stop as tinyllm train."""
 @click.option("--force", is_flag=True, help="Replace a run already in --out.")
 @click.pass_context
 def finetune_command(ctx: click.Context, ckpt: str | None, data: str | None, task: str, freeze_backbone: bool,
-                     pooling: str | None, crf: bool, stride: int | None, out: str | None, resume: bool, force: bool,
-                     **_: Any) -> None:
+                     pooling: str | None, crf: bool, stride: int | None, out: str | None, resume: bool,
+                     force: bool, lora_r: int | None, lora_alpha: float | None, lora_dropout: float,
+                     lora_targets: str, **_: Any) -> None:
     """Fine-tune a pre-trained checkpoint: classify text, or continue LM training on pairs."""
     from ..train.finetune import finetune  # noqa: PLC0415
 
     if resume and force:
         raise ValueError("--resume continues the run in --out and --force replaces it: use one of them")
     settings = given(ctx, option_names(OPTIMIZATION_OPTIONS + ENGINE_OPTIONS))
+    lora = None
+    if lora_r is not None:
+        from ..compress.adapter import lora_settings  # noqa: PLC0415
+        lora = lora_settings(lora_r, lora_alpha, lora_dropout, lora_targets)
+    elif any(ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE
+             for n in ("lora_alpha", "lora_dropout", "lora_targets")):
+        raise ValueError("--lora-alpha, --lora-dropout and --lora-targets need --lora-r (the adapters' rank)")
     finetune(ckpt, data, task, settings, out=out, resume=resume, force=force, freeze_backbone=freeze_backbone,
-             pooling=pooling, head_options={"crf": crf, "stride": stride})
+             pooling=pooling, head_options={"crf": crf, "stride": stride}, lora=lora)

@@ -77,6 +77,7 @@ def info_command(ckpt: str, as_json: bool) -> None:
         "task": config.get("task", {}),
         "tokenizer": {"kind": tok.kind, "vocab_size": tok.vocab_size, "special_tokens": tok.special_tokens},
         "parameters": model.num_parameters(),
+        "trainable_parameters": model.num_parameters(trainable_only=True),
         "non_embedding_parameters": lm.num_parameters(non_embedding=True),
         "flops_per_token": lm.flops_per_token(),
         "iteration": state.get("iteration"),
@@ -95,7 +96,8 @@ def info_command(ckpt: str, as_json: bool) -> None:
     click.echo(f"model        {restored.kind}: " + ", ".join(f"{k}={v}" for k, v in lm.config.to_dict().items()))
     click.echo(f"tokenizer    {tok.kind}, {tok.vocab_size:,} tokens"
                + (f", special {' '.join(tok.special_tokens)}" if tok.special_tokens else ""))
-    click.echo(f"parameters   {facts['parameters']:,} ({facts['non_embedding_parameters']:,} non-embedding)")
+    click.echo(f"parameters   {facts['parameters']:,} ({facts['non_embedding_parameters']:,} non-embedding; "
+               f"{facts['trainable_parameters']:,} trainable)")
     for name, n, note in parameter_table(model):
         click.echo(f"  {name:<28} {n:>12,}" + (f"  {note}" if note else ""))
     click.echo(f"FLOPs/token  {facts['flops_per_token']:,} (training, forward + backward, context "

@@ -106,7 +106,7 @@ class GPT(Module):
     # ------------------------------------------------------------------ decoding (tinyllm.decoding.Decoder)
     def new_cache(self, batch: int) -> KVCacheStack:
         """Empty keys and values for ``batch`` sequences: one :class:`KVCache` per block, block_size long."""
-        c, w = self.config, self.wte.weight.data
+        c, w = self.config, self.ln_f.weight.data              # the activations' dtype (wte may be int8)
         return KVCacheStack(KVCache(batch, c.n_head, c.block_size, c.n_embd // c.n_head, w.dtype,
                                     backend.get_array_module(w)) for _ in range(c.n_layer))
 

@@ -49,7 +49,8 @@ def _inside(path: Path, other: Path) -> bool:
 
 def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[str, Any], out: str | None = None,
              resume: bool = False, force: bool = False, freeze_backbone: bool = False, pooling: str | None = None,
-             progress: Progress | None = None, head_options: dict[str, Any] | None = None) -> TrainResult:
+             progress: Progress | None = None, head_options: dict[str, Any] | None = None,
+             lora: dict | None = None) -> TrainResult:
     """Fine-tune the model in ``ckpt_path`` on ``data`` for ``task``, writing run directory ``out``.
 
     Args:
@@ -62,6 +63,8 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         force: replace a run already in ``out``.
         freeze_backbone, pooling: classifier options (see SequenceClassifier).
         head_options: tag / qa options (``crf``, ``stride``; see ``train/tasks``).
+        lora: LoRA settings (``tinyllm.compress.adapter.lora_settings``): train low-rank adapters
+            (and a classifier's head) only; the adapter is also saved alone in ``out/adapter``.
     """
     from ..models import registry  # noqa: PLC0415  (the engine is imported when a run starts)
 
@@ -70,6 +73,9 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     if task not in TASKS:
         raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     check_run_settings(settings, "settings", ranges=False)   # types first: a Python caller may pass anything
+    if lora is not None and (resume or freeze_backbone):
+        raise ValueError("--lora-* options start a new LoRA run (not with --resume, which keeps the run's own, "
+                         "nor with --freeze-backbone, which LoRA implies)")
     if resume:
         if out is None:
             raise ValueError("--resume needs --out DIR, the fine-tuning run to continue")
@@ -89,6 +95,9 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         if ckpt_path is None or data is None:
             raise ValueError("finetune needs --ckpt (the pre-trained run) and --data")
         src = load_source(ckpt_path)                                   # a tinyllm run or a Hugging Face directory
+        if "quantization" in src.config:
+            raise CheckpointError(f"'{ckpt_path}' is int8-quantized, for inference only: fine-tune the float "
+                                  "checkpoint it was made from")
         src_kind = src.config["model"]["kind"]
         if src_kind not in registry.names():
             raise CheckpointError(f"finetune needs a pre-trained {' or '.join(k.upper() for k in registry.names())} "
@@ -112,8 +121,12 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         cfg = TrainConfig(**base)
         cfg.validate()
         weights = src.weights
-        section = {"kind": src_kind, "config": shape}
+        section = {"kind": src_kind, "config": shape, **{k: v for k, v in src.config["model"].items()
+                                                         if k == "pruning"}}   # pruned: keep the masks
         task_info = {"name": task, "source": str(src.path)}
+        if lora is not None:
+            from ..compress.adapter import sha256_file  # noqa: PLC0415
+            task_info["source_weights_sha256"] = sha256_file(src.path / "model.safetensors")
 
     setup_engine(cfg)
     if task == "classify":
@@ -135,11 +148,12 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     val_arrays = {k: v[val_rows] for k, v in arrays.items()}
 
     check_training(section["kind"], section["config"], cfg)
+    pruning = section.get("pruning")
     if resume:
         model = build_from_config(section)
     elif task == "classify":
         from ..models import SequenceClassifier  # noqa: PLC0415
-        backbone = registry.get(section["kind"]).build(section["config"])
+        backbone = build_from_config(section)
         backbone.load_state_dict(weights, strict=True)
         model = SequenceClassifier(backbone, len(names), pooling, freeze_backbone=freeze_backbone)
         section = {"kind": "classifier", "config": {"backbone": section["kind"], "backbone_config": section["config"],
@@ -147,15 +161,22 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
                                                      "freeze_backbone": bool(freeze_backbone)}}
         task_info = {**task_info, "labels": names}
     elif task in HEAD_TASKS:
-        from ..models import build_model  # noqa: PLC0415
-        backbone = build_model(section["kind"], section["config"])
+        backbone = build_from_config(section)
         backbone.load_state_dict(weights, strict=True)
         model, section = task_module(task).build(backbone, section["kind"], section["config"], task_info, head_options)
     else:
         model = build_from_config(section)
         model.load_state_dict(weights, strict=True)
+    if pruning is not None and "pruning" not in section:     # the classifier keeps its backbone's masks
+        section = {**section, "pruning": pruning}
+    if lora is not None:
+        from ..compress.adapter import add_lora  # noqa: PLC0415
+        add_lora(model, lora)
+        section = {**section, "lora": lora}
 
     optimizer = configure_adamw(model, cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
+    from ..compress.prune import keep_pruned  # noqa: PLC0415
+    optimizer = keep_pruned(model, optimizer)                 # a pruned model: pruned weights stay zero
     schedule = cfg.schedule()
     source = ExampleSource(train_arrays, cfg.batch_size, cfg.seed, shard=get_comm().shard)
     val_batches = chunk(val_arrays, cfg.batch_size)[:cfg.eval_iters]
@@ -183,9 +204,18 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
                   + (f" + classifier head ({model.pooling} pooling"
                      f"{', backbone frozen' if model.freeze_backbone else ''})" if task == "classify" else
                      f" + {type(model).__name__} head" if task in HEAD_TASKS else ""))
+    if section.get("lora"):
+        from ..nn.lora import trainable_count  # noqa: PLC0415
+        k, total = trainable_count(model)
+        progress.line(f"lora       r={section['lora']['r']} alpha={section['lora']['alpha']:g} on "
+                      f"{','.join(section['lora']['targets'])}: {k:,} of {total:,} parameters trained")
     progress.line(f"training   {cfg.iters:,} iters x {source.batch_size} examples, AdamW lr {cfg.lr:g} -> {cfg.min_lr:g}")
     start = time.perf_counter()
     result = trainer.fit()
     result.seconds = time.perf_counter() - start
     report_end(progress, run_dir, result)
+    if section.get("lora"):
+        from ..compress.adapter import save_run_adapter  # noqa: PLC0415
+        where = save_run_adapter(model, run_dir, section, task_info.get("source_weights_sha256", ""))
+        progress.line(f"adapter    {where} (LoRA tensors{' and the head' if task == 'classify' else ''} alone)")
     return result

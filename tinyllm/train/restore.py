@@ -71,9 +71,17 @@ def build_from_config(model_section: dict) -> Any:
         return build_head_model(kind, cfg)
     if kind == "classifier":
         backbone = build_model(cfg["backbone"], cfg["backbone_config"])
-        return SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"),
-                                  freeze_backbone=bool(cfg.get("freeze_backbone", False)))
-    return build_model(kind, cfg)
+        model = SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"),
+                                   freeze_backbone=bool(cfg.get("freeze_backbone", False)))
+    else:
+        model = build_model(kind, cfg)
+    if "pruning" in model_section:                    # pruned: the masks are buffers saved with the weights
+        from ..compress.prune import attach_masks  # noqa: PLC0415
+        attach_masks(model, model_section["pruning"])
+    if "lora" in model_section:                       # a LoRA fine-tuning run: its adapters are in the weights
+        from ..compress.adapter import add_lora  # noqa: PLC0415
+        add_lora(model, model_section["lora"])
+    return model
 
 
 def model_vocab_size(model_section: dict) -> int:
@@ -111,7 +119,11 @@ def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {ckpt.path} has an unusable model config: {_msg(exc)}") from None
     try:
-        model.load_state_dict(ckpt.weights, strict=True)
+        if "quantization" in ckpt.config:                 # int8 weights (tinyllm quantize)
+            from ..compress.quantize import load_quantized  # noqa: PLC0415
+            load_quantized(model, ckpt.weights, ckpt.config["quantization"])
+        else:
+            model.load_state_dict(ckpt.weights, strict=True)
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {ckpt.path}: the weights do not fit its {section.get('kind')} "
                               f"config ({_msg(exc)})") from None
@@ -144,6 +156,8 @@ def check_resume(ckpt: Checkpoint, run_dir: str | os.PathLike) -> None:
     missing = [k for k in ("iteration", "rng", "data") if k not in ckpt.state]
     if missing:
         raise CheckpointFileError(ckpt.path / "state.json", f"missing key '{missing[0]}' (needed to resume)")
+    if not isinstance(ckpt.config.get("train"), dict):
+        raise CheckpointFileError(ckpt.path / "config.json", "missing key 'train' (needed to resume)")
     if ckpt.optimizer is None:
         raise CheckpointError(f"checkpoint {ckpt.path} has no optimizer state to resume from")
     metrics = Path(run_dir) / "metrics.jsonl"

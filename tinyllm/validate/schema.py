@@ -126,8 +126,9 @@ def check_ckpt_config(obj: Any, path: str | os.PathLike) -> None:
     model = f.object("model")
     kind = model.string("kind", max_len=64)
     check_model_config(kind, model.obj.get("config"), path)
-    train = f.object("train")
-    check_run_settings(train.obj, path, "train")
+    train = f.object("train", default=None)     # every run writes it; a checkpoint saved from Python may not
+    if train is not None:
+        check_run_settings(train.obj, path, "train")
     task = f.object("task", default=None) or Fields({}, path, "task")
     task.string("name", default=None)
     task.string("data", default=None)
