@@ -26,6 +26,9 @@ MODEL_OPTIONS: list[tuple[str, Any, str]] = [
     ("--block-size", int, "Context length in tokens."),
     ("--dropout", float, "Dropout probability."),
     ("--mlm-prob", float, "BERT: share of tokens masked (0.15)."),
+    ("--tgt-tokenizer", click.Choice(["char", "symbols"]),
+     "seq2seq: the target side's tokenizer (default: --tokenizer's; symbols = whitespace-separated, e.g. phonemes)."),
+    ("--label-smoothing", float, "seq2seq: label smoothing of the cross-entropy (0.1 in the Transformer paper)."),
     ("--sample-tokens", int, "GPT: tokens to sample at the end (0: none)."),
 ]
 SETTING_NAMES = option_names(MODEL_OPTIONS + OPTIMIZATION_OPTIONS + ENGINE_OPTIONS)
