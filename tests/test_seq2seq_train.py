@@ -155,3 +155,12 @@ def test_train_needs_pairs_and_names_a_bad_tokenizer(tmp_path, pairs_file) -> No
     code, out = run("train", *TINY, "--data", pairs_file, "--tokenizer", "bpe", "--iters", "1", "--out", tmp_path / "y")
     assert code == 1 and "--tokenizer for seq2seq must be one of char, symbols" in out
     assert not (tmp_path / "y" / "latest").exists()
+
+
+def test_the_copy_task_example_learns_to_copy(capsys) -> None:
+    """examples/copy_task.py --quick: fresh random sequences copied exactly (>= 90%) after a few seconds."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("copy_task", Path(__file__).parents[1] / "examples" / "copy_task.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick"]) == 0, capsys.readouterr().out
