@@ -11,6 +11,8 @@ Examples:
   tinyllm generate --ckpt runs/tiny --prompt "To be" --greedy --max-new-tokens 100
   tinyllm generate --ckpt runs/tiny --prompt "KING" --temperature 0.7 --top-k 20 --num-samples 3 --seed 1
   tinyllm generate --ckpt path/to/gpt2 --prompt "Hello, I'm a language model,"   # a Hugging Face GPT-2 dir
+  tinyllm generate --ckpt runs/g2p --source "hello" --beam 5              # a seq2seq run: decode a source
+  tinyllm generate --ckpt runs/g2p --input words.txt                      # one source per line
 \b
 --ckpt takes a run directory (its best/ checkpoint; --latest for latest/), a
 checkpoint directory, or a local Hugging Face GPT-2 directory (config.json,

@@ -41,6 +41,7 @@ Examples:
   tinyllm train --data shakespeare --preset nano   # nanoGPT's CPU config on Tiny Shakespeare
   tinyllm train --data my_texts/ --tokenizer bpe --vocab-size 2000 --out runs/mine
   tinyllm train --model bert --out runs/bert       # masked-language-model pre-training
+  tinyllm train --model seq2seq --data pairs.tsv --tgt-tokenizer symbols --label-smoothing 0.1
   tinyllm train --config run.toml --lr 1e-3        # a config file; flags override it
   tinyllm train --out runs/tiny --resume --iters 1200   # continue (and extend) a run
 \b
