@@ -39,6 +39,8 @@ def evaluate_pairs(ckpt: str, data: str, beam: int, alpha: float, batch_size: in
                f"{time.perf_counter() - start:.1f} s")
     click.echo(f"{unit} error rate   {rates['token_error_rate']:.2%}")
     click.echo(f"sequence error rate  {rates['sequence_error_rate']:.2%}")
+    if r.tgt_vocab.split == "char":          # BLEU counts n-grams of words: here of characters
+        hyps, refs = [" ".join(h) for h in hyps], [" ".join(t) for t in refs]
     for name, value in corpus_scores(hyps, refs).items():
         click.echo(f"{name:<20} {value:.2f}")
 
