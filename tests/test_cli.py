@@ -139,7 +139,7 @@ def test_finetune_classify_eval_confusion_and_info(tmp_path: Path, trained: Path
     assert code == 0, output
     assert "classify (j, r)" in output and "backbone.wte" in output and "classifier" in output
     code, output = run("generate", "--ckpt", out, "--prompt", "x")
-    assert code == 1 and "needs a GPT checkpoint" in output
+    assert code == 1 and "needs a GPT or SEQ2SEQ checkpoint" in output
 
 
 def test_finetune_lm_then_resume_extends(tmp_path: Path, trained: Path) -> None:

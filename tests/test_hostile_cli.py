@@ -49,7 +49,7 @@ def _config(run: Path, **model) -> dict:
 @pytest.mark.parametrize("edit,message", [
     (lambda c: [c], "config.json: the file must be a JSON object, got a list"),
     (lambda c: {**c, "model": "gpt"}, "'model' must be a JSON object"),
-    (lambda c: {k: v for k, v in c.items() if k != "train"}, "config.json: missing key 'train'"),
+    (lambda c: {**c, "train": "fast"}, "'train' must be a JSON object"),
     (lambda c: {**c, "model": {**c["model"], "config": {**c["model"]["config"], "n_layer": "4"}}},
      "'model.config.n_layer' must be an integer"),
     (lambda c: {**c, "model": {**c["model"], "config": {**c["model"]["config"], "n_embd": 10 ** 9}}},
@@ -149,3 +149,13 @@ def test_an_allocation_that_fails_at_the_first_step_is_a_one_line_error(tmp_path
     (tmp_path / "c.txt").write_text(TEXT)
     line = fails(["train", "--data", tmp_path / "c.txt", "--out", tmp_path / "r", *SMALL], "out of memory")
     assert "74.5 GiB" in line and "--batch-size" in line
+
+
+@pytest.mark.parametrize("command", [["generate", "--prompt", "R", "--max-new-tokens", "3"], ["info"]])
+def test_a_checkpoint_without_training_settings_is_still_usable(run_dir: Path, command: list) -> None:
+    """A checkpoint saved from Python may lack the 'train' section every run writes: inference still works."""
+    for ckpt in ("latest", "best"):
+        cfg = json.loads((run_dir / ckpt / "config.json").read_text())
+        put(run_dir, "config.json", {k: v for k, v in cfg.items() if k != "train"}, ckpt)
+    result = CliRunner().invoke(cli, [command[0], "--ckpt", str(run_dir), *command[1:]])
+    assert result.exit_code == 0, result.output

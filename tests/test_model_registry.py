@@ -87,13 +87,13 @@ def test_a_registered_kind_trains_fine_tunes_restores_and_evaluates(tmp_path: Pa
 
 
 def test_registry_lookups_and_one_line_errors(mean_kind: ModelKind) -> None:
-    assert registry.names() == ["gpt", "bert", "mean"] and registry.get("mean") is mean_kind
+    assert registry.names() == ["gpt", "bert", "seq2seq", "mean"] and registry.get("mean") is mean_kind
     assert config_class("mean") is GPTConfig
     assert isinstance(build_model("mean", dict(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4)), MeanLM)
     assert registry.kind_of(MeanLM) is mean_kind and registry.kind_of(object()) is None
     with pytest.raises(ValueError, match="already registered"):
         registry.register(mean_kind)
-    with pytest.raises(ValueError, match="unknown model kind 'rnn': choose one of gpt, bert, mean"):
+    with pytest.raises(ValueError, match="unknown model kind 'rnn': choose one of gpt, bert, seq2seq, mean"):
         registry.get("rnn")
     with pytest.raises(ValueError, match="objective must be one of"):
         ModelKind("x", GPTConfig, MeanLM, objective="denoise", batch_source="m:C", can_generate=False, summary="")

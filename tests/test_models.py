@@ -39,7 +39,7 @@ def test_config_roundtrip_and_defaults():
     assert (bcfg.dropout, bcfg.type_vocab_size, bcfg.pad_id, bcfg.eps) == (0.1, 2, 0, 1e-12)
     assert BertConfig.from_dict(bcfg.to_dict()) == bcfg
     assert config_class("gpt") is GPTConfig and config_class("bert") is BertConfig
-    assert set(MODEL_KINDS) == {"gpt", "bert"}
+    assert set(MODEL_KINDS) == {"gpt", "bert", "seq2seq"}
     assert isinstance(build_model("gpt", cfg.to_dict()), GPT)
     assert isinstance(build_model("bert", bcfg.to_dict()), BERT)
 

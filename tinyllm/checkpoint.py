@@ -48,7 +48,7 @@ import numpy as np
 import safetensors.numpy as st
 
 from .checkpoint_io import _fsync_dir, _write_arrays, _write_file, join_arrays, split_arrays, to_json
-from .validate import (FileError, check_ckpt_config, check_char_tokenizer, check_hf_tokenizer, check_manifest,
+from .validate import (FileError, check_ckpt_config, check_char_tokenizer, check_hf_tokenizer, check_pair_vocabs, check_manifest,
                        check_optimizer, check_state, contained, parse_json, read_file, regular_file)
 
 FORMAT = "tinyllm-checkpoint"
@@ -299,9 +299,12 @@ def _parse_json(ckpt: Path, name: str, data: bytes, check: Any = None) -> Any:
 
 
 def _check_tokenizer_json(obj: Any, path: Path) -> None:
-    """A saved tokenizer: a character tokenizer's JSON or the outline of a Hugging Face tokenizer.json."""
+    """A saved tokenizer: a character tokenizer's JSON, a seq2seq run's pair of symbol vocabularies,
+    or the outline of a Hugging Face tokenizer.json."""
     if isinstance(obj, dict) and obj.get("kind") == "char":
         check_char_tokenizer(obj, path)
+    elif isinstance(obj, dict) and obj.get("kind") == "seq2seq-pair":
+        check_pair_vocabs(obj, path)
     else:
         check_hf_tokenizer(obj, path)
 

@@ -328,11 +328,31 @@ def _models() -> list[GradCase]:
         from .models.exact_gelu import exact_gelu as fn  # noqa: PLC0415
         return fn, [_normal(rng, 3, 4)]
 
+    def seq2seq(post_ln: bool) -> Builder:
+        def build(rng: np.random.Generator) -> tuple:
+            from .models import Seq2Seq, Seq2SeqConfig  # noqa: PLC0415
+            extra = dict(norm_first=False, positions="learned", share_embeddings=True, tie_weights=False,
+                         activation="gelu") if post_ln else dict(label_smoothing=0.1, src_vocab_size=7)
+            model = Seq2Seq(Seq2SeqConfig(vocab_size=9, block_size=6, n_layer=1, n_head=2, n_embd=8, dropout=0.0,
+                                          **extra))
+            src = rng.integers(3, 7, size=(2, 4))
+            src[1, 3] = 0                                       # a padded source position
+            tgt_in = rng.integers(3, 9, size=(2, 3))
+            tgt_in[:, 0] = 1                                    # BOS
+            targets = np.concatenate([tgt_in[:, 1:], np.full((2, 1), 2)], axis=1)   # shifted, EOS last
+            targets[1, 2] = -100                                # a padded target position
+            return _module_case(model, src, tgt_in, targets, pick=lambda out: out[1])
+        return build
+
     return [
         GradCase("CRFNegLogLikelihood", ("CRFNegLogLikelihood",), crf_nll),
         GradCase("ExactGelu", ("ExactGelu",), exact_gelu),
         GradCase("models.TokenClassifier.crf", ("CRFNegLogLikelihood", "ExactGelu", "GetItem"), crf_tagger,
                  max_elements=64),
+        GradCase("models.Seq2Seq", ("Embedding", "SelfAttentionFunction", "Attention", "LayerNorm", "CrossEntropy"),
+                 seq2seq(False), max_elements=64),
+        GradCase("models.Seq2Seq-postLN", ("Embedding", "SelfAttentionFunction", "Attention", "LayerNorm",
+                                           "CrossEntropy"), seq2seq(True), max_elements=64),
         GradCase("models.GPT", ("Embedding", "SelfAttentionFunction", "LayerNorm", "CrossEntropy"), gpt,
                  max_elements=64),
         GradCase("models.BERT", ("Embedding", "SelfAttentionFunction", "LayerNorm", "CrossEntropy"), bert,

@@ -26,8 +26,16 @@ on a fixed 15% of masked tokens); classifiers on every labeled row."""
 @click.option("--max-batches", type=int, default=None, help="Language models: evaluate at most this many batches.")
 @click.option("--latest", is_flag=True, help="Use the run's latest checkpoint instead of its best.")
 @click.option("--backend", type=click.Choice(["numpy", "cupy"]), default="numpy", show_default=True)
-def eval_command(ckpt: str, data: str, batch_size: int, max_batches: int | None, latest: bool, backend: str) -> None:
-    """Score a checkpoint on a data file: loss/perplexity (LMs) or accuracy (classifiers)."""
+@click.option("--beam", type=int, default=1, show_default=True, help="seq2seq: beam size (1: greedy).")
+@click.option("--length-penalty", type=float, default=0.6, show_default=True, help="seq2seq: length penalty alpha.")
+def eval_command(ckpt: str, data: str, batch_size: int, max_batches: int | None, latest: bool, backend: str,
+                 beam: int = 1, length_penalty: float = 0.6) -> None:
+    """Score a checkpoint on a data file: loss/perplexity (LMs), accuracy (classifiers), or for seq2seq
+    (a pairs file) token and sequence error rates, and BLEU/chrF when sacrebleu is installed."""
+    from .seq2seq import evaluate_pairs, holds_seq2seq  # noqa: PLC0415
+    if holds_seq2seq(ckpt, latest):
+        use_engine(backend, None)
+        return evaluate_pairs(ckpt, data, beam, length_penalty, batch_size, latest)
     from ..models import registry  # noqa: PLC0415
     from ..train.evaluate import evaluate_classifier, evaluate_lm, format_confusion  # noqa: PLC0415
     from ..train.budget import check_flags  # noqa: PLC0415

@@ -11,6 +11,8 @@ Examples:
   tinyllm generate --ckpt runs/tiny --prompt "To be" --greedy --max-new-tokens 100
   tinyllm generate --ckpt runs/tiny --prompt "KING" --temperature 0.7 --top-k 20 --num-samples 3 --seed 1
   tinyllm generate --ckpt path/to/gpt2 --prompt "Hello, I'm a language model,"   # a Hugging Face GPT-2 dir
+  tinyllm generate --ckpt runs/g2p --source "hello" --beam 5              # a seq2seq run: decode a source
+  tinyllm generate --ckpt runs/g2p --input words.txt                      # one source per line
 \b
 --ckpt takes a run directory (its best/ checkpoint; --latest for latest/), a
 checkpoint directory, or a local Hugging Face GPT-2 directory (config.json,
@@ -31,10 +33,25 @@ made, using a KV cache."""
 @click.option("--num-samples", type=int, default=1, show_default=True, help="Independent samples to draw.")
 @click.option("--latest", is_flag=True, help="Use the run's latest checkpoint instead of its best.")
 @click.option("--backend", type=click.Choice(["numpy", "cupy"]), default="numpy", show_default=True)
+@click.option("--source", default=None, help="seq2seq: the source to decode (e.g. a word for G2P).")
+@click.option("--input", "input_file", type=click.Path(dir_okay=False), default=None,
+              help="seq2seq: a file of sources, one per line; one output line each.")
+@click.option("--beam", type=int, default=1, show_default=True, help="seq2seq: beam size (1: greedy).")
+@click.option("--length-penalty", type=float, default=0.6, show_default=True,
+              help="seq2seq: alpha of the length penalty ((5 + n) / 6) ** alpha (Wu et al. 2016).")
 def generate_command(ckpt: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None,
                      top_p: float | None, greedy: bool, seed: int | None, num_samples: int, latest: bool,
-                     backend: str) -> None:
-    """Continue a prompt with a trained GPT, streaming tokens as they are sampled."""
+                     backend: str, source: str | None = None, input_file: str | None = None, beam: int = 1,
+                     length_penalty: float = 0.6) -> None:
+    """Continue a prompt with a trained GPT, streaming tokens as they are sampled; or decode
+    sources with a seq2seq model (--source / --input, greedy or --beam N)."""
+    from .seq2seq import decode_sources, holds_seq2seq  # noqa: PLC0415
+    if source is not None or input_file is not None or holds_seq2seq(ckpt, latest):
+        if source is None and input_file is None:
+            raise ValueError(f"'{ckpt}' holds a seq2seq model: give --source TEXT or --input FILE")
+        use_engine(backend, None)
+        decode_sources(ckpt, source, input_file, beam, length_penalty, max_new_tokens, latest)
+        return
     from ..decoding import check_sampling_args, generate_stream, stream_text  # noqa: PLC0415
     from ..models import registry  # noqa: PLC0415
     from ..train.budget import check_flags  # noqa: PLC0415

@@ -26,6 +26,9 @@ MODEL_OPTIONS: list[tuple[str, Any, str]] = [
     ("--block-size", int, "Context length in tokens."),
     ("--dropout", float, "Dropout probability."),
     ("--mlm-prob", float, "BERT: share of tokens masked (0.15)."),
+    ("--tgt-tokenizer", click.Choice(["char", "symbols"]),
+     "seq2seq: the target side's tokenizer (default: --tokenizer's; symbols = whitespace-separated, e.g. phonemes)."),
+    ("--label-smoothing", float, "seq2seq: label smoothing of the cross-entropy (0.1 in the Transformer paper)."),
     ("--sample-tokens", int, "GPT: tokens to sample at the end (0: none)."),
 ]
 SETTING_NAMES = option_names(MODEL_OPTIONS + OPTIMIZATION_OPTIONS + ENGINE_OPTIONS)
@@ -38,6 +41,7 @@ Examples:
   tinyllm train --data shakespeare --preset nano   # nanoGPT's CPU config on Tiny Shakespeare
   tinyllm train --data my_texts/ --tokenizer bpe --vocab-size 2000 --out runs/mine
   tinyllm train --model bert --out runs/bert       # masked-language-model pre-training
+  tinyllm train --model seq2seq --data pairs.tsv --tgt-tokenizer symbols --label-smoothing 0.1
   tinyllm train --config run.toml --lr 1e-3        # a config file; flags override it
   tinyllm train --out runs/tiny --resume --iters 1200   # continue (and extend) a run
 \b

@@ -21,6 +21,7 @@ from .heads import SequenceClassifier
 from .hf import load_pretrained
 from .qa import SpanExtractor
 from .registry import ModelKind
+from .seq2seq import Seq2Seq, Seq2SeqConfig
 from .tagging import TokenClassifier
 
 
@@ -35,6 +36,9 @@ registry.register(ModelKind(
 registry.register(ModelKind(
     "bert", BertConfig, BERT, objective="masked-lm", batch_source="tinyllm.train.data:MLMSource",
     can_generate=False, summary="masked-LM", config_extras=_bert_config_extras))
+registry.register(ModelKind(
+    "seq2seq", Seq2SeqConfig, Seq2Seq, objective="seq2seq", batch_source="tinyllm.train.seq2seq:PairSource",
+    can_generate=True, summary="encoder-decoder on source/target pairs (--data pairs.tsv)"))
 
 MODEL_KINDS = tuple(registry.names())    # the built-in kinds (registry.names() includes any added later)
 
@@ -50,6 +54,6 @@ def build_model(kind: str, config: dict[str, Any] | Any) -> Any:
 
 
 __all__ = ["BERT", "Backbone", "BertConfig", "GPT", "GPTConfig", "MLMHead", "MODEL_KINDS", "ModelKind",
-           "SentenceEncoder", "SequenceClassifier", "build_model", "config_class", "info_nce_loss",
+           "Seq2Seq", "Seq2SeqConfig", "SentenceEncoder", "SequenceClassifier", "build_model", "config_class", "info_nce_loss",
            "load_pretrained", "mean_pool", "registry"]
 __all__ += ["CRF", "SpanExtractor", "TokenClassifier"]

@@ -26,6 +26,7 @@ from typing import Any, Callable
 OBJECTIVES: dict[str, str] = {
     "next-token": "the next token at every position (a causal language model)",
     "masked-lm": "the original tokens at masked positions (a masked language model)",
+    "seq2seq": "each target token from the source and the target so far (an encoder-decoder)",
 }
 
 

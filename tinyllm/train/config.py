@@ -58,6 +58,9 @@ class TrainConfig:
         vocab_size: the BPE vocabulary size.
         val_fraction: the share of the corpus (its end) kept for validation.
         mlm_prob: BERT only, the share of tokens masked.
+        tgt_tokenizer: seq2seq only, the target side's tokenizer ("char" or "symbols";
+            empty: the same as ``tokenizer``).
+        label_smoothing: seq2seq only, eps of the label-smoothed cross-entropy.
     Optimization (AdamW, warmup + cosine decay):
         iters, batch_size, grad_accum (micro-batches per step), lr, min_lr, warmup
         (capped at iters), weight_decay, beta2, grad_clip (0 to turn it off).
@@ -80,6 +83,8 @@ class TrainConfig:
     vocab_size: int = 512
     val_fraction: float = 0.1
     mlm_prob: float = 0.15
+    tgt_tokenizer: str = ""
+    label_smoothing: float = 0.0
     iters: int = 1000
     batch_size: int = 16
     grad_accum: int = 1
@@ -122,7 +127,7 @@ class TrainConfig:
             _nonnegative(name, getattr(self, name), int)
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
-        for name in ("dropout", "mlm_prob"):
+        for name in ("dropout", "mlm_prob", "label_smoothing"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")

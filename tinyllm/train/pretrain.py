@@ -134,7 +134,10 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
         progress: where to report.
     """
     from ..models import registry  # noqa: PLC0415  (the engine is imported when a run starts)
+    from .seq2seq import train_seq2seq, wants_seq2seq  # noqa: PLC0415
 
+    if wants_seq2seq(settings, out, resume):
+        return train_seq2seq(settings, out, resume, force, progress)
     progress = progress or Progress()
     check_run_settings(settings, "settings", ranges=False)   # types first: a Python caller may pass anything
     ckpt = None

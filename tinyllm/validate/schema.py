@@ -78,7 +78,8 @@ def check_model_config(kind: Any, obj: Any, path: str | os.PathLike, where: str 
 # Every TrainConfig field (and the command-only keys of a --config file): (kind, low, high, may be null).
 RUN_SETTINGS: dict[str, tuple[str, float, float, bool]] = {
     "model": ("str", 0, 0, False), "preset": ("str", 0, 0, False), "data": ("str", 0, 0, False),
-    "tokenizer": ("str", 0, 0, False), "backend": ("str", 0, 0, False), "dtype": ("str", 0, 0, False),
+    "tokenizer": ("str", 0, 0, False), "tgt_tokenizer": ("str", 0, 0, False),
+    "backend": ("str", 0, 0, False), "dtype": ("str", 0, 0, False),
     "out": ("str", 0, 0, False), "resume": ("bool", 0, 0, False), "force": ("bool", 0, 0, False),
     "n_layer": ("int", 1, LIMITS["n_layer"], True), "n_head": ("int", 1, LIMITS["n_head"], True),
     "n_embd": ("int", 1, LIMITS["n_embd"], True), "block_size": ("int", 1, LIMITS["block_size"], True),
@@ -89,6 +90,7 @@ RUN_SETTINGS: dict[str, tuple[str, float, float, bool]] = {
     "early_stop": ("int", 0, 10 ** 12, False), "log_interval": ("int", 1, 10 ** 12, False),
     "seed": ("int", 0, (1 << 63) - 1, False), "sample_tokens": ("int", 0, 1 << 20, False),
     "dropout": ("num", 0, 1, False), "val_fraction": ("num", 0, 1, False), "mlm_prob": ("num", 0, 1, False),
+    "label_smoothing": ("num", 0, 1, False),
     "lr": ("num", 0, math.inf, False), "min_lr": ("num", 0, math.inf, False),
     "weight_decay": ("num", 0, math.inf, False), "beta2": ("num", 0, 1, False), "grad_clip": ("num", 0, math.inf, False),
 }
@@ -317,6 +319,16 @@ def check_hf_tokenizer(obj: Any, path: str | os.PathLike) -> str:
     if not isinstance(added, list) or any(not isinstance(t, dict) for t in added):
         raise f.fail("added_tokens", "a list of objects", added)
     return kind
+
+
+def check_pair_vocabs(obj: Any, path: str | os.PathLike) -> None:
+    """A sequence-to-sequence run's tokenizer: the source and target symbol vocabularies."""
+    f = Fields(obj, path)
+    for side in ("source", "target"):
+        vocab = f.object(side)
+        vocab.string("kind", ("symbols",))
+        vocab.strings("symbols", max_items=LIMITS["vocab_size"])
+        vocab.string("split", default=None, none=True, max_len=16)
 
 
 def check_token_meta(obj: Any, path: str | os.PathLike) -> dict:
