@@ -71,7 +71,6 @@ def gpt2_quality_and_size(tmp: Path) -> dict:
     from tinyllm.compress.quantize import quantize_model, unique_state
     from tinyllm.functional import cross_entropy
     from tinyllm.tensor import no_grad
-    from tinyllm.decoding import generate
     model = _gpt2()
     ids = np.random.default_rng(1).integers(0, GPT2["vocab_size"], (2, 257))
 

@@ -197,7 +197,7 @@ def test_no_grad_as_decorator_with_or_without_parentheses() -> None:
 def test_no_grad_restores_grad_mode_after_an_exception() -> None:
     with pytest.raises(ZeroDivisionError):
         with tinyllm.no_grad():
-            1 / 0
+            1 / 0  # noqa: B018
     assert tinyllm.is_grad_enabled()
     assert (leaf([1.0]) * 2.0).requires_grad
 

@@ -14,7 +14,6 @@ from tinyllm.models import BERT, BertConfig, SequenceClassifier
 from tinyllm.models.exact_gelu import exact_gelu
 from tinyllm.models.hf_bert import bert_config_from_hf, hf_tensors, load_bert, save_bert
 from tinyllm.models.hf_wordpiece import WordPieceTokenizer, load_wordpiece
-from tinyllm.models.qa import SpanExtractor
 from tinyllm.models.tagging import TokenClassifier
 
 ARCHS = ["BertForMaskedLM", "BertForSequenceClassification", "BertForTokenClassification",

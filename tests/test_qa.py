@@ -30,7 +30,7 @@ def test_windows_cover_the_context_with_the_stride_and_map_back_to_characters(ma
         spans.append((ctx[0][0], ctx[-1][1]))
         assert "".join(CONTEXT[a:b] for a, b in ctx) == CONTEXT[ctx[0][0]:ctx[-1][1]]
     assert spans[0][0] == 0 and spans[-1][1] == len(CONTEXT)
-    for (a0, b0), (a1, b1) in zip(spans, spans[1:]):
+    for (_a0, b0), (a1, _b1) in zip(spans, spans[1:]):
         assert b0 - a1 == stride                                    # char tokenizer: one token per character
     assert len(windows) == 1 if max_length == 200 else len(windows) > 1
 

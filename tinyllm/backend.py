@@ -372,8 +372,8 @@ _ones: dict = {}                        # (n, dtype) -> ones(n) on the GPU, for 
 
 def _openblas_thread_setters() -> tuple[Any, Any] | None:
     """(get, set) of the thread count of the OpenBLAS bundled with NumPy, or None if there is none."""
-    import ctypes
-    import glob
+    import ctypes  # noqa: PLC0415  (only when a small matmul first asks)
+    import glob  # noqa: PLC0415
     libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
     for path in glob.glob(os.path.join(libdir, "*openblas*")):
         try:

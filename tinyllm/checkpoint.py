@@ -48,8 +48,20 @@ import numpy as np
 import safetensors.numpy as st
 
 from .checkpoint_io import _fsync_dir, _write_arrays, _write_file, join_arrays, split_arrays, to_json
-from .validate import (FileError, check_ckpt_config, check_char_tokenizer, check_hf_tokenizer, check_pair_vocabs, check_manifest,
-                       check_optimizer, check_state, contained, parse_json, read_file, regular_file)
+from .validate import (
+    FileError,
+    check_char_tokenizer,
+    check_ckpt_config,
+    check_hf_tokenizer,
+    check_manifest,
+    check_optimizer,
+    check_pair_vocabs,
+    check_state,
+    contained,
+    parse_json,
+    read_file,
+    regular_file,
+)
 
 FORMAT = "tinyllm-checkpoint"
 FORMAT_VERSION = 1

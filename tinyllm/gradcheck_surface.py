@@ -89,7 +89,7 @@ def surface_cases() -> list[tuple]:
                                                    [_normal(r, 2, 4), _normal(r, 2, 2)]), 1e-6),
         ("Scatter", ("Scatter",), lambda r: (lambda x, s: x.scatter(0, np.array([[1, 0, 2]]), s),
                                              [_normal(r, 3, 3), _normal(r, 1, 3)]), 1e-6),
-        *[(name, (name,), (lambda fn: lambda r: (fn, [_away(r, (3, 4))]))(fn), 1e-6) for name, fn in [
+        *[(name, (name,), (lambda fn: lambda r: (fn, [_away(r, (3, 4))]))(fn), 1e-6) for name, fn in [  # noqa: B023  (fn is the outer lambda's own argument)
             ("Silu", F.silu), ("Softplus", F.softplus), ("LogSigmoid", F.logsigmoid), ("Mish", F.mish),
             ("Elu", lambda x: F.celu(x, 1.5)), ("LeakyRelu", F.leaky_relu), ("Softsign", F.softsign)]],
         ("BinaryCrossEntropy", ("BinaryCrossEntropy",),

@@ -21,7 +21,8 @@ on a fixed 15% of masked tokens); classifiers on every labeled row."""
 
 @click.command("eval", epilog=EPILOG, short_help="Loss/perplexity or accuracy on a data file.")
 @click.option("--ckpt", required=True, type=click.Path(), help="Run or checkpoint directory.")
-@click.option("--data", required=True, help="Text/.bin/corpus name (language models) or .csv/.tsv/.jsonl (classifiers).")
+@click.option("--data", required=True,
+              help="Text/.bin/corpus name (language models) or .csv/.tsv/.jsonl (classifiers).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Sequences per batch.")
 @click.option("--max-batches", type=int, default=None, help="Language models: evaluate at most this many batches.")
 @click.option("--latest", is_flag=True, help="Use the run's latest checkpoint instead of its best.")

@@ -31,11 +31,13 @@ checkpoints, Ctrl-C, --resume and --early-stop as tinyllm train."""
 @click.command("finetune", epilog=EPILOG, short_help="Fine-tune: classifier head or LM on pairs.")
 @click.option("--ckpt", type=click.Path(), default=None, help="The pre-trained run or checkpoint directory.")
 @click.option("--data", default=None, help="Labeled .csv/.tsv/.jsonl (classify) or prompt/response .jsonl (lm).")
-@click.option("--task", type=click.Choice(["classify", "lm", "tag", "qa"]), required=True, help="What to fine-tune for.")
+@click.option("--task", type=click.Choice(["classify", "lm", "tag", "qa"]), required=True,
+              help="What to fine-tune for.")
 @click.option("--freeze-backbone", is_flag=True, help="classify: train the new head only (a linear probe).")
 @click.option("--pooling", type=click.Choice(["cls", "last", "mean", "pooler"]), default=None,
               help="classify: how a sequence becomes one vector (default: last for GPT, cls for BERT).")
-@click.option("--crf", is_flag=True, help="tag: score tag sequences with a CRF (BIO/BIOES constraints when the tags fit).")
+@click.option("--crf", is_flag=True,
+              help="tag: score tag sequences with a CRF (BIO/BIOES constraints when the tags fit).")
 @click.option("--stride", type=int, default=None, help="qa: context tokens shared by consecutive windows (default 32).")
 @click.option("--lora-r", type=int, default=None,
               help="Train rank-r LoRA adapters (and a classifier's head) only; the adapter is saved in OUT/adapter.")

@@ -27,7 +27,8 @@ made, using a KV cache."""
 @click.option("--temperature", type=float, default=0.8, show_default=True,
               help="Divide the logits by this; lower is more conservative.")
 @click.option("--top-k", type=int, default=None, help="Sample among the k most likely tokens only.")
-@click.option("--top-p", type=float, default=None, help="Sample among the smallest set of tokens with probability >= p.")
+@click.option("--top-p", type=float, default=None,
+              help="Sample among the smallest set of tokens with probability >= p.")
 @click.option("--greedy", is_flag=True, help="Always take the most likely token (deterministic).")
 @click.option("--seed", type=int, default=None, help="Seed for reproducible samples.")
 @click.option("--num-samples", type=int, default=1, show_default=True, help="Independent samples to draw.")

@@ -91,7 +91,8 @@ def info_command(ckpt: str, as_json: bool) -> None:
         return
     click.echo(f"checkpoint   {facts['checkpoint']}")
     task = facts["task"]
-    click.echo(f"task         {task.get('name', '?')}" + (f" ({', '.join(task['labels'])})" if task.get("labels") else "")
+    labels = f" ({', '.join(task['labels'])})" if task.get("labels") else ""
+    click.echo(f"task         {task.get('name', '?')}" + labels
                + (f", from {task['source']}" if task.get("source") else ""))
     click.echo(f"model        {restored.kind}: " + ", ".join(f"{k}={v}" for k, v in lm.config.to_dict().items()))
     click.echo(f"tokenizer    {tok.kind}, {tok.vocab_size:,} tokens"
@@ -104,7 +105,8 @@ def info_command(ckpt: str, as_json: bool) -> None:
                f"{lm.config.block_size})")
     if ck is not None:
         click.echo(f"iteration    {facts['iteration']}" + (f" of {facts['train']['iters']}" if facts["train"] else ""))
-        fmt = (lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else "n/a")
+        def fmt(v: Any) -> str:
+            return f"{v:.4f}" if isinstance(v, (int, float)) else "n/a"
         click.echo(f"val loss     last {fmt(facts['last_val_loss'])}, best {fmt(facts['best_val_loss'])}"
                    + (f" (iteration {facts['best_iteration']})" if facts["best_iteration"] is not None else ""))
         if facts["train"]:

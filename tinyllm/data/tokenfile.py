@@ -161,7 +161,8 @@ class TokenFile:
             top = int(mm.max())
             del mm
             if top >= self.vocab_size:
-                raise FileError(self.path, f"holds token id {top} (among tokens {lo:,}..{min(lo + chunk, self.count) - 1:,}), outside the "
+                last = min(lo + chunk, self.count) - 1
+                raise FileError(self.path, f"holds token id {top} (among tokens {lo:,}..{last:,}), outside the "
                                            f"vocabulary of {self.vocab_size} its metadata records; re-create it")
 
     def check_tokenizer(self, tokenizer: Tokenizer) -> None:

@@ -36,7 +36,7 @@ class Communicator(abc.ABC):
     rank: int = 0
     world: int = 1
 
-    def settle(self) -> None:
+    def settle(self) -> None:  # noqa: B027  (a no-op for one process; the MPI communicator overrides it)
         """Say that the ranks have left their collectives together (training ended or stopped on all)."""
 
     @property

@@ -53,7 +53,6 @@ def build_model(kind: str, config: dict[str, Any] | Any) -> Any:
     return registry.get(kind).build(config)
 
 
-__all__ = ["BERT", "Backbone", "BertConfig", "GPT", "GPTConfig", "MLMHead", "MODEL_KINDS", "ModelKind",
-           "Seq2Seq", "Seq2SeqConfig", "SentenceEncoder", "SequenceClassifier", "build_model", "config_class", "info_nce_loss",
-           "load_pretrained", "mean_pool", "registry"]
-__all__ += ["CRF", "SpanExtractor", "TokenClassifier"]
+__all__ = ["BERT", "Backbone", "BertConfig", "CRF", "GPT", "GPTConfig", "MLMHead", "MODEL_KINDS", "ModelKind",
+           "Seq2Seq", "Seq2SeqConfig", "SentenceEncoder", "SequenceClassifier", "SpanExtractor", "TokenClassifier",
+           "build_model", "config_class", "info_nce_loss", "load_pretrained", "mean_pool", "registry"]

@@ -132,7 +132,8 @@ def load_pretrained(path: str | Path) -> tuple[GPT, Any]:
     """Load a local Hugging Face GPT-2 directory: ``(model, tokenizer or None)``. Nothing is downloaded.
 
     The model is built in the default dtype (``tinyllm.set_default_dtype``) and
-    the weights are cast to it; it comes back in eval mode (call ``train()`` to fine-tune). A missing directory or file, another model type,
+    the weights are cast to it; it comes back in eval mode (call ``train()`` to fine-tune).
+    A missing directory or file, another model type,
     or a tensor whose name or shape does not fit the config is a ValueError naming it.
     """
     from safetensors.numpy import load_file  # noqa: PLC0415

@@ -94,8 +94,10 @@ def _layer_names(i: int) -> list[tuple[str, str]]:
 
 def backbone_names(config: BertConfig) -> list[tuple[str, str]]:
     """(tinyllm, HF) names of every backbone tensor but the packed attention."""
-    names = [("wte.weight", "embeddings.word_embeddings.weight"), ("wpe.weight", "embeddings.position_embeddings.weight"),
-             ("wse.weight", "embeddings.token_type_embeddings.weight"), ("ln_emb.weight", "embeddings.LayerNorm.weight"),
+    names = [("wte.weight", "embeddings.word_embeddings.weight"),
+             ("wpe.weight", "embeddings.position_embeddings.weight"),
+             ("wse.weight", "embeddings.token_type_embeddings.weight"),
+             ("ln_emb.weight", "embeddings.LayerNorm.weight"),
              ("ln_emb.bias", "embeddings.LayerNorm.bias")]
     for i in range(config.n_layer):
         names += _layer_names(i)
@@ -133,7 +135,8 @@ def _architecture(cfg: dict[str, Any], tensors: dict[str, np.ndarray]) -> str:
     if "qa_outputs.weight" in tensors:
         return "BertForQuestionAnswering"
     if "classifier.weight" in tensors:
-        return "BertForSequenceClassification" if "bert.pooler.dense.weight" in tensors else "BertForTokenClassification"
+        pooled = "bert.pooler.dense.weight" in tensors
+        return "BertForSequenceClassification" if pooled else "BertForTokenClassification"
     return "BertForMaskedLM" if "cls.predictions.bias" in tensors else "BertModel"
 
 
@@ -187,7 +190,8 @@ def load_bert(path: str | Path) -> tuple[Module, WordPieceTokenizer | None, dict
         state[ours] = _take(tensors, "bert." + hf, p)
     for i in range(config.n_layer):
         for s in ("weight", "bias"):
-            parts = [_take(tensors, f"bert.encoder.layer.{i}.attention.self.{n}.{s}", p) for n in ("query", "key", "value")]
+            parts = [_take(tensors, f"bert.encoder.layer.{i}.attention.self.{n}.{s}", p)
+                     for n in ("query", "key", "value")]
             state[f"h.{i}.attn.c_attn.{s}"] = np.concatenate(parts, axis=0)      # (3C, C) q | k | v
     if arch == "BertForMaskedLM":
         for ours, hf in MLM_NAMES:

@@ -27,5 +27,5 @@ from .schedules import (SCHEDULES, Constant, LinearWarmup, Schedule, WarmupCosin
                         make_schedule)
 from .sgd import SGD
 
-__all__ = ["Adam", "AdamW", "SGD", "Optimizer", "clip_grad_norm_", "Schedule", "Constant",
-           "LinearWarmup", "WarmupCosine", "WarmupLinear", "make_schedule", "SCHEDULES"]
+__all__ = ["Adam", "AdamW", "SGD", "Optimizer", "clip_grad_norm_", "configure_adamw", "decay_groups", "Schedule",
+           "Constant", "LinearWarmup", "WarmupCosine", "WarmupLinear", "make_schedule", "SCHEDULES"]

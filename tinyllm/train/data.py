@@ -31,9 +31,25 @@ from typing import Any
 
 import numpy as np
 
-from ..data import (BERT_SPECIALS, GPT_SPECIALS, BPETokenizer, CharTokenizer, DataError, LMBatcher, TokenFile,
-                    Tokenizer, UnknownCharactersError, encode_corpus, eval_batches, iter_text, load_tokenizer, mask_tokens,
-                    resolve_corpus, special_tokens_mask, split_train_val)
+from ..data import (
+    BERT_SPECIALS,
+    GPT_SPECIALS,
+    BPETokenizer,
+    CharTokenizer,
+    DataError,
+    LMBatcher,
+    TokenFile,
+    Tokenizer,
+    UnknownCharactersError,
+    encode_corpus,
+    eval_batches,
+    iter_text,
+    load_tokenizer,
+    mask_tokens,
+    resolve_corpus,
+    special_tokens_mask,
+    split_train_val,
+)
 from ..data.slicing import check_enough_tokens
 from .config import TrainConfig
 

@@ -209,7 +209,8 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         k, total = trainable_count(model)
         progress.line(f"lora       r={section['lora']['r']} alpha={section['lora']['alpha']:g} on "
                       f"{','.join(section['lora']['targets'])}: {k:,} of {total:,} parameters trained")
-    progress.line(f"training   {cfg.iters:,} iters x {source.batch_size} examples, AdamW lr {cfg.lr:g} -> {cfg.min_lr:g}")
+    progress.line(f"training   {cfg.iters:,} iters x {source.batch_size} examples, "
+                  f"AdamW lr {cfg.lr:g} -> {cfg.min_lr:g}")
     start = time.perf_counter()
     result = trainer.fit()
     result.seconds = time.perf_counter() - start

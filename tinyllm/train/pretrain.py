@@ -182,7 +182,8 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
             clear_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(model, optimizer, schedule, source, val_batches, cfg, run_dir, ckpt_config,
-                      tokenizer.to_json(), cfg.batch_size * cfg.block_size, progress, accuracy=kind.objective == "masked-lm",
+                      tokenizer.to_json(), cfg.batch_size * cfg.block_size, progress,
+                      accuracy=kind.objective == "masked-lm",
                       resume_hint=f"tinyllm train --out {run_dir} --resume")
     if ckpt is not None:
         trainer.resume(ckpt)
@@ -192,7 +193,8 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     progress.line(f"tokenizer  {tokenizer.kind}, {tokenizer.vocab_size:,} tokens")
     progress.line(f"model      {describe_model(model, cfg.model)}")
     world = get_comm().world
-    progress.line(f"training   {cfg.iters:,} iters x {cfg.batch_size * trainer.grad_accum * world} x {cfg.block_size} tokens, "
+    global_batch = cfg.batch_size * trainer.grad_accum * world
+    progress.line(f"training   {cfg.iters:,} iters x {global_batch} x {cfg.block_size} tokens, "
                   f"AdamW lr {cfg.lr:g} -> {cfg.min_lr:g} (warmup {cfg.warmup}, cosine), "
                   f"{cfg.backend} {cfg.dtype}, seed {cfg.seed}" + (f", {world} processes" if world > 1 else ""))
     if trainer.iteration >= cfg.iters:

@@ -19,11 +19,26 @@ line prints it as ``error: FILE: what is wrong`` and exits with status 1.
 from .errors import DataError, FileError
 from .fields import Fields
 from .files import MAX_DEPTH, MAX_JSON_BYTES, contained, load_json, parse_json, read_file, regular_file
-from .schema import (LIMITS, check_char_tokenizer, check_ckpt_config, check_hf_bert_config, check_hf_config, check_hf_index, check_pair_vocabs,
-                     check_hf_tokenizer, check_manifest, check_metrics_rows, check_model_config, check_optimizer,
-                     check_run_settings, check_state, check_token_meta)
+from .schema import (
+                     LIMITS,
+                     check_char_tokenizer,
+                     check_ckpt_config,
+                     check_hf_bert_config,
+                     check_hf_config,
+                     check_hf_index,
+                     check_hf_tokenizer,
+                     check_manifest,
+                     check_metrics_rows,
+                     check_model_config,
+                     check_optimizer,
+                     check_pair_vocabs,
+                     check_run_settings,
+                     check_state,
+                     check_token_meta,
+)
 
 __all__ = ["DataError", "FileError", "Fields", "LIMITS", "MAX_DEPTH", "MAX_JSON_BYTES", "check_char_tokenizer",
-           "check_ckpt_config", "check_hf_bert_config", "check_hf_config", "check_hf_index", "check_pair_vocabs", "check_hf_tokenizer", "check_manifest",
+           "check_ckpt_config", "check_hf_bert_config", "check_hf_config", "check_hf_index", "check_pair_vocabs",
+           "check_hf_tokenizer", "check_manifest",
            "check_metrics_rows", "check_model_config", "check_optimizer", "check_run_settings", "check_state",
            "check_token_meta", "contained", "load_json", "parse_json", "read_file", "regular_file"]

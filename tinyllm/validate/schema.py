@@ -92,7 +92,8 @@ RUN_SETTINGS: dict[str, tuple[str, float, float, bool]] = {
     "dropout": ("num", 0, 1, False), "val_fraction": ("num", 0, 1, False), "mlm_prob": ("num", 0, 1, False),
     "label_smoothing": ("num", 0, 1, False),
     "lr": ("num", 0, math.inf, False), "min_lr": ("num", 0, math.inf, False),
-    "weight_decay": ("num", 0, math.inf, False), "beta2": ("num", 0, 1, False), "grad_clip": ("num", 0, math.inf, False),
+    "weight_decay": ("num", 0, math.inf, False), "beta2": ("num", 0, 1, False),
+    "grad_clip": ("num", 0, math.inf, False),
 }
 
 
