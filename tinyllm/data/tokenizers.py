@@ -268,7 +268,48 @@ class CharTokenizer(Tokenizer):
             raise FileError(source, str(exc)) from None
 
 
-class BPETokenizer(Tokenizer):
+class LibraryTokenizer(Tokenizer):
+    """A tokenizer run by the ``tokenizers`` library (``self._tok``): what every such model shares.
+
+    Subclasses set ``self._tok`` and ``self._specials`` (the special tokens' strings) and say
+    how they are built and checked (byte-level BPE here; WordPiece in ``models/hf_wordpiece.py``).
+    """
+
+    _tok: hf.Tokenizer
+    _specials: list[str]
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def special_tokens(self) -> list[str]:
+        return list(self._specials)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tok.token_to_id(token)
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """The ids of each string, encoded in parallel by the library."""
+        return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int], skip_special: bool = False) -> str:
+        """The text of ``ids`` (byte-level BPE: bytes that do not form whole UTF-8 characters become U+FFFD)."""
+        return self._tok.decode(self._check_ids(ids), skip_special_tokens=skip_special)
+
+    def to_json(self) -> str:
+        return self._tok.to_str()
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids and each piece's character span in ``text``."""
+        enc = self._tok.encode(text, add_special_tokens=False)
+        return list(enc.ids), [tuple(o) for o in enc.offsets]
+
+
+class BPETokenizer(LibraryTokenizer):
     """Byte-level BPE (GPT-2 style), trained and run by the ``tokenizers`` library.
 
     Build one with :meth:`train` (from strings), :meth:`train_from_files`, or
@@ -334,31 +375,6 @@ class BPETokenizer(Tokenizer):
         if tok.vocab_size > LIMITS["vocab_size"]:
             raise FileError(source, f"has {tok.vocab_size:,} tokens, more than tinyllm uses ({LIMITS['vocab_size']:,})")
         return tok
-
-    @property
-    def vocab_size(self) -> int:
-        return self._tok.get_vocab_size(with_added_tokens=True)
-
-    @property
-    def special_tokens(self) -> list[str]:
-        return list(self._specials)
-
-    def token_to_id(self, token: str) -> int | None:
-        return self._tok.token_to_id(token)
-
-    def encode(self, text: str) -> list[int]:
-        return self._tok.encode(text, add_special_tokens=False).ids
-
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """The ids of each string, encoded in parallel by the library."""
-        return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
-
-    def decode(self, ids: Iterable[int], skip_special: bool = False) -> str:
-        """The text of ``ids``; bytes that do not form whole UTF-8 characters become U+FFFD."""
-        return self._tok.decode(self._check_ids(ids), skip_special_tokens=skip_special)
-
-    def to_json(self) -> str:
-        return self._tok.to_str()
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import tokenizers as hf
 
-from ..data.tokenizers import Tokenizer
+from ..data.tokenizers import LibraryTokenizer
 from ..validate import contained, load_json, read_file
 
 UNK = "[UNK]"
 
 
-class WordPieceTokenizer(Tokenizer):
+class WordPieceTokenizer(LibraryTokenizer):
     """BERT's WordPiece tokenizer behind tinyllm's :class:`~tinyllm.data.Tokenizer` interface.
 
     ``encode`` adds no [CLS] / [SEP]: the callers do, as for every tinyllm tokenizer.
@@ -58,34 +58,6 @@ class WordPieceTokenizer(Tokenizer):
         tok.pre_tokenizer = hf.pre_tokenizers.BertPreTokenizer()
         tok.decoder = hf.decoders.WordPiece()
         return cls(tok)
-
-    @property
-    def vocab_size(self) -> int:
-        return self._tok.get_vocab_size(with_added_tokens=True)
-
-    @property
-    def special_tokens(self) -> list[str]:
-        return list(self._specials)
-
-    def token_to_id(self, token: str) -> int | None:
-        return self._tok.token_to_id(token)
-
-    def encode(self, text: str) -> list[int]:
-        return self._tok.encode(text, add_special_tokens=False).ids
-
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
-
-    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """Ids and each piece's character span in ``text``."""
-        enc = self._tok.encode(text, add_special_tokens=False)
-        return list(enc.ids), [tuple(o) for o in enc.offsets]
-
-    def decode(self, ids: Iterable[int], skip_special: bool = False) -> str:
-        return self._tok.decode(self._check_ids(ids), skip_special_tokens=skip_special)
-
-    def to_json(self) -> str:
-        return self._tok.to_str()
 
 
 def load_wordpiece(path: str | Path) -> WordPieceTokenizer | None:
