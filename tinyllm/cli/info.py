@@ -60,7 +60,10 @@ def info_command(ckpt: str, as_json: bool) -> None:
     """Describe a checkpoint: model config, tokenizer, parameters by module, FLOPs/token, training state."""
     from ..checkpoint import load_state_json  # noqa: PLC0415
     from ..train.restore import restore_model  # noqa: PLC0415
+    from .seq2seq import describe_run, holds_seq2seq  # noqa: PLC0415
 
+    if holds_seq2seq(ckpt, latest=True):
+        return describe_run(ckpt, as_json)
     restored = restore_model(ckpt, prefer="latest")
     ck = restored.checkpoint
     model, tok = restored.model, restored.tokenizer
