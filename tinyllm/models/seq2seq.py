@@ -114,6 +114,13 @@ class Seq2SeqConfig(_Config):
         _probability("label_smoothing", self.label_smoothing)
 
 
+def _gather_filled(buf: Any, rows: Any, pos: int) -> Any:
+    """``buf[rows]`` for a (B, nh, Tmax, hs) cache buffer, copying only the ``pos`` positions in use."""
+    out = backend.get_array_module(buf).empty((len(rows),) + buf.shape[1:], dtype=buf.dtype)
+    out[:, :, :pos] = buf[rows, :, :pos]
+    return out
+
+
 class Seq2SeqCache:
     """What decoding keeps per target sequence (row): the decoder's self-attention keys and values
     (one :class:`KVCache` per block), each block's cross-attention keys and values of the memory
@@ -128,8 +135,8 @@ class Seq2SeqCache:
 
     def select(self, rows: Any) -> None:
         """Keep rows ``rows`` (an index array over the B rows, repeats allowed): beam search's reordering."""
-        for c in self.self_attn.layers:
-            c.k, c.v = c.k[rows], c.v[rows]                                # (B, nh, Tmax, hs), rows picked
+        for c in self.self_attn.layers:                                    # (B, nh, Tmax, hs): the filled part
+            c.k, c.v = (_gather_filled(buf, rows, c.pos) for buf in (c.k, c.v))
         for m in self.memory:
             m.k, m.v = m.k[rows], m.v[rows]                                # (B, nh, S, hs)
         self.memory_mask = self.memory_mask[rows]                          # (B, S)
