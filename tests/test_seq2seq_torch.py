@@ -17,20 +17,14 @@ import pytest
 from tinyllm import backend
 from tinyllm.models import Seq2Seq, Seq2SeqConfig
 
+from test_seq2seq import _float64  # noqa: F401  (autouse: every test here runs in float64)
+
 torch = pytest.importorskip("torch")
 _spec = importlib.util.spec_from_file_location("bench_seq2seq", Path(__file__).parents[1] / "bench" / "seq2seq.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
 C, H, L = 16, 2, 2
-
-
-@pytest.fixture(autouse=True)
-def _float64():
-    previous = backend.get_default_dtype()
-    backend.set_default_dtype("float64")
-    yield
-    backend.set_default_dtype(previous)
 
 
 def batch():

@@ -83,7 +83,7 @@ def describe_run(ckpt: str, as_json: bool) -> None:
     from ..checkpoint import load_state_json  # noqa: PLC0415
     from ..train.seq2seq import options  # noqa: PLC0415
     from ..train.seq2seq_eval import restore_seq2seq  # noqa: PLC0415
-    from .info import parameter_table  # noqa: PLC0415  (info calls this module)
+    from .info import echo_training_state, parameter_table  # noqa: PLC0415  (info calls this module)
 
     r = restore_seq2seq(ckpt, prefer="latest")
     ck, model, c = r.checkpoint, r.model, r.model.config
@@ -125,12 +125,4 @@ def describe_run(ckpt: str, as_json: bool) -> None:
         click.echo(f"  {name:<28} {n:>12,}" + (f"  {note}" if note else ""))
     click.echo(f"FLOPs/token  {facts['flops_per_token']:,} (training, forward + backward, "
                f"target length {c.block_size})")
-    loss = {k: f"{facts[k]:.4f}" if isinstance(facts[k], (int, float)) else "n/a"
-            for k in ("last_val_loss", "best_val_loss")}
-    t = facts["train"] or {}
-    click.echo(f"iteration    {facts['iteration']}" + (f" of {t['iters']}" if t else ""))
-    click.echo(f"val loss     last {loss['last_val_loss']}, best {loss['best_val_loss']}"
-               + (f" (iteration {facts['best_iteration']})" if facts["best_iteration"] is not None else ""))
-    if t:
-        click.echo(f"training     lr {t['lr']:g} -> {t['min_lr']:g}, batch {t['batch_size']}x{t['grad_accum']}, "
-                   f"data {t['data']}, {t['backend']} {t['dtype']}, seed {t['seed']}")
+    echo_training_state(facts)
