@@ -129,3 +129,44 @@ def test_bad_arguments_are_refused(kw, message) -> None:
     args = dict(beam=3, max_new_tokens=4) | kw
     with pytest.raises(ValueError, match=message):
         beam_search(model(), np.array([[3, 4]]), **args)
+
+
+@pytest.mark.parametrize("beam, alpha", [(1, 0.0), (3, 0.6), (5, 1.0)])
+def test_batched_beam_search_equals_one_source_at_a_time(beam, alpha) -> None:
+    """Sources of different lengths in one batch (finishing at different steps, leaving the batch) get
+    exactly the hypotheses, log-probabilities and scores they get alone."""
+    m = model(vocab=9, seed=7)
+    rng = np.random.default_rng(0)
+    lengths = [5, 1, 3, 4, 2, 5, 3]
+    src = np.zeros((len(lengths), 5), dtype=np.int64)
+    for i, n in enumerate(lengths):
+        src[i, :n] = rng.integers(3, 9, n)
+    together = beam_search(m, src, beam=beam, max_new_tokens=6, alpha=alpha, n_best=beam)
+    for i, n in enumerate(lengths):
+        (alone,) = beam_search(m, src[i:i + 1, :n], beam=beam, max_new_tokens=6, alpha=alpha, n_best=beam)
+        assert [h.tokens for h in together[i]] == [h.tokens for h in alone]
+        np.testing.assert_allclose([h.logprob for h in together[i]], [h.logprob for h in alone], atol=1e-10)
+        np.testing.assert_allclose([h.score for h in together[i]], [h.score for h in alone], atol=1e-10)
+
+
+def test_a_source_whose_beams_have_all_ended_leaves_the_batch() -> None:
+    """Early finish: once a source has K finished targets its rows are no longer decoded."""
+    m = model(vocab=9, seed=8)
+    src = np.array([[3, 4, 5, 6], [7, 8, 0, 0]])
+    rows: list[int] = []
+    step = m.step_logits
+
+    def steered(tgt_new, cache):                 # rows are source-major: the first K are source 0's
+        rows.append(tgt_new.shape[0])
+        out = step(tgt_new, cache).copy()
+        if len(rows) == 1:
+            out[:, EOS] = -50.0                  # nothing ends at step 1
+        elif len(rows) == 2:
+            out[:3, EOS] = 50.0                  # every beam of source 0 ends at step 2
+        return out
+
+    m.step_logits = steered
+    hyps = beam_search(m, src, beam=3, max_new_tokens=7, n_best=3)
+    assert rows[:3] == [6, 6, 3], rows
+    assert len(hyps[0]) == 3 and all(len(h.tokens) == 1 for h in hyps[0])
+    assert len(hyps[1]) == 3 and max(len(h.tokens) for h in hyps[1]) > 1

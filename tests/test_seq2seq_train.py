@@ -152,8 +152,8 @@ def test_generate_refuses_bad_input_with_one_line(tmp_path, pairs_file, args, me
 def test_train_needs_pairs_and_names_a_bad_tokenizer(tmp_path, pairs_file) -> None:
     code, out = run("train", *TINY, "--iters", "1", "--out", tmp_path / "x")
     assert code == 1 and "--data PAIRS" in out
-    code, out = run("train", *TINY, "--data", pairs_file, "--tokenizer", "bpe", "--iters", "1", "--out", tmp_path / "y")
-    assert code == 1 and "--tokenizer for seq2seq must be one of char, symbols" in out
+    code, out = run("train", *TINY, "--data", pairs_file, "--tokenizer", "words", "--iters", "1", "--out", tmp_path / "y")
+    assert code == 1 and "--tokenizer for seq2seq must be one of char, symbols, bpe" in out
     assert not (tmp_path / "y" / "latest").exists()
 
 

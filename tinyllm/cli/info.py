@@ -60,7 +60,10 @@ def info_command(ckpt: str, as_json: bool) -> None:
     """Describe a checkpoint: model config, tokenizer, parameters by module, FLOPs/token, training state."""
     from ..checkpoint import load_state_json  # noqa: PLC0415
     from ..train.restore import restore_model  # noqa: PLC0415
+    from .seq2seq import describe_run, holds_seq2seq  # noqa: PLC0415
 
+    if holds_seq2seq(ckpt, latest=True):
+        return describe_run(ckpt, as_json)
     restored = restore_model(ckpt, prefer="latest")
     ck = restored.checkpoint
     model, tok = restored.model, restored.tokenizer
@@ -104,12 +107,17 @@ def info_command(ckpt: str, as_json: bool) -> None:
     click.echo(f"FLOPs/token  {facts['flops_per_token']:,} (training, forward + backward, context "
                f"{lm.config.block_size})")
     if ck is not None:
-        click.echo(f"iteration    {facts['iteration']}" + (f" of {facts['train']['iters']}" if facts["train"] else ""))
-        def fmt(v: Any) -> str:
-            return f"{v:.4f}" if isinstance(v, (int, float)) else "n/a"
-        click.echo(f"val loss     last {fmt(facts['last_val_loss'])}, best {fmt(facts['best_val_loss'])}"
-                   + (f" (iteration {facts['best_iteration']})" if facts["best_iteration"] is not None else ""))
-        if facts["train"]:
-            t = facts["train"]
-            click.echo(f"training     lr {t['lr']:g} -> {t['min_lr']:g}, batch {t['batch_size']}x{t['grad_accum']}, "
-                       f"data {t['data']}, {t['backend']} {t['dtype']}, seed {t['seed']}")
+        echo_training_state(facts)
+
+
+def echo_training_state(facts: dict[str, Any]) -> None:
+    """The iteration, validation losses and training settings lines of ``facts``."""
+    click.echo(f"iteration    {facts['iteration']}" + (f" of {facts['train']['iters']}" if facts["train"] else ""))
+    def fmt(v: Any) -> str:
+        return f"{v:.4f}" if isinstance(v, (int, float)) else "n/a"
+    click.echo(f"val loss     last {fmt(facts['last_val_loss'])}, best {fmt(facts['best_val_loss'])}"
+               + (f" (iteration {facts['best_iteration']})" if facts["best_iteration"] is not None else ""))
+    if facts["train"]:
+        t = facts["train"]
+        click.echo(f"training     lr {t['lr']:g} -> {t['min_lr']:g}, batch {t['batch_size']}x{t['grad_accum']}, "
+                   f"data {t['data']}, {t['backend']} {t['dtype']}, seed {t['seed']}")

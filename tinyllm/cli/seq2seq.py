@@ -1,7 +1,9 @@
-"""``tinyllm generate --source/--input`` and ``tinyllm eval --pairs``: using a seq2seq run."""
+"""``tinyllm generate --source/--input``, ``tinyllm eval`` and ``tinyllm info`` of a seq2seq run."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,21 +25,27 @@ def evaluate_pairs(ckpt: str, data: str, beam: int, alpha: float, batch_size: in
     """Decode every source of a pairs file and print the error rates (and BLEU/chrF with sacrebleu)."""
     import time  # noqa: PLC0415
 
-    from ..data.pairs import read_pairs  # noqa: PLC0415
+    from ..data.pairs import encode_all, read_pairs  # noqa: PLC0415
     from ..train.seq2seq_eval import corpus_scores, error_rates, restore_seq2seq, translate  # noqa: PLC0415
 
     if beam < 1:
         raise ValueError(f"--beam must be at least 1, got {beam}")
-    pairs = read_pairs(data)
     r = restore_seq2seq(ckpt, prefer="latest" if latest else "best")
+    pairs, limit = read_pairs(data), r.model.config.source_length
+    lengths = [len(ids) for ids in encode_all(r.src_vocab, [s for s, _ in pairs], "a source")]
+    left_out = sum(n > limit for n in lengths)
+    pairs = [p for p, n in zip(pairs, lengths) if n <= limit]
+    if not pairs:
+        raise ValueError(f"no source of '{data}' fits the model's source length {limit}")
     start = time.perf_counter()
     hyps = translate(r.model, r.src_vocab, r.tgt_vocab, [s for s, _ in pairs], beam=beam, alpha=alpha,
                      batch_size=batch_size)
     refs = [t for _, t in pairs]
-    rates = error_rates([r.tgt_vocab.pieces(h) for h in hyps], [r.tgt_vocab.pieces(t) for t in refs])
-    unit = "character" if r.tgt_vocab.split == "char" else "symbol"
-    click.echo(f"{ckpt} on {data}: {len(pairs)} pairs, {'greedy' if beam == 1 else f'beam {beam}'}, "
-               f"{time.perf_counter() - start:.1f} s")
+    rates = error_rates([r.tgt_vocab.units(h) for h in hyps], [r.tgt_vocab.units(t) for t in refs])
+    unit = r.tgt_vocab.unit
+    click.echo(f"{ckpt} on {data}: {len(pairs)} pairs"
+               + (f" ({left_out} with sources longer than {limit} tokens left out)" if left_out else "")
+               + f", {'greedy' if beam == 1 else f'beam {beam}'}, {time.perf_counter() - start:.1f} s")
     click.echo(f"{unit} error rate   {rates['token_error_rate']:.2%}")
     click.echo(f"sequence error rate  {rates['sequence_error_rate']:.2%}")
     if r.tgt_vocab.split == "char":          # BLEU counts n-grams of words: here of characters
@@ -68,3 +76,53 @@ def decode_sources(ckpt: str, source: str | None, input_file: str | None, beam: 
     for out in translate(restored.model, restored.src_vocab, restored.tgt_vocab, sources, beam=beam,
                          max_new_tokens=max_new_tokens, alpha=alpha):
         click.echo(out)
+
+
+def describe_run(ckpt: str, as_json: bool) -> None:
+    """``tinyllm info`` of a seq2seq run: both stacks, each side's tokenizer and length, the options."""
+    from ..checkpoint import load_state_json  # noqa: PLC0415
+    from ..train.seq2seq import options  # noqa: PLC0415
+    from ..train.seq2seq_eval import restore_seq2seq  # noqa: PLC0415
+    from .info import echo_training_state, parameter_table  # noqa: PLC0415  (info calls this module)
+
+    r = restore_seq2seq(ckpt, prefer="latest")
+    ck, model, c = r.checkpoint, r.model, r.model.config
+    state, best = ck.state, ck.state
+    if ck.path.name == "latest" and (ck.path.parent / "best").exists():
+        best = load_state_json(ck.path.parent, prefer="best")[2]
+
+    def side(vocab: Any, length: int) -> dict[str, Any]:
+        return {"kind": vocab.split, "vocab_size": vocab.vocab_size, "max_length": length}
+
+    facts = {
+        "checkpoint": str(ck.path), "model": ck.config["model"], "task": ck.config.get("task", {}),
+        "tokenizer": {"source": side(r.src_vocab, c.source_length), "target": side(r.tgt_vocab, c.block_size)},
+        "options": {"norm": "pre" if c.norm_first else "post", "positions": c.positions,
+                    "share_embeddings": c.share_embeddings, "tie_weights": c.tie_weights},
+        "parameters": model.num_parameters(),
+        "encoder_parameters": sum(b.num_parameters() for b in model.encoder),
+        "decoder_parameters": sum(b.num_parameters() for b in model.decoder),
+        "flops_per_token": model.flops_per_token(),
+        "iteration": state.get("iteration"), "last_val_loss": state.get("last_val_loss"),
+        "best_val_loss": best.get("best_val_loss"), "best_iteration": best.get("iteration"),
+        "train": ck.config.get("train"),
+    }
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    src, tgt = facts["tokenizer"]["source"], facts["tokenizer"]["target"]
+    click.echo(f"checkpoint   {facts['checkpoint']}")
+    click.echo("task         seq2seq" + (f", data {facts['task']['data']}" if facts["task"].get("data") else ""))
+    click.echo(f"model        seq2seq: encoder {c.n_layer} blocks + decoder {c.n_layer} blocks (with "
+               f"cross-attention), {c.n_head} heads, {c.n_embd} wide, {c.activation} MLP, dropout {c.dropout:g}")
+    click.echo(f"options      {options(c)}, label smoothing {c.label_smoothing:g}")
+    click.echo(f"source       {src['kind']} tokenizer, {src['vocab_size']:,} ids, longest {src['max_length']} tokens")
+    click.echo(f"target       {tgt['kind']} tokenizer, {tgt['vocab_size']:,} ids, longest {tgt['max_length']} "
+               f"tokens (EOS included)")
+    click.echo(f"parameters   {facts['parameters']:,} (encoder blocks {facts['encoder_parameters']:,}, "
+               f"decoder blocks {facts['decoder_parameters']:,})")
+    for name, n, note in parameter_table(model):
+        click.echo(f"  {name:<28} {n:>12,}" + (f"  {note}" if note else ""))
+    click.echo(f"FLOPs/token  {facts['flops_per_token']:,} (training, forward + backward, "
+               f"target length {c.block_size})")
+    echo_training_state(facts)

@@ -15,7 +15,8 @@ MODEL_OPTIONS: list[tuple[str, Any, str]] = [
      "; ".join(f"{name}: {registry.get(name).summary}" for name in registry.names()) + "."),
     ("--data", str, "Text file, directory of .txt files, .bin token file, or built-in corpus: tiny (default, "
                     "shipped), shakespeare (downloaded once)."),
-    ("--tokenizer", str, "char (default), bpe (trained on the data), or the path of a saved tokenizer."),
+    ("--tokenizer", str, "char (default), bpe (trained on the data), or the path of a saved tokenizer; "
+                         "seq2seq: the source side's, char, symbols or bpe."),
     ("--vocab-size", int, "BPE vocabulary size."),
     ("--preset", click.Choice(list(PRESETS)), "Model size and schedule: " + "; ".join(
         f"{name} = {p['n_layer']}x{p['n_embd']}, {p['n_head']} heads, context {p['block_size']}, {p['iters']} iters"
@@ -26,12 +27,25 @@ MODEL_OPTIONS: list[tuple[str, Any, str]] = [
     ("--block-size", int, "Context length in tokens."),
     ("--dropout", float, "Dropout probability."),
     ("--mlm-prob", float, "BERT: share of tokens masked (0.15)."),
-    ("--tgt-tokenizer", click.Choice(["char", "symbols"]),
-     "seq2seq: the target side's tokenizer (default: --tokenizer's; symbols = whitespace-separated, e.g. phonemes)."),
-    ("--label-smoothing", float, "seq2seq: label smoothing of the cross-entropy (0.1 in the Transformer paper)."),
     ("--sample-tokens", int, "GPT: tokens to sample at the end (0: none)."),
 ]
-SETTING_NAMES = option_names(MODEL_OPTIONS + OPTIMIZATION_OPTIONS + ENGINE_OPTIONS)
+SEQ2SEQ_OPTIONS: list[tuple[str, Any, str]] = [
+    ("--tgt-tokenizer", click.Choice(["char", "symbols", "bpe"]),
+     "seq2seq: the target side's tokenizer (default: --tokenizer's, which is the source's: char, symbols = "
+     "whitespace-separated, e.g. phonemes, or bpe trained on that side of the training pairs)."),
+    ("--tgt-vocab-size", int, "seq2seq: the target side's BPE vocabulary size (default: --vocab-size)."),
+    ("--src-block-size", int, "seq2seq: the longest source in tokens (default: --block-size)."),
+    ("--tgt-block-size", int, "seq2seq: the longest target in tokens, EOS included (default: --block-size); "
+                              "it bounds --max-new-tokens when decoding."),
+    ("--norm", click.Choice(["pre", "post"]), "seq2seq: pre-LN (default) or post-LN (the paper's) blocks."),
+    ("--positions", click.Choice(["sinusoidal", "learned"]), "seq2seq: position encoding (default: sinusoidal)."),
+    ("--share-embeddings", click.BOOL, "seq2seq: one embedding table for source and target (needs one "
+                                       "vocabulary; default: no)."),
+    ("--tie-weights", click.BOOL, "seq2seq: the output projection is the target embedding (default: yes)."),
+    ("--label-smoothing", float, "seq2seq: label smoothing of the cross-entropy (0.1 in the Transformer paper)."),
+]
+SEQ2SEQ_NAMES = option_names(SEQ2SEQ_OPTIONS)
+SETTING_NAMES = option_names(MODEL_OPTIONS + SEQ2SEQ_OPTIONS + OPTIMIZATION_OPTIONS + ENGINE_OPTIONS)
 FILE_KEYS = tuple({f.name for f in dataclasses.fields(TrainConfig)} | {"out", "resume", "force"})
 
 EPILOG = """\b
@@ -42,6 +56,8 @@ Examples:
   tinyllm train --data my_texts/ --tokenizer bpe --vocab-size 2000 --out runs/mine
   tinyllm train --model bert --out runs/bert       # masked-language-model pre-training
   tinyllm train --model seq2seq --data pairs.tsv --tgt-tokenizer symbols --label-smoothing 0.1
+  tinyllm train --model seq2seq --data en_de.tsv --tokenizer bpe --vocab-size 1000 --norm post \\
+      --src-block-size 64 --tgt-block-size 80 --share-embeddings no
   tinyllm train --config run.toml --lr 1e-3        # a config file; flags override it
   tinyllm train --out runs/tiny --resume --iters 1200   # continue (and extend) a run
 \b
@@ -58,6 +74,7 @@ Ctrl-C saves a checkpoint; --resume continues it exactly."""
 
 @click.command("train", epilog=EPILOG, short_help="Pre-train a GPT or BERT on a corpus.")
 @add_options(MODEL_OPTIONS)
+@add_options(SEQ2SEQ_OPTIONS)
 @add_options(OPTIMIZATION_OPTIONS)
 @add_options(ENGINE_OPTIONS)
 @click.option("--out", type=click.Path(), default=None,
@@ -96,4 +113,7 @@ def train_command(ctx: click.Context, out: str | None, resume: bool | None, forc
         settings.pop(key, None)
     if resume and force:
         raise ValueError("--resume continues the run in --out and --force replaces it: use one of them")
+    misplaced = [k for k in SEQ2SEQ_NAMES if k in settings]
+    if misplaced and not resume and settings.get("model", "gpt") != "seq2seq":
+        raise ValueError(f"--{misplaced[0].replace('_', '-')} is a seq2seq option; add --model seq2seq")
     pretrain(settings, out=out, resume=resume, force=force)

@@ -8,10 +8,12 @@ A pairs file is either
 Blank lines are skipped. Anything else is one :class:`DataError` naming the
 file and the line.
 
-Each side is tokenized by a :class:`SymbolVocab`: ``"char"`` (every character
-is a symbol: spelling, copy tasks) or ``"symbols"`` (whitespace-separated
-symbols: ARPAbet phonemes ``HH AH0 L OW1``, pre-tokenized words). Ids 0, 1, 2
-are ``<pad>``, ``<s>`` (BOS) and ``</s>`` (EOS) on both sides.
+Each side is tokenized on its own, by a :class:`SymbolVocab`: ``"char"``
+(every character is a symbol: spelling, copy tasks) or ``"symbols"``
+(whitespace-separated symbols: ARPAbet phonemes ``HH AH0 L OW1``,
+pre-tokenized words); or by a :class:`PairBPE`, ``"bpe"``: byte-level BPE
+trained on that side's text (translation-like tasks; nothing is ever unknown).
+Ids 0, 1, 2 are ``<pad>``, ``<s>`` (BOS) and ``</s>`` (EOS) on both sides.
 """
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from typing import Any
 from ..validate import FileError, parse_json
 from .errors import DataError
 from .labeled import read_data_text
+from .tokenizers import BPETokenizer
 
 SPECIALS = ("<pad>", "<s>", "</s>")
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 SPLITS = ("char", "symbols")
+TOKENIZERS = SPLITS + ("bpe",)
 
 
 def read_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
@@ -117,6 +121,9 @@ class SymbolVocab:
     def pieces(self, text: str) -> list[str]:
         return list(text) if self.split == "char" else text.split()
 
+    units = pieces            # what error rates count: characters or symbols
+    unit = property(lambda self: "character" if self.split == "char" else "symbol")
+
     def encode(self, text: str, what: str = "text") -> list[int]:
         """Symbol ids of ``text`` (no BOS/EOS); DataError naming the first unknown symbol."""
         out = []
@@ -147,17 +154,90 @@ class SymbolVocab:
             raise DataError(f"the symbol vocabulary in {source}: {exc}") from None
 
 
-def pair_vocabs_to_json(src: SymbolVocab, tgt: SymbolVocab) -> str:
-    """Both sides' vocabularies as one JSON text (saved as a checkpoint's tokenizer)."""
+class PairBPE:
+    """Byte-level BPE (:class:`~tinyllm.data.tokenizers.BPETokenizer`) for one side of the pairs, with
+    ``<pad> <s> </s>`` as its first three ids. Every text encodes (all 256 bytes are tokens);
+    error rates count its words (whitespace-separated)."""
+
+    kind = split = "bpe"
+    unit = "word"
+    pad_id, bos_id, eos_id = PAD_ID, BOS_ID, EOS_ID
+
+    def __init__(self, tokenizer: BPETokenizer) -> None:
+        if [tokenizer.token_to_id(t) for t in SPECIALS] != [PAD_ID, BOS_ID, EOS_ID]:
+            raise DataError(f"a pair BPE tokenizer needs {' '.join(SPECIALS)} as its ids 0, 1, 2")
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_texts(cls, texts: list[str], vocab_size: int) -> "PairBPE":
+        """Merges learned from ``texts`` up to ``vocab_size`` ids (at least 259: 256 bytes + 3 specials)."""
+        return cls(BPETokenizer.train(texts, vocab_size, special_tokens=SPECIALS))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def units(self, text: str) -> list[str]:
+        return text.split()
+
+    def encode(self, text: str, what: str = "text") -> list[int]:
+        return self.tokenizer.encode(text)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer.encode_batch(texts)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode([i for i in ids if 0 <= i < self.vocab_size], skip_special=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "tokenizer": json.loads(self.tokenizer.to_json())}
+
+    @classmethod
+    def from_dict(cls, obj: Any, source: str = "checkpoint") -> "PairBPE":
+        """Rebuild from :meth:`to_dict`'s output, the tokenizer.json checked as any loaded one."""
+        if not isinstance(obj, dict) or obj.get("kind") != cls.kind or not isinstance(obj.get("tokenizer"), dict):
+            raise DataError(f"the BPE tokenizer in {source} is not a table with kind 'bpe' and a tokenizer")
+        try:
+            return cls(BPETokenizer.from_json(obj["tokenizer"], source))
+        except DataError as exc:            # FileError included
+            raise DataError(f"the BPE tokenizer in {source}: {exc}") from None
+
+
+PairVocab = SymbolVocab | PairBPE
+
+
+def build_vocab(kind: str, texts: list[str], vocab_size: int) -> PairVocab:
+    """One side's tokenizer from that side's texts: "char", "symbols" or "bpe" (of ``vocab_size`` ids)."""
+    if kind not in TOKENIZERS:
+        raise DataError(f"a pair tokenizer is one of {', '.join(TOKENIZERS)}, got {kind!r}")
+    return PairBPE.from_texts(texts, vocab_size) if kind == "bpe" else SymbolVocab.from_texts(texts, kind)
+
+
+def encode_all(vocab: PairVocab, texts: list[str], what: str) -> list[list[int]]:
+    """The ids of every text (BPE in one parallel batch; symbols name the first unknown one)."""
+    if isinstance(vocab, PairBPE):
+        return vocab.encode_batch(texts)
+    return [vocab.encode(t, what) for t in texts]
+
+
+def vocab_from_dict(obj: Any, source: str = "checkpoint") -> PairVocab:
+    """A side's tokenizer saved by ``to_dict``, by its kind."""
+    if isinstance(obj, dict) and obj.get("kind") == PairBPE.kind:
+        return PairBPE.from_dict(obj, source)
+    return SymbolVocab.from_dict(obj, source)
+
+
+def pair_vocabs_to_json(src: PairVocab, tgt: PairVocab) -> str:
+    """Both sides' tokenizers as one JSON text (saved as a checkpoint's tokenizer)."""
     return json.dumps({"kind": "seq2seq-pair", "source": src.to_dict(), "target": tgt.to_dict()})
 
 
-def pair_vocabs_from_json(text: str, source: str = "checkpoint") -> tuple[SymbolVocab, SymbolVocab]:
-    """The (source, target) vocabularies saved by :func:`pair_vocabs_to_json`."""
+def pair_vocabs_from_json(text: str, source: str = "checkpoint") -> tuple[PairVocab, PairVocab]:
+    """The (source, target) tokenizers saved by :func:`pair_vocabs_to_json`."""
     try:
         obj = parse_json(text, source)
     except FileError as exc:
         raise DataError(f"tokenizer in {source}: {exc.what}") from None
     if not isinstance(obj, dict) or obj.get("kind") != "seq2seq-pair":
         raise DataError(f"tokenizer in {source} is not a sequence-to-sequence pair of vocabularies")
-    return SymbolVocab.from_dict(obj.get("source"), source), SymbolVocab.from_dict(obj.get("target"), source)
+    return vocab_from_dict(obj.get("source"), source), vocab_from_dict(obj.get("target"), source)

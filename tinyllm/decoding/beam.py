@@ -86,30 +86,32 @@ def greedy_search(model: Seq2SeqDecoder, src: Any, max_new_tokens: int, src_mask
     ids, steps = _check(model, src, max_new_tokens)
     c = model.config
     b = ids.shape[0]
-    out: list[list[int]] = [[] for _ in range(b)]
+    tokens = np.full((b, steps), c.eos_id, dtype=np.int64)                 # (B, steps), EOS after the end
     logprob = np.zeros(b)
     done = np.zeros(b, dtype=bool)
     with inference(model):
         cache = model.start(backend.asarray(ids), src_mask)
         last = np.full((b, 1), c.bos_id, dtype=np.int64)                    # (B, 1)
-        for _ in range(steps):
+        for t in range(steps):
             logp = _log_probs(model.step_logits(backend.asarray(last), cache), (c.pad_id, c.bos_id))  # (B, V)
             nxt = logp.argmax(axis=-1)                                       # (B,)
-            for i in np.flatnonzero(~done):
-                logprob[i] += logp[i, nxt[i]]
-                if nxt[i] == c.eos_id:
-                    done[i] = True
-                else:
-                    out[i].append(int(nxt[i]))
+            logprob += np.where(done, 0.0, logp[np.arange(b), nxt])
+            tokens[~done, t] = nxt[~done]
+            done |= nxt == c.eos_id
             if done.all():
                 break
             last = nxt[:, None]
-    return [Hypothesis(toks, float(lp), float(lp)) for toks, lp in zip(out, logprob)]
+    ends = np.where((tokens == c.eos_id).any(axis=1), (tokens == c.eos_id).argmax(axis=1), steps)   # (B,)
+    return [Hypothesis(tokens[i, :ends[i]].tolist(), float(lp), float(lp)) for i, lp in enumerate(logprob)]
 
 
 def beam_search(model: Seq2SeqDecoder, src: Any, beam: int, max_new_tokens: int, alpha: float = 0.6,
                 src_mask: Any = None, n_best: int = 1) -> list[list[Hypothesis]]:
     """The ``n_best`` best targets of each source of ``src`` (B, S), best first (see the module docstring).
+
+    Every step works on all (open source x beam) rows at once: one decoder call on the newest
+    tokens, one sort of each source's K x V extensions, and the rows kept gathered from the cache
+    (:meth:`select`); a source that is done leaves the batch.
 
     Args:
         beam: K, the beams per source (>= 1).
@@ -126,50 +128,47 @@ def beam_search(model: Seq2SeqDecoder, src: Any, beam: int, max_new_tokens: int,
         raise ValueError(f"n_best must be between 1 and the beam size {beam}, got {n_best!r}")
     ids, steps = _check(model, src, max_new_tokens)
     c, k = model.config, int(beam)
-    b = ids.shape[0]
-    finished: list[list[Hypothesis]] = [[] for _ in range(b)]
-    seqs: list[list[list[int]]] = [[[] for _ in range(k)] for _ in range(b)]   # the tokens of each live beam
-    scores = np.full((b, k), -np.inf)
+    finished: list[list[Hypothesis]] = [[] for _ in range(ids.shape[0])]
+    n_done = np.zeros(ids.shape[0], dtype=np.int64)                        # finished targets per source
+    active = np.arange(ids.shape[0])                                       # (A,) the sources still open
+    seqs = np.zeros((len(active), k, 0), dtype=np.int64)                  # (A, K, t - 1) tokens of each beam
+    scores = np.full((len(active), k), -np.inf)
     scores[:, 0] = 0.0                          # one real beam at the start: the K copies would tie
-    done = np.zeros(b, dtype=bool)
+    slots = np.arange(2 * k)                                               # rank of each kept extension
     with inference(model):
-        cache = model.start(backend.asarray(ids), src_mask, repeat=k)        # B * K rows, a source's adjacent
-        last = np.full((b * k, 1), c.bos_id, dtype=np.int64)                 # (B*K, 1)
+        cache = model.start(backend.asarray(ids), src_mask, repeat=k)        # A * K rows, a source's adjacent
+        last = np.full((len(active) * k, 1), c.bos_id, dtype=np.int64)      # (A*K, 1)
         for t in range(1, steps + 1):
+            a = len(active)
             logp = _log_probs(model.step_logits(backend.asarray(last), cache), (c.pad_id, c.bos_id))
             v = logp.shape[-1]
-            cand = (scores[:, :, None] + logp.reshape(b, k, v)).reshape(b, k * v)   # (B, K*V)
-            top = np.argsort(-cand, axis=-1, kind="stable")[:, :2 * k]        # (B, 2K) best extensions
-            rows = np.repeat(np.arange(b) * k, k)                             # default: keep row order
-            new_last = np.full((b * k, 1), c.eos_id, dtype=np.int64)
-            new_scores = np.full((b, k), -np.inf)
-            new_seqs: list[list[list[int]]] = [[[] for _ in range(k)] for _ in range(b)]
-            for i in np.flatnonzero(~done):
-                live = 0
-                for rank, flat in enumerate(top[i]):
-                    s = cand[i, flat]
-                    if not np.isfinite(s):
-                        break
-                    origin, tok = divmod(int(flat), v)
-                    toks = seqs[i][origin]
-                    if tok == c.eos_id or t == steps:
-                        if rank >= k:                   # an ending below the K best extensions is not kept
-                            continue
-                        ended = toks if tok == c.eos_id else toks + [tok]
-                        if len(finished[i]) < k:
-                            finished[i].append(Hypothesis(list(ended), float(s), float(s / length_penalty(t, alpha))))
-                        continue
-                    if live < k:
-                        rows[i * k + live] = i * k + origin
-                        new_last[i * k + live, 0] = tok
-                        new_scores[i, live] = s
-                        new_seqs[i][live] = toks + [tok]
-                        live += 1
-                    if live == k and len(finished[i]) >= k:
-                        break
-                done[i] = len(finished[i]) >= k or live == 0
-            if done.all():
+            cand = (scores[:, :, None] + logp.reshape(a, k, v)).reshape(a, k * v)   # (A, K*V)
+            top = np.argsort(-cand, axis=-1, kind="stable")[:, :2 * k]        # (A, 2K) best extensions
+            s = np.take_along_axis(cand, top, axis=-1)                        # (A, 2K) their log-probabilities
+            origin, tok = np.divmod(top, v)                                   # (A, 2K) beam and token
+            ok = np.isfinite(s)
+            ending = ok & ((tok == c.eos_id) | (t == steps))
+            # an ending among the K best extensions finishes a target, while the source has room for it
+            keep_end = ending & (slots < k) & (n_done[active, None] + np.cumsum(ending & (slots < k), 1) <= k)
+            for i, j in zip(*np.nonzero(keep_end)):                          # at most K per source in all
+                toks = seqs[i, origin[i, j]].tolist() + ([] if tok[i, j] == c.eos_id else [int(tok[i, j])])
+                finished[active[i]].append(Hypothesis(toks, float(s[i, j]),
+                                                      float(s[i, j] / length_penalty(t, alpha))))
+            n_done[active] += keep_end.sum(axis=1)
+            # the K best extensions that do not end continue as the beams; the rest of the slots are dead
+            live = ok & ~ending
+            rank = np.cumsum(live, axis=1) - 1                                 # (A, 2K) slot among the live
+            pick = np.argsort(~live, axis=1, kind="stable")[:, :k]            # (A, K) the first K live ones
+            alive = np.take_along_axis(live & (rank < k), pick, axis=1)       # (A, K)
+            src_beam = np.where(alive, np.take_along_axis(origin, pick, axis=1), 0)
+            open_ = (n_done[active] < k) & alive.any(axis=1)                   # (A,) sources going on
+            if not open_.any():
                 break
-            cache.select(backend.asarray(rows))                               # each row continues its origin
-            scores, seqs, last = new_scores, new_seqs, new_last
+            rows = (np.arange(a)[:, None] * k + src_beam)[open_].reshape(-1)   # (A'*K,) each row's origin
+            cache.select(backend.asarray(rows))
+            seqs = np.concatenate([np.take_along_axis(seqs, src_beam[:, :, None], axis=1),
+                                   np.take_along_axis(tok, pick, axis=1)[:, :, None]], axis=2)[open_]
+            scores = np.where(alive, np.take_along_axis(s, pick, axis=1), -np.inf)[open_]
+            last = np.where(alive, np.take_along_axis(tok, pick, axis=1), c.eos_id)[open_].reshape(-1, 1)
+            active = active[open_]
     return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]

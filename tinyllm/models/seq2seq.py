@@ -45,10 +45,11 @@ class Seq2SeqConfig(_Config):
 
     Args:
         vocab_size: target vocabulary (V).
-        block_size: longest source and longest target, in tokens (BOS/EOS included).
+        block_size: longest target, in tokens (BOS/EOS included): the decoder's positions.
         n_layer: blocks in each stack (encoder and decoder).
         n_head, n_embd: heads and width (C), as in :class:`GPTConfig`.
         src_vocab_size: source vocabulary (0: the same as ``vocab_size``).
+        src_block_size: longest source, the encoder's positions (0: the same as ``block_size``).
         dropout: on embeddings, attention weights and residual branches.
         bias: biases in Linear and LayerNorm layers.
         tie_weights: the output projection reuses the target embedding matrix.
@@ -66,6 +67,7 @@ class Seq2SeqConfig(_Config):
     n_head: int
     n_embd: int
     src_vocab_size: int = 0
+    src_block_size: int = 0
     dropout: float = 0.1
     bias: bool = True
     tie_weights: bool = True
@@ -82,11 +84,17 @@ class Seq2SeqConfig(_Config):
     def source_vocab(self) -> int:
         return self.src_vocab_size or self.vocab_size
 
+    @property
+    def source_length(self) -> int:
+        return self.src_block_size or self.block_size
+
     def validate(self) -> None:
         """Raise ValueError naming the first field with a bad value."""
         _transformer_shape(self)
         if self.src_vocab_size:
             _positive_int("src_vocab_size", self.src_vocab_size)
+        if self.src_block_size:
+            _positive_int("src_block_size", self.src_block_size)
         _flag("share_embeddings", self.share_embeddings)
         _flag("norm_first", self.norm_first)
         if self.share_embeddings and self.source_vocab != self.vocab_size:
@@ -106,6 +114,13 @@ class Seq2SeqConfig(_Config):
         _probability("label_smoothing", self.label_smoothing)
 
 
+def _gather_filled(buf: Any, rows: Any, pos: int) -> Any:
+    """``buf[rows]`` for a (B, nh, Tmax, hs) cache buffer, copying only the ``pos`` positions in use."""
+    out = backend.get_array_module(buf).empty((len(rows),) + buf.shape[1:], dtype=buf.dtype)
+    out[:, :, :pos] = buf[rows, :, :pos]
+    return out
+
+
 class Seq2SeqCache:
     """What decoding keeps per target sequence (row): the decoder's self-attention keys and values
     (one :class:`KVCache` per block), each block's cross-attention keys and values of the memory
@@ -120,8 +135,8 @@ class Seq2SeqCache:
 
     def select(self, rows: Any) -> None:
         """Keep rows ``rows`` (an index array over the B rows, repeats allowed): beam search's reordering."""
-        for c in self.self_attn.layers:
-            c.k, c.v = c.k[rows], c.v[rows]                                # (B, nh, Tmax, hs), rows picked
+        for c in self.self_attn.layers:                                    # (B, nh, Tmax, hs): the filled part
+            c.k, c.v = (_gather_filled(buf, rows, c.pos) for buf in (c.k, c.v))
         for m in self.memory:
             m.k, m.v = m.k[rows], m.v[rows]                                # (B, nh, S, hs)
         self.memory_mask = self.memory_mask[rows]                          # (B, S)
@@ -148,10 +163,10 @@ class Seq2Seq(Module):
         if c.share_embeddings:
             self.tgt_embed.weight = self.src_embed.weight
         if c.positions == "sinusoidal":
-            self.src_pos = SinusoidalPositionalEncoding(c.block_size, c.n_embd)
+            self.src_pos = SinusoidalPositionalEncoding(c.source_length, c.n_embd)
             self.tgt_pos = SinusoidalPositionalEncoding(c.block_size, c.n_embd)
         else:
-            self.src_pos = LearnedPositionalEmbedding(c.block_size, c.n_embd)
+            self.src_pos = LearnedPositionalEmbedding(c.source_length, c.n_embd)
             self.tgt_pos = LearnedPositionalEmbedding(c.block_size, c.n_embd)
             for pos in (self.src_pos, self.tgt_pos):
                 init.normal_(pos.weight, std=0.02)
@@ -170,9 +185,11 @@ class Seq2Seq(Module):
 
     # ------------------------------------------------------------------ the two stacks
     def _embed(self, emb: Embedding, pos: Module, idx: Any, offset: int = 0) -> Tensor:
-        t = idx.shape[1]
-        if offset + t > self.config.block_size:
-            raise ValueError(f"sequence length {offset + t} exceeds block_size {self.config.block_size}")
+        t, side = idx.shape[1], "source" if pos is self.src_pos else "target"
+        limit = self.config.source_length if side == "source" else self.config.block_size
+        if offset + t > limit:
+            raise ValueError(f"{side} length {offset + t} exceeds "
+                             f"{'src_block_size' if side == 'source' else 'block_size'} {limit}")
         x = emb(idx) * math.sqrt(self.config.n_embd)                       # (B, T) -> (B, T, C)
         return self.drop(x + pos(t, offset))                               # (B, T, C) + (T, C) -> (B, T, C)
 
@@ -267,4 +284,5 @@ class Seq2Seq(Module):
     def extra_repr(self) -> str:
         c = self.config
         return (f"n_layer={c.n_layer}+{c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
-                f"vocab={c.source_vocab}->{c.vocab_size}, {'pre' if c.norm_first else 'post'}-LN, {c.positions}")
+                f"vocab={c.source_vocab}->{c.vocab_size}, length={c.source_length}->{c.block_size}, "
+                f"{'pre' if c.norm_first else 'post'}-LN, {c.positions}")

@@ -58,9 +58,15 @@ class TrainConfig:
         vocab_size: the BPE vocabulary size.
         val_fraction: the share of the corpus (its end) kept for validation.
         mlm_prob: BERT only, the share of tokens masked.
-        tgt_tokenizer: seq2seq only, the target side's tokenizer ("char" or "symbols";
+        tgt_tokenizer: seq2seq only, the target side's tokenizer ("char", "symbols" or "bpe";
             empty: the same as ``tokenizer``).
+        tgt_vocab_size: seq2seq only, the target side's BPE vocabulary size (0: ``vocab_size``).
         label_smoothing: seq2seq only, eps of the label-smoothed cross-entropy.
+    Seq2seq model options:
+        src_block_size, tgt_block_size: the longest source and target (0: ``block_size``).
+        norm: "pre" (pre-LN) or "post" (post-LN, the paper's); positions: "sinusoidal" or "learned";
+        share_embeddings: one embedding table for both sides; tie_weights: the output
+        projection is the target embedding.
     Optimization (AdamW, warmup + cosine decay):
         iters, batch_size, grad_accum (micro-batches per step), lr, min_lr, warmup
         (capped at iters), weight_decay, beta2, grad_clip (0 to turn it off).
@@ -84,7 +90,14 @@ class TrainConfig:
     val_fraction: float = 0.1
     mlm_prob: float = 0.15
     tgt_tokenizer: str = ""
+    tgt_vocab_size: int = 0
     label_smoothing: float = 0.0
+    src_block_size: int = 0
+    tgt_block_size: int = 0
+    norm: str = "pre"
+    positions: str = "sinusoidal"
+    share_embeddings: bool = False
+    tie_weights: bool = True
     iters: int = 1000
     batch_size: int = 16
     grad_accum: int = 1
@@ -123,7 +136,8 @@ class TrainConfig:
             _positive(name, getattr(self, name), float)
         for name in ("min_lr", "weight_decay", "grad_clip"):
             _nonnegative(name, getattr(self, name))
-        for name in ("warmup", "early_stop", "seed", "sample_tokens"):
+        for name in ("warmup", "early_stop", "seed", "sample_tokens", "tgt_vocab_size", "src_block_size",
+                     "tgt_block_size"):
             _nonnegative(name, getattr(self, name), int)
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
@@ -131,6 +145,11 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        _choice("norm", self.norm, ("pre", "post"))
+        _choice("positions", self.positions, ("sinusoidal", "learned"))
+        for name in ("share_embeddings", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be between 0 and 1, got {self.val_fraction!r}")
         if not 0.0 < self.beta2 < 1.0:

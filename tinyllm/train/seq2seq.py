@@ -23,8 +23,8 @@ import numpy as np
 from .. import __version__
 from ..checkpoint import CheckpointError, CheckpointNotFoundError, clear_run, load_checkpoint
 from ..data.errors import DataError
-from ..data.pairs import (BOS_ID, EOS_ID, PAD_ID, SPLITS, SymbolVocab, pair_vocabs_from_json, pair_vocabs_to_json,
-                          read_pairs)
+from ..data.pairs import (BOS_ID, EOS_ID, PAD_ID, TOKENIZERS, PairVocab, build_vocab, encode_all,
+                          pair_vocabs_from_json, pair_vocabs_to_json, read_pairs)
 from ..optim import configure_adamw
 from .config import TrainConfig, resolve
 from .loop import Trainer
@@ -101,10 +101,10 @@ class PairSource:
 
 @dataclass
 class PairData:
-    """Encoded training and validation pairs and the vocabularies of both sides."""
+    """Encoded training and validation pairs and the tokenizers of both sides."""
 
-    src_vocab: SymbolVocab
-    tgt_vocab: SymbolVocab
+    src_vocab: PairVocab
+    tgt_vocab: PairVocab
     train: tuple[list[list[int]], list[list[int]]]
     val: tuple[list[list[int]], list[list[int]]]
     val_text: list[tuple[str, str]]
@@ -120,29 +120,47 @@ def split_pairs(pairs: list[Any], val_fraction: float, seed: int) -> tuple[list[
     return [pairs[i] for i in order[n_val:]], [pairs[i] for i in order[:n_val]]
 
 
-def load_pair_data(cfg: TrainConfig, vocabs: tuple[SymbolVocab, SymbolVocab] | None = None) -> PairData:
-    """Read ``cfg.data``, keep the pairs that fit ``block_size``, split them, build or check the vocabularies."""
+def side_settings(cfg: TrainConfig) -> tuple[tuple[str, int, int], tuple[str, int, int]]:
+    """(tokenizer, BPE vocabulary size, longest sequence) of the source and of the target side."""
+    tgt_tok = cfg.tgt_tokenizer or cfg.tokenizer
+    for name, tok in (("--tokenizer", cfg.tokenizer), ("--tgt-tokenizer", tgt_tok)):
+        if tok not in TOKENIZERS:
+            raise DataError(f"{name} for seq2seq must be one of {', '.join(TOKENIZERS)}, got {tok!r}")
+    return ((cfg.tokenizer, cfg.vocab_size, cfg.src_block_size or cfg.block_size),
+            (tgt_tok, cfg.tgt_vocab_size or cfg.vocab_size, cfg.tgt_block_size or cfg.block_size))
+
+
+def load_pair_data(cfg: TrainConfig, vocabs: tuple[PairVocab, PairVocab] | None = None) -> PairData:
+    """Read ``cfg.data``, split it, build each side's tokenizer (or take the saved ones), and keep the
+    pairs whose source fits the source length and whose target, with EOS (or BOS), fits the target
+    length; the rest are counted in the description.
+
+    BPE merges are learned from the training pairs' side alone; a char or symbols vocabulary is the
+    inventory of every pair's symbols (a validation pair never holds an unknown one).
+    """
     pairs = read_pairs(cfg.data)
-    tgt_split = cfg.tgt_tokenizer or cfg.tokenizer
-    for name, split in (("--tokenizer", cfg.tokenizer), ("--tgt-tokenizer", tgt_split)):
-        if split not in SPLITS:
-            raise DataError(f"{name} for seq2seq must be one of {', '.join(SPLITS)}, got {split!r}")
+    (src_tok, src_vocab, src_len), (tgt_tok, tgt_vocab, tgt_len) = side_settings(cfg)
+    train, val = split_pairs(pairs, cfg.val_fraction, cfg.seed)
     if vocabs is None:
-        vocabs = (SymbolVocab.from_texts([s for s, _ in pairs], cfg.tokenizer),
-                  SymbolVocab.from_texts([t for _, t in pairs], tgt_split))
+        vocabs = tuple(build_vocab(tok, [p[side] for p in (train if tok == "bpe" else pairs)], size)
+                       for side, tok, size in ((0, src_tok, src_vocab), (1, tgt_tok, tgt_vocab)))
     sv, tv = vocabs
-    fits = [(s, t) for s, t in pairs if len(sv.pieces(s)) <= cfg.block_size and len(tv.pieces(t)) < cfg.block_size]
-    if not fits:
-        raise DataError(f"no pair of '{cfg.data}' fits --block-size {cfg.block_size} (source and target+EOS)")
-    train, val = split_pairs(fits, cfg.val_fraction, cfg.seed)
 
-    def enc(part: list[tuple[str, str]], what: str) -> tuple[list[list[int]], list[list[int]]]:
-        return ([sv.encode(s, f"{what} source") for s, _ in part], [tv.encode(t, f"{what} target") for _, t in part])
+    def enc(part: list[tuple[str, str]], what: str) -> tuple[list[tuple[str, str]], tuple[list, list]]:
+        src = encode_all(sv, [s for s, _ in part], f"{what} source")
+        tgt = encode_all(tv, [t for _, t in part], f"{what} target")
+        keep = [i for i in range(len(part)) if len(src[i]) <= src_len and len(tgt[i]) < tgt_len]
+        return [part[i] for i in keep], ([src[i] for i in keep], [tgt[i] for i in keep])
 
-    dropped = len(pairs) - len(fits)
-    description = (f"{cfg.data}: {len(pairs):,} pairs" + (f", {dropped:,} longer than block_size left out"
-                                                           if dropped else ""))
-    return PairData(sv, tv, enc(train, "a training"), enc(val, "a validation"), val, description)
+    train_kept, train_ids = enc(train, "a training")
+    val_kept, val_ids = enc(val, "a validation")
+    if not train_kept or not val_kept:
+        raise DataError(f"no {'training' if not train_kept else 'validation'} pair of '{cfg.data}' fits the "
+                        f"source length {src_len} and the target length {tgt_len} (EOS included)")
+    dropped = len(pairs) - len(train_kept) - len(val_kept)
+    description = (f"{cfg.data}: {len(pairs):,} pairs" + (f", {dropped:,} longer than the source/target "
+                                                           f"lengths {src_len}/{tgt_len} left out" if dropped else ""))
+    return PairData(sv, tv, train_ids, val_ids, val_kept, description)
 
 
 def val_batches(data: PairData, cfg: TrainConfig) -> list[Batch]:
@@ -154,10 +172,23 @@ def val_batches(data: PairData, cfg: TrainConfig) -> list[Batch]:
 
 
 def model_config(cfg: TrainConfig, data: PairData) -> dict[str, Any]:
+    """The Seq2SeqConfig of a run: shapes and options from the settings, vocabularies from the tokenizers."""
+    (_, _, src_len), (_, _, tgt_len) = side_settings(cfg)
+    if cfg.share_embeddings and data.src_vocab.to_dict() != data.tgt_vocab.to_dict():
+        raise DataError("--share-embeddings needs one vocabulary for both sides: the same tokenizer, and the "
+                        "same symbols on both sides (a copy task); these pairs give two")
     return dict(vocab_size=data.tgt_vocab.vocab_size, src_vocab_size=data.src_vocab.vocab_size,
-                block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                dropout=cfg.dropout, label_smoothing=cfg.label_smoothing,
-                pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID)
+                block_size=tgt_len, src_block_size=src_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                n_embd=cfg.n_embd, dropout=cfg.dropout, label_smoothing=cfg.label_smoothing,
+                norm_first=cfg.norm == "pre", positions=cfg.positions, share_embeddings=cfg.share_embeddings,
+                tie_weights=cfg.tie_weights, pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID)
+
+
+def options(c: Any) -> str:
+    """A Seq2SeqConfig's architecture options in words."""
+    return (f"{'pre' if c.norm_first else 'post'}-LN, {c.positions} positions, "
+            f"{'shared' if c.share_embeddings else 'separate'} embeddings, "
+            f"output {'tied to' if c.tie_weights else 'separate from'} the target embedding")
 
 
 def wants_seq2seq(settings: dict[str, Any], out: str | None, resume: bool) -> bool:
@@ -218,7 +249,8 @@ def train_seq2seq(settings: dict[str, Any], out: str | None = None, resume: bool
     progress.line(f"tokenizer  source {data.src_vocab.split} ({c.source_vocab} ids), "
                   f"target {data.tgt_vocab.split} ({c.vocab_size} ids)")
     progress.line(f"model      SEQ2SEQ {c.n_layer}+{c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, "
-                  f"longest source/target {c.block_size}: {model.num_parameters():,} parameters")
+                  f"longest source/target {c.source_length}/{c.block_size}, {options(c)}: "
+                  f"{model.num_parameters():,} parameters")
     progress.line(f"training   {cfg.iters:,} iters x {cfg.batch_size * cfg.grad_accum} pairs, AdamW lr {cfg.lr:g}, "
                   f"label smoothing {cfg.label_smoothing:g}, {cfg.backend} {cfg.dtype}, seed {cfg.seed}")
     result = trainer.fit()

@@ -19,14 +19,15 @@ from typing import Any
 import numpy as np
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..data.pairs import SymbolVocab, pair_vocabs_from_json
+from ..data.pairs import PairVocab, pair_vocabs_from_json
 
 
 @dataclass
 class RestoredSeq2Seq:
     model: Any
-    src_vocab: SymbolVocab
-    tgt_vocab: SymbolVocab
+    src_vocab: PairVocab
+    tgt_vocab: PairVocab
+    checkpoint: Any = None
 
 
 def is_seq2seq_checkpoint(ckpt: Any) -> bool:
@@ -50,23 +51,23 @@ def restore_seq2seq(path: str | os.PathLike, prefer: str = "best") -> RestoredSe
     if (src.vocab_size, tgt.vocab_size) != (c.source_vocab, c.vocab_size):
         raise CheckpointError(f"checkpoint {ckpt.path}: its vocabularies ({src.vocab_size}, {tgt.vocab_size}) "
                               f"are not the model's ({c.source_vocab}, {c.vocab_size})")
-    return RestoredSeq2Seq(model.eval(), src, tgt)
+    return RestoredSeq2Seq(model.eval(), src, tgt, ckpt)
 
 
-def translate(model: Any, src_vocab: SymbolVocab, tgt_vocab: SymbolVocab, sources: list[str], beam: int = 1,
+def translate(model: Any, src_vocab: PairVocab, tgt_vocab: PairVocab, sources: list[str], beam: int = 1,
               max_new_tokens: int | None = None, alpha: float = 0.6, batch_size: int = 64) -> list[str]:
     """Decode every source (greedy when ``beam`` is 1), in batches of sources of similar lengths."""
     from ..decoding.beam import beam_search, greedy_search  # noqa: PLC0415
 
-    limit = model.config.block_size
-    steps = limit - 1 if max_new_tokens is None else max_new_tokens
+    limit = model.config.source_length
+    steps = model.config.block_size - 1 if max_new_tokens is None else max_new_tokens
     encoded = []
     for i, s in enumerate(sources):
         ids = src_vocab.encode(s, f"source {i + 1}")
         if not ids:
             raise ValueError(f"source {i + 1} is empty")
         if len(ids) > limit:
-            raise ValueError(f"source {i + 1} has {len(ids)} symbols, more than the model's block_size {limit}")
+            raise ValueError(f"source {i + 1} has {len(ids)} symbols, more than the model's source length {limit}")
         encoded.append(ids)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out: list[str] = [""] * len(encoded)

@@ -61,6 +61,9 @@ def check_model_config(kind: Any, obj: Any, path: str | os.PathLike, where: str 
         for key in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if key in f.obj:
                 f.int(key, 1, LIMITS[key])
+        for key, cap in (("src_vocab_size", "vocab_size"), ("src_block_size", "block_size")):   # seq2seq; 0: same
+            if key in f.obj:
+                f.int(key, 0, LIMITS[cap])
         return
     for key in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
         f.int(key, 1, LIMITS[key])
@@ -91,6 +94,11 @@ RUN_SETTINGS: dict[str, tuple[str, float, float, bool]] = {
     "seed": ("int", 0, (1 << 63) - 1, False), "sample_tokens": ("int", 0, 1 << 20, False),
     "dropout": ("num", 0, 1, False), "val_fraction": ("num", 0, 1, False), "mlm_prob": ("num", 0, 1, False),
     "label_smoothing": ("num", 0, 1, False),
+    "tgt_vocab_size": ("int", 0, LIMITS["vocab_size"], False),
+    "src_block_size": ("int", 0, LIMITS["block_size"], False),
+    "tgt_block_size": ("int", 0, LIMITS["block_size"], False),
+    "norm": ("str", 0, 0, False), "positions": ("str", 0, 0, False),
+    "share_embeddings": ("bool", 0, 0, False), "tie_weights": ("bool", 0, 0, False),
     "lr": ("num", 0, math.inf, False), "min_lr": ("num", 0, math.inf, False),
     "weight_decay": ("num", 0, math.inf, False), "beta2": ("num", 0, 1, False),
     "grad_clip": ("num", 0, math.inf, False),
@@ -323,11 +331,13 @@ def check_hf_tokenizer(obj: Any, path: str | os.PathLike) -> str:
 
 
 def check_pair_vocabs(obj: Any, path: str | os.PathLike) -> None:
-    """A sequence-to-sequence run's tokenizer: the source and target symbol vocabularies."""
+    """A sequence-to-sequence run's tokenizer: the source and target symbol vocabularies or BPE tokenizers."""
     f = Fields(obj, path)
     for side in ("source", "target"):
         vocab = f.object(side)
-        vocab.string("kind", ("symbols",))
+        if vocab.string("kind", ("symbols", "bpe")) == "bpe":
+            check_hf_tokenizer(vocab.object("tokenizer").obj, path)
+            continue
         vocab.strings("symbols", max_items=LIMITS["vocab_size"])
         vocab.string("split", default=None, none=True, max_len=16)
 
