@@ -193,7 +193,9 @@ def test_a_moved_or_changed_hf_base_is_reported_and_the_run_still_works(tmp_path
     from tinyllm.train.restore import restore_model
     src, data, out = _tagger_run(tmp_path, "hf-bert", crf=False)
     task = restore_model(out).checkpoint.config["task"]
+    assert task["source_path"] == str(src.resolve())
     assert base_status(task["source"], task["source_weights_sha256"]) == "matches"
+    assert base_status(5, task["source_weights_sha256"]) == base_status("a\0b", "") == "missing"
     moved = tmp_path / "moved"
     shutil.move(str(src), str(moved))
     assert base_status(task["source"], task["source_weights_sha256"]) == "missing"
@@ -209,6 +211,13 @@ def test_a_moved_or_changed_hf_base_is_reported_and_the_run_still_works(tmp_path
     with pytest.raises(AdapterError, match="SHA-256"):
         open_adapter(out / "adapter")
     assert restore_model(out).model is not None                       # the run holds the full weights
+
+
+def test_a_lora_tag_run_resumes_with_its_adapters(tmp_path: Path) -> None:
+    _, data, out = _tagger_run(tmp_path, "hf-bert")
+    result = finetune(None, str(data), "tag", {"iters": 3}, out=str(out), resume=True)
+    assert result.iteration == 3
+    assert (out / "adapter" / "adapter.safetensors").is_file() and load_adapter(out / "adapter", tmp_path / "hf-bert")
 
 
 def test_a_sharded_hf_base_hashes_the_index_and_every_shard(tmp_path: Path) -> None:

@@ -90,8 +90,8 @@ def info_command(ckpt: str, as_json: bool) -> None:
     if lora:                                              # a LoRA run: what trains, and is its base still there
         from ..compress.adapter import base_status  # noqa: PLC0415
         task = config.get("task", {})
-        facts["lora"] = {**lora, "base": task.get("source"),
-                         "base_status": base_status(task.get("source"), task.get("source_weights_sha256"))}
+        base = task.get("source_path", task.get("source"))
+        facts["lora"] = {**lora, "base": base, "base_status": base_status(base, task.get("source_weights_sha256"))}
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return

@@ -118,9 +118,13 @@ def base_sha256(base: str | os.PathLike) -> str:
     return sha256_files(base_files(base))
 
 
-def base_status(base: str | os.PathLike | None, sha256: str | None) -> str:
-    """Whether a LoRA run's base is still where it was and unchanged: "matches", "changed" or "missing"."""
-    if not base or not Path(base).exists():
+def base_status(base: Any, sha256: Any) -> str:
+    """Whether a LoRA run's base is still where it was and unchanged: "matches", "changed" or "missing".
+
+    ``base`` comes from a checkpoint's config: only a tinyllm checkpoint's ``model.safetensors`` or a
+    Hugging Face directory's weights files (:func:`base_files`) are read there, to be hashed, never parsed.
+    """
+    if not isinstance(base, str) or not base or "\0" in base or not Path(base).exists():
         return "missing"
     try:
         return "matches" if base_sha256(base) == sha256 else "changed"

@@ -127,6 +127,7 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         if lora is not None:
             from ..compress.adapter import base_sha256  # noqa: PLC0415
             task_info["source_weights_sha256"] = base_sha256(src.path)    # a checkpoint's or a HF directory's
+            task_info["source_path"] = str(Path(src.path).resolve())         # where info and open_adapter look
 
     setup_engine(cfg)
     if task == "classify":
@@ -218,6 +219,6 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     if section.get("lora"):
         from ..compress.adapter import save_run_adapter  # noqa: PLC0415
         where = save_run_adapter(model, run_dir, section, task_info.get("source_weights_sha256", ""),
-                                 task_info.get("source"))
+                                 task_info.get("source_path", task_info.get("source")))
         progress.line(f"adapter    {where} (LoRA tensors{'' if task == 'lm' else ' and the head'} alone)")
     return result
