@@ -51,6 +51,9 @@ def test_bert_hugging_face_names_pick_the_layers_peft_would() -> None:
     with pytest.raises(ValueError, match="matches no Linear"):                   # a GPT has no such names
         add_lora(GPT(GPTConfig(**CFG)), lora_settings(2, targets="intermediate.dense"))
     assert len(add_lora(BERT(BertConfig(**CFG)), lora_settings(2, targets="intermediate.dense"))) == 2
+    assert "mlm.dense" in add_lora(BERT(BertConfig(**CFG)), lora_settings(2, targets="dense"))
+    assert not any(n.startswith("mlm.") for n in add_lora(SequenceClassifier(BERT(BertConfig(**CFG)), 2),
+                                                          lora_settings(2, targets="dense")))     # unused there
 
 
 # ----------------------------------------------------------------------------- only adapters and head train
@@ -77,7 +80,7 @@ def test_only_the_adapters_and_the_new_head_get_gradients_and_optimizer_state(ta
     make, head, loss_of = TASKS[task]
     model = make()
     bert = isinstance(getattr(model, "backbone", model), BERT)
-    add_lora(model, lora_settings(2, 4.0, 0.0, "query,value,output.dense" if bert else "q,v,c_proj"))
+    add_lora(model, lora_settings(2, 4.0, 0.0, "query,value,dense" if bert else "q,v,c_proj"))
     for _, layer in lora_layers(model):
         layer.lora_B.data[...] = RNG.normal(0, 0.3, layer.lora_B.shape)
     names = [n for n, _ in model.named_parameters()]

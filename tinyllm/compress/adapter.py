@@ -74,7 +74,9 @@ def add_lora(model: Any, settings: dict) -> list[str]:
         raise CheckpointError(f"bad LoRA settings: {exc}") from None
     from ..models import BERT  # noqa: PLC0415  (models sit above compress)
     root = lora_root(model)
-    return apply_lora(root, s["targets"], s["r"], s["alpha"], s["dropout"], bert_names=isinstance(root, BERT))
+    bert = isinstance(root, BERT)
+    skip = ("mlm",) if bert and root is not model else ()      # a head reads encode(): the MLM head is unused
+    return apply_lora(root, s["targets"], s["r"], s["alpha"], s["dropout"], bert_names=bert, skip=skip)
 
 
 # ----------------------------------------------------------------------------- the base

@@ -195,7 +195,8 @@ def parse_targets(targets: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def apply_lora(model: Module, targets: str | Sequence[str] = DEFAULT_TARGETS, r: int = 8, alpha: float = 16.0,
-               dropout: float = 0.0, freeze: bool = True, bert_names: bool = False) -> list[str]:
+               dropout: float = 0.0, freeze: bool = True, bert_names: bool = False,
+               skip: Sequence[str] = ()) -> list[str]:
     """Replace the targeted Linear layers of ``model`` by :class:`LoRALinear`, in place.
 
     Args:
@@ -207,6 +208,8 @@ def apply_lora(model: Module, targets: str | Sequence[str] = DEFAULT_TARGETS, r:
             ``intermediate.dense``, ``output.dense``, ``dense``).
         r, alpha, dropout: the adapters' rank, scale numerator and input dropout.
         bert_names: accept Hugging Face BERT's names for a block's layers (see the module docstring).
+        skip: modules (dotted names) whose layers are never adapted, e.g. a backbone's own output
+            head that a task head does not use (BERT's ``mlm`` under a classifier).
         freeze: set ``requires_grad=False`` on every parameter of ``model`` except
             the adapters' (a head added around ``model`` afterwards is not touched).
 
@@ -224,7 +227,7 @@ def apply_lora(model: Module, targets: str | Sequence[str] = DEFAULT_TARGETS, r:
     for name, mod in list(model.named_modules()):
         for attr, child in list(mod.named_children()):
             full = f"{name}.{attr}" if name else attr
-            if not isinstance(child, Linear):
+            if not isinstance(child, Linear) or any(full == s or full.startswith(s + ".") for s in skip):
                 continue
             hit = [t for t in whole if _matches(full, t, bert_names)]
             if isinstance(child, LoRALinear) and (hit or (qkv and attr == PACKED_QKV)):
