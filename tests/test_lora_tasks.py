@@ -202,6 +202,7 @@ def test_a_moved_or_changed_hf_base_is_reported_and_the_run_still_works(tmp_path
     moved = tmp_path / "moved"
     shutil.move(str(src), str(moved))
     assert base_status(task["source"], task["source_weights_sha256"]) == "missing"
+    assert "not there any more" in _info(out)
     with pytest.raises(AdapterError, match="not there any more"):
         open_adapter(out / "adapter")
     assert load_adapter(out / "adapter", moved) is not None           # its new place, by SHA-256
@@ -211,9 +212,18 @@ def test_a_moved_or_changed_hf_base_is_reported_and_the_run_still_works(tmp_path
     st.save_file(tensors, str(weights))
     shutil.move(str(moved), str(src))
     assert base_status(task["source"], task["source_weights_sha256"]) == "changed"
+    assert "CHANGED since" in _info(out)
     with pytest.raises(AdapterError, match="SHA-256"):
         open_adapter(out / "adapter")
     assert restore_model(out).model is not None                       # the run holds the full weights
+
+
+def _info(run: Path) -> str:
+    from click.testing import CliRunner
+    from tinyllm.cli import cli
+    result = CliRunner().invoke(cli, ["info", "--ckpt", str(run)])
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def test_a_lora_tag_run_resumes_with_its_adapters(tmp_path: Path) -> None:
