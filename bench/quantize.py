@@ -12,6 +12,18 @@
    (target >= 1.3x float32 tokens/s). Each speed run is a fresh process
    (``--worker``), float32 and int8 alternating, ``--reps`` each; medians and
    the spread (min-max) are printed.
+3. ``--trained-gpt2``: the perplexity change of a TRAINED model at the GPT-2-124M
+   shape (12 layers, 12 heads, 768 wide, context 1024): trained from scratch on
+   Tiny Shakespeare (``--shakespeare``, default /work/shared/data/tinyshakespeare.txt;
+   skipped with a message when absent) for ``--train-seconds`` of CPU with a
+   character tokenizer (65 symbols: the vocabulary is the only dimension that
+   is not GPT-2's, whose 50257 BPE tokens a few minutes of training could not
+   use), windows of ``--train-len`` tokens, AdamW; then float32 vs int8
+   perplexity on the same ``--val-tokens`` of the validation split (the last
+   10%). ``--quick`` shrinks the model to 2 layers x 64 wide and everything
+   else to seconds: it proves the mode runs, its figure is not the target's.
+
+       python bench/quantize.py --trained-gpt2 --skip-gpt2 --train-seconds 300
 """
 from __future__ import annotations
 
@@ -91,6 +103,67 @@ def gpt2_quality_and_size(tmp: Path) -> dict:
             "bytes_float32": a, "bytes_int8": b, "size_ratio": b / a}
 
 
+SHAKESPEARE = "/work/shared/data/tinyshakespeare.txt"
+
+
+def trained_gpt2(path: str, seconds: float, train_len: int, batch: int, val_tokens: int, quick: bool) -> dict:
+    """Train a GPT-2-124M-shaped character model on Tiny Shakespeare for ``seconds``, then compare float32
+    and int8 perplexity on the same validation tokens."""
+    import tinyllm
+    from tinyllm.compress.quantize import quantize_model
+    from tinyllm.data import CharTokenizer
+    from tinyllm.models import GPT, GPTConfig
+    from tinyllm.optim import configure_adamw
+    from tinyllm.tensor import no_grad
+
+    text = Path(path).read_text(encoding="utf-8")
+    tok = CharTokenizer.from_text(text)
+    ids = np.asarray(tok.encode(text), dtype=np.int64)
+    split = len(ids) - len(ids) // 10
+    train, val = ids[:split], ids[split:]
+    shape = dict(n_layer=2, n_head=2, n_embd=64) if quick else {k: GPT2[k] for k in ("n_layer", "n_head", "n_embd")}
+    tinyllm.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=GPT2["block_size"], dropout=0.0, **shape))
+    opt = configure_adamw(model, lr=6e-4 if not quick else 3e-3, weight_decay=0.1)
+    rng = np.random.default_rng(0)
+    start, steps, losses = time.perf_counter(), 0, []
+    model.train()
+    while time.perf_counter() - start < seconds:
+        rows = rng.integers(0, len(train) - train_len - 1, batch)
+        x = np.stack([train[r:r + train_len] for r in rows])              # (B, T)
+        y = np.stack([train[r + 1:r + train_len + 1] for r in rows])      # (B, T): the next characters
+        for g in opt.param_groups:                                        # a short linear warmup
+            g["lr"] = opt.defaults["lr"] * min(1.0, (steps + 1) / 10)
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.clip_grad_norm_(1.0)
+        opt.step()
+        losses.append(float(loss.item()))
+        steps += 1
+    train_s = time.perf_counter() - start
+    model.eval()
+    windows = val[:(min(val_tokens, len(val) - 1) // train_len) * train_len + 1]
+
+    def ppl() -> float:
+        total, n = 0.0, 0
+        with no_grad():
+            for i in range(0, len(windows) - 1, train_len):
+                x, y = windows[i:i + train_len][None], windows[i + 1:i + train_len + 1][None]
+                _, loss = model(x, y)
+                total, n = total + float(loss.item()) * x.size, n + x.size
+        return math.exp(total / n)
+
+    p_float = ppl()
+    quantize_model(model)
+    p_int8 = ppl()
+    return {"shape": {**shape, "vocab_size": tok.vocab_size, "block_size": GPT2["block_size"]}, "steps": steps,
+            "train_seconds": train_s, "train_loss_first": losses[0] if losses else float("nan"),
+            "train_loss_last": float(np.mean(losses[-5:])) if losses else float("nan"),
+            "val_tokens": len(windows) - 1, "ppl_float32": p_float, "ppl_int8": p_int8,
+            "ppl_change": p_int8 - p_float}
+
+
 def worker(kind: str, tokens: int) -> None:
     """One speed measurement in this process: tokens/s of greedy batch-1 generation with the KV cache."""
     from tinyllm.decoding import generate
@@ -129,11 +202,34 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--skip-gpt2", action="store_true")
+    ap.add_argument("--trained-gpt2", action="store_true",
+                    help="Train a GPT-2-124M-shaped model on Tiny Shakespeare briefly; float32 vs int8 perplexity.")
+    ap.add_argument("--shakespeare", default=SHAKESPEARE, help="Tiny Shakespeare text file.")
+    ap.add_argument("--train-seconds", type=float, default=300.0, help="Training time budget (CPU seconds).")
+    ap.add_argument("--train-len", type=int, default=128, help="Training and evaluation window, tokens.")
+    ap.add_argument("--batch", type=int, default=8, help="Training windows per step.")
+    ap.add_argument("--val-tokens", type=int, default=8192, help="Validation tokens scored by both models.")
+    ap.add_argument("--quick", action="store_true", help="--trained-gpt2 at a tiny size, to check it runs.")
     ap.add_argument("--worker", choices=["float32", "int8"], default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.tokens)
         return
+    if args.trained_gpt2:
+        if not Path(args.shakespeare).is_file():
+            print(f"trained GPT-2-124M shape: skipped, no Tiny Shakespeare at {args.shakespeare} (--shakespeare)")
+        else:
+            seconds = min(args.train_seconds, 5.0) if args.quick else args.train_seconds
+            val_tokens = min(args.val_tokens, 512) if args.quick else args.val_tokens
+            r = trained_gpt2(args.shakespeare, seconds, args.train_len, args.batch, val_tokens, args.quick)
+            sh = r["shape"]
+            print(f"trained {'(--quick: NOT the GPT-2-124M shape) ' if args.quick else 'GPT-2-124M shape '}"
+                  f"{sh['n_layer']} layers x {sh['n_embd']} wide, {sh['n_head']} heads, context {sh['block_size']}, "
+                  f"character tokenizer ({sh['vocab_size']} symbols), Tiny Shakespeare:")
+            print(f"  {r['steps']} steps x {args.batch} x {args.train_len} tokens in {r['train_seconds']:.0f} s, "
+                  f"train loss {r['train_loss_first']:.3f} -> {r['train_loss_last']:.3f}")
+            print(f"  validation, {r['val_tokens']:,} tokens: perplexity float32 {r['ppl_float32']:.4f}  "
+                  f"int8 {r['ppl_int8']:.4f}  change {r['ppl_change']:+.4f}   (target <= +0.01)")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if args.ckpt:

@@ -40,12 +40,13 @@ checkpoints, Ctrl-C, --resume and --early-stop as tinyllm train."""
               help="tag: score tag sequences with a CRF (BIO/BIOES constraints when the tags fit).")
 @click.option("--stride", type=int, default=None, help="qa: context tokens shared by consecutive windows (default 32).")
 @click.option("--lora-r", type=int, default=None,
-              help="Train rank-r LoRA adapters (and a classifier's head) only; the adapter is saved in OUT/adapter.")
+              help="Train rank-r LoRA adapters (and the task's new head) only; the adapter is saved in OUT/adapter.")
 @click.option("--lora-alpha", type=float, default=None, help="LoRA scale numerator: updates x alpha/r (default 2r).")
 @click.option("--lora-dropout", type=float, default=0.0, show_default=True, help="Dropout on the adapters' input.")
 @click.option("--lora-targets", default="c_attn,c_proj", show_default=True,
               help="Layers to adapt, by name: c_attn, c_proj, attn.c_proj, c_fc, or q,k,v / query,key,value "
-                   "for the thirds of the packed attention projection.")
+                   "for the thirds of the packed attention projection; on a BERT also its Hugging Face names "
+                   "attention.output.dense, intermediate.dense, output.dense (both outputs), dense (all three).")
 @add_options(OPTIMIZATION_OPTIONS)
 @add_options(ENGINE_OPTIONS)
 @click.option("--out", type=click.Path(), default=None, help="Run directory of the fine-tuned model.")

@@ -18,7 +18,8 @@ multiplies the weights by them after every optimizer step."""
 
 
 @click.command("prune", epilog=EPILOG, short_help="Magnitude-prune a checkpoint.")
-@click.option("--ckpt", required=True, type=click.Path(), help="The run (its best/) or checkpoint directory.")
+@click.option("--ckpt", required=True, type=click.Path(),
+              help="The run (its best/), a checkpoint, or a Hugging Face GPT-2 / BERT directory.")
 @click.option("--out", required=True, type=click.Path(), help="Run directory for the pruned checkpoint.")
 @click.option("--sparsity", type=float, default=None, help="Fraction of weights to zero, in [0, 1) (default 0.5).")
 @click.option("--structured", default=None, metavar="N:M", help="Keep N of every M consecutive inputs (e.g. 2:4).")

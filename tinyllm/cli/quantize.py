@@ -18,7 +18,8 @@ the float checkpoint)."""
 
 
 @click.command("quantize", epilog=EPILOG, short_help="int8-quantize a checkpoint for inference.")
-@click.option("--ckpt", required=True, type=click.Path(), help="The run (its best/) or checkpoint directory.")
+@click.option("--ckpt", required=True, type=click.Path(),
+              help="The run (its best/), a checkpoint, or a Hugging Face GPT-2 / BERT directory.")
 @click.option("--out", required=True, type=click.Path(), help="Run directory for the quantized checkpoint.")
 @click.option("--force", is_flag=True, help="Replace what is already in --out.")
 def quantize_command(ckpt: str, out: str, force: bool) -> None:

@@ -63,7 +63,8 @@ def lora_root(model: Any) -> Any:
 
 
 def add_lora(model: Any, settings: dict) -> list[str]:
-    """Apply checked ``settings`` (:func:`lora_settings`, e.g. from a checkpoint's model section) to ``model``."""
+    """Apply checked ``settings`` (:func:`lora_settings`, e.g. from a checkpoint's model section) to ``model``
+    (to its backbone, for a model with a head); a BERT's layers answer to Hugging Face BERT's names too."""
     if not isinstance(settings, dict):
         raise CheckpointError(f"the LoRA settings must be a table, got {settings!r}")
     try:
@@ -71,32 +72,73 @@ def add_lora(model: Any, settings: dict) -> list[str]:
                           settings.get("targets", ()))
     except ValueError as exc:
         raise CheckpointError(f"bad LoRA settings: {exc}") from None
-    return apply_lora(lora_root(model), s["targets"], s["r"], s["alpha"], s["dropout"])
+    from ..models import BERT  # noqa: PLC0415  (models sit above compress)
+    root = lora_root(model)
+    bert = isinstance(root, BERT)
+    skip = ("mlm",) if bert and root is not model else ()      # a head reads encode(): the MLM head is unused
+    return apply_lora(root, s["targets"], s["r"], s["alpha"], s["dropout"], bert_names=bert, skip=skip)
 
 
 # ----------------------------------------------------------------------------- the base
 
-def base_weights_file(base: str | os.PathLike) -> Path:
-    """The weights file a base stands for: a Hugging Face directory's, or a run's best/ (or a checkpoint's)."""
+def _is_hf_dir(p: Path) -> bool:
+    return (p / "config.json").is_file() and not (p / "manifest.json").exists() and \
+        any((p / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json"))
+
+
+def base_files(base: str | os.PathLike) -> list[Path]:
+    """The files holding a base's weights: a run's best/ (or a checkpoint's) ``model.safetensors``; a
+    Hugging Face directory's ``model.safetensors``, or its shard index followed by the shards it names."""
     p = Path(base)
-    if (p / "config.json").is_file() and (p / "model.safetensors").is_file() and not (p / "manifest.json").exists():
-        return p / "model.safetensors"
-    return find_checkpoint(p, prefer="best") / WEIGHTS_FILE
+    if not _is_hf_dir(p):
+        return [find_checkpoint(p, prefer="best") / WEIGHTS_FILE]
+    from ..models.hf import _weight_files  # noqa: PLC0415  (models sit above compress)
+    try:
+        shards = _weight_files(p)                 # checked: regular files inside the directory
+    except ValueError as exc:
+        raise CheckpointError(f"Hugging Face directory '{p}': {exc}") from None
+    return shards if shards == [p / "model.safetensors"] else [p / "model.safetensors.index.json", *shards]
 
 
 def sha256_file(path: Path) -> str:
     """SHA-256 of a file, read in 1 MiB pieces."""
+    return sha256_files([path])
+
+
+def sha256_files(paths: list[Path]) -> str:
+    """SHA-256 of the files' bytes one after the other, read in 1 MiB pieces."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for piece in iter(lambda: f.read(1 << 20), b""):
-            h.update(piece)
+    for path in paths:
+        with open(path, "rb") as f:
+            for piece in iter(lambda: f.read(1 << 20), b""):
+                h.update(piece)
     return h.hexdigest()
+
+
+def base_sha256(base: str | os.PathLike) -> str:
+    """SHA-256 of a base's weights (:func:`base_files`, in that order): what an adapter records and checks."""
+    return sha256_files(base_files(base))
+
+
+def base_status(base: Any, sha256: Any) -> str:
+    """Whether a LoRA run's base is still where it was and unchanged: "matches", "changed" or "missing".
+
+    ``base`` comes from a checkpoint's config: only a tinyllm checkpoint's ``model.safetensors`` or a
+    Hugging Face directory's weights files (:func:`base_files`) are read there, to be hashed, never parsed.
+    """
+    if not isinstance(base, str) or not base or "\0" in base or not Path(base).exists():
+        return "missing"
+    try:
+        return "matches" if base_sha256(base) == sha256 else "changed"
+    except (CheckpointError, OSError):
+        return "missing"
 
 
 # ----------------------------------------------------------------------------- save
 
 def save_adapter(model: Any, out: str | os.PathLike, settings: dict, model_section: dict,
-                 base_weights: dict[str, Any], base_sha256: str, weights: dict[str, Any] | None = None) -> Path:
+                 base_weights: dict[str, Any], base_sha256: str, weights: dict[str, Any] | None = None,
+                 base_path: str | os.PathLike | None = None) -> Path:
     """Write ``model``'s trainable tensors (adapters and head) to ``out``; return the directory.
 
     Args:
@@ -104,9 +146,11 @@ def save_adapter(model: Any, out: str | os.PathLike, settings: dict, model_secti
         settings: the LoRA settings it was built with (:func:`lora_settings`).
         model_section: ``{"kind", "config"}`` of the model without the adapters.
         base_weights: the base checkpoint's weights (name -> array), for their shapes.
-        base_sha256: SHA-256 of the base's weights file (:func:`sha256_file`).
+        base_sha256: SHA-256 of the base's weights (:func:`base_sha256`).
         weights: values to save instead of the model's current ones (e.g. the best
             checkpoint's); names must be the trainable parameters'.
+        base_path: where the base was read from, recorded (absolute) so that the adapter
+            alone can be opened later (:func:`open_adapter`); its SHA-256 is checked then.
     """
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     source = weights if weights is not None else {n: p.data for n, p in model.named_parameters()}
@@ -114,6 +158,7 @@ def save_adapter(model: Any, out: str | os.PathLike, settings: dict, model_secti
     config = {"format": ADAPTER_FORMAT, "version": ADAPTER_VERSION, "lora": dict(settings),
               "model": dict(model_section),
               "base": {"weights_sha256": base_sha256,
+                       **({} if base_path is None else {"path": str(Path(base_path).resolve())}),
                        "shapes": {n: list(np.shape(a)) for n, a in base_weights.items()}},
               "tensors": {n: list(a.shape) for n, a in tensors.items()}}
     out = Path(out)
@@ -158,6 +203,8 @@ def read_adapter_config(path: str | os.PathLike) -> dict:
     if not isinstance(base, dict) or not isinstance(base.get("weights_sha256"), str) \
             or len(base["weights_sha256"]) != 64 or not isinstance(base.get("shapes"), dict):
         raise AdapterError(f"{p}: the base section must hold weights_sha256 (64 hex digits) and shapes")
+    if not isinstance(base.get("path", ""), str) or "\0" in base.get("path", ""):
+        raise AdapterError(f"{p}: the base path must be a string")
     base["shapes"] = {str(k): _shape(v, f"{p}: base shape of {k!r}") for k, v in base["shapes"].items()}
     if not isinstance(cfg.get("tensors"), dict) or not cfg["tensors"]:
         raise AdapterError(f"{p}: the tensors section must list the adapter's tensors")
@@ -166,18 +213,12 @@ def read_adapter_config(path: str | os.PathLike) -> dict:
 
 
 def _build(section: dict, base_weights: dict[str, Any]) -> Any:
-    """The model of ``section`` with the base weights loaded (into the backbone of a classifier)."""
-    from ..models import SequenceClassifier  # noqa: PLC0415  (models sit above compress)
-    from ..train.restore import build_from_config  # noqa: PLC0415
-    kind, cfg = section["kind"], section["config"]
-    extra = {k: v for k, v in section.items() if k == "pruning"}     # a pruned base: its masks
+    """The model of ``section`` (a GPT or BERT, or a classifier, tagger or span extractor around one)
+    with the base weights loaded into it (into its backbone, for a model with a head)."""
+    from ..train.restore import build_from_config  # noqa: PLC0415  (train sits above compress)
     try:
-        if kind == "classifier":
-            backbone = build_from_config({"kind": cfg["backbone"], "config": cfg["backbone_config"], **extra})
-            backbone.load_state_dict(base_weights, strict=True)
-            return SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"))
-        model = build_from_config({"kind": kind, "config": cfg, **extra})
-        model.load_state_dict(base_weights, strict=True)
+        model = build_from_config({k: v for k, v in section.items() if k in ("kind", "config", "pruning")})
+        lora_root(model).load_state_dict(base_weights, strict=True)
         return model
     except (KeyError, TypeError, ValueError) as exc:
         raise AdapterError(f"the adapter's model section does not build on this base: {exc}") from None
@@ -186,23 +227,47 @@ def _build(section: dict, base_weights: dict[str, Any]) -> Any:
 def load_adapter(path: str | os.PathLike, base: str | os.PathLike) -> Any:
     """The base model of ``base`` with the adapter in ``path`` applied (unmerged, in eval mode).
 
+    ``base`` is a tinyllm run or checkpoint, or a Hugging Face GPT-2 / BERT directory.
+
     Raises:
         AdapterError: a malformed adapter, or a base that is not the one it was trained on
-            (another SHA-256 of its weights file, or weights of other names or shapes).
+            (another SHA-256 of its weights, or weights of other names or shapes).
+    """
+    return _load(path, base)[0]
+
+
+def open_adapter(path: str | os.PathLike) -> tuple[Any, str | None, dict]:
+    """An adapter directory on its own: (model, the base's tokenizer JSON, the adapter config).
+
+    The base is found where the adapter config records it (``base.path``) and must still
+    have the SHA-256 the adapter was trained on; otherwise one :class:`AdapterError`
+    says what to do (the run directory the adapter came from holds the full weights).
     """
     cfg = read_adapter_config(path)
-    wfile = base_weights_file(base)
-    digest = sha256_file(wfile)
+    where = cfg["base"].get("path")
+    if not where:
+        raise AdapterError(f"the adapter in '{path}' does not record its base: load it with "
+                           "tinyllm.compress.adapter.load_adapter(adapter, base)")
+    if not Path(where).exists():
+        raise AdapterError(f"the adapter in '{path}' was trained on '{where}', which is not there any more (moved?): "
+                           "load it with tinyllm.compress.adapter.load_adapter(adapter, base) on the base's new "
+                           "place, or use the fine-tuning run's directory, whose checkpoints hold the full weights")
+    model, tokenizer_json, _ = _load(path, where)
+    return model, tokenizer_json, cfg
+
+
+def _load(path: str | os.PathLike, base: str | os.PathLike) -> tuple[Any, str | None, dict]:
+    from ..train.tasks.sources import load_source  # noqa: PLC0415  (train sits above compress)
+
+    cfg = read_adapter_config(path)
+    digest = base_sha256(base)
     if digest != cfg["base"]["weights_sha256"]:
         raise AdapterError(f"the adapter in '{path}' was trained on a base whose weights have SHA-256 "
-                           f"{cfg['base']['weights_sha256'][:12]}..., but '{wfile}' has {digest[:12]}...: "
-                           "not its base checkpoint")
-    if (wfile.parent / "manifest.json").exists():
-        base_weights = load_checkpoint(wfile.parent, with_optimizer=False).weights
-    else:                                                     # a Hugging Face GPT-2 directory
-        from ..models.hf import load_pretrained  # noqa: PLC0415
-        base_weights = load_pretrained(wfile.parent)[0].state_dict()
-    shapes = {n: tuple(a.shape) for n, a in base_weights.items()}
+                           f"{cfg['base']['weights_sha256'][:12]}..., but '{base}' has {digest[:12]}...: "
+                           "not its base checkpoint (changed since, or another model)")
+    src = load_source(base)                      # a tinyllm checkpoint, or a Hugging Face directory's backbone
+    base_weights = src.weights
+    shapes = {n: tuple(np.shape(a)) for n, a in base_weights.items()}
     if shapes != cfg["base"]["shapes"]:
         diff = sorted(set(shapes) ^ set(cfg["base"]["shapes"])) or \
             sorted(n for n in shapes if shapes[n] != cfg["base"]["shapes"][n])
@@ -216,7 +281,7 @@ def load_adapter(path: str | os.PathLike, base: str | os.PathLike) -> Any:
         raise AdapterError(f"{Path(path) / ADAPTER_WEIGHTS} is not a valid safetensors file ({exc})") from None
     _load_trainable(model, tensors, cfg["tensors"], path)
     model.eval()
-    return model
+    return model, src.tokenizer_json, cfg
 
 
 def _load_trainable(model: Any, tensors: dict[str, np.ndarray], listed: dict[str, tuple], path: Any) -> None:
@@ -235,7 +300,8 @@ def _load_trainable(model: Any, tensors: dict[str, np.ndarray], listed: dict[str
     model.load_state_dict(tensors, strict=False)
 
 
-def save_run_adapter(model: Any, run_dir: str | os.PathLike, section: dict, base_sha256: str) -> Path:
+def save_run_adapter(model: Any, run_dir: str | os.PathLike, section: dict, base_sha256: str,
+                     base_path: str | os.PathLike | None = None) -> Path:
     """After a LoRA fine-tuning run: its best checkpoint's adapter tensors to ``run_dir/adapter``.
 
     ``section`` is the run's model section (with its ``lora`` settings); the base's
@@ -247,4 +313,4 @@ def save_run_adapter(model: Any, run_dir: str | os.PathLike, section: dict, base
     base_shapes = {n: a for n, a in lora_root(model).state_dict().items() if not is_lora_parameter(n)}
     plain = {k: v for k, v in section.items() if k != "lora"}
     return save_adapter(model, Path(run_dir) / "adapter", section["lora"], plain, base_shapes, base_sha256,
-                        weights=best.weights)
+                        weights=best.weights, base_path=base_path)

@@ -175,8 +175,8 @@ def prune_model(model: Module, sparsity: float = 0.5, scope: str = "layer",
 
 def prune_checkpoint(path: str | os.PathLike, out: str | os.PathLike, sparsity: float = 0.5, scope: str = "layer",
                      structured: tuple[int, int] | None = None, force: bool = False) -> dict:
-    """Write a pruned copy of checkpoint ``path`` (a run's best/, or a Hugging Face GPT-2 directory) to run
-    directory ``out``; return the report."""
+    """Write a pruned copy of checkpoint ``path`` (a run's best/, or a Hugging Face GPT-2 or BERT directory)
+    to run directory ``out``; return the report."""
     src = load_source(path, "prune")
     out = check_out(out, src.path, force)
     rows = prune_model(src.model, sparsity, scope, structured)

@@ -156,7 +156,9 @@ def _replace(model: Module, make: Any) -> list[str]:
         else:
             new = QuantizedEmbedding(child.num_embeddings, child.embedding_dim, qw, scale)
         new.training = child.training
+        order = list(parent._module_names)
         setattr(parent, attr, new)
+        parent._module_names[:] = order       # in place: the first name of a tied weight stays the first
     return sorted(first_name[i] for i in made)
 
 
@@ -263,8 +265,8 @@ def load_quantized(model: Module, weights: dict[str, np.ndarray], meta: Any) -> 
 
 
 def quantize_checkpoint(path: str | os.PathLike, out: str | os.PathLike, force: bool = False) -> dict:
-    """Write an int8 copy of checkpoint ``path`` (a run's best/, a checkpoint or a Hugging Face GPT-2
-    directory) to run directory ``out``.
+    """Write an int8 copy of checkpoint ``path`` (a run's best/, a checkpoint, or a Hugging Face GPT-2 or
+    BERT directory, a BERT with its head included) to run directory ``out``.
 
     Returns figures: quantized weights, float and int8 sizes of the weights file.
     """
@@ -281,7 +283,7 @@ def quantize_checkpoint(path: str | os.PathLike, out: str | os.PathLike, force: 
                                "weights": names, "source": str(src.path)}}
     dest = save_checkpoint(out, "best", config=config, weights=weights, tokenizer_json=src.tokenizer_json,
                            state=src.state)
-    source_size = src.weights_file.stat().st_size
+    source_size = sum(f.stat().st_size for f in src.weights_files)
     size = (dest / "model.safetensors").stat().st_size
     return {"checkpoint": dest, "weights": names, "source_bytes": source_size, "bytes": size,
             "ratio": size / source_size}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import CheckpointError
+from .adapter import base_files
 
 
 @dataclass
@@ -17,12 +18,33 @@ class Source:
     config: dict               # config.json of the new checkpoint, before the compression's own entry
     tokenizer_json: str
     state: dict                # iteration and validation losses, kept for ``tinyllm info``
-    weights_file: Path         # the source's weights, for the size comparison
+    weights_files: list[Path]  # the source's weights (a Hugging Face model's shards), for the size comparison
     path: Path
 
 
+def hf_sections(restored: Any) -> tuple[dict, dict]:
+    """The model section and the task entries of a tinyllm checkpoint holding a restored Hugging Face model:
+    a GPT-2 or BERT, or a BERT with its head (sequence classification, token classification, QA)."""
+    model, kind = restored.model, restored.kind
+    backbone = getattr(model, "backbone", model)
+    bcfg = backbone.config.to_dict()
+    if kind in ("gpt", "bert"):
+        return {"kind": kind, "config": bcfg}, {}
+    base = {"backbone": restored.lm_kind, "backbone_config": bcfg, "freeze_backbone": False}
+    if kind == "classifier":
+        return ({"kind": kind, "config": {**base, "num_classes": model.num_classes, "pooling": model.pooling}},
+                {"labels": restored.labels} if restored.labels else {})
+    if kind == "tagger":
+        tags = list(restored.labels or [f"LABEL_{i}" for i in range(model.num_tags)])
+        return ({"kind": kind, "config": {**base, "tags": tags, "crf": False, "scheme": None}},
+                {"tags": tags, "crf": False, "scheme": None})
+    if kind == "span_extractor":
+        return {"kind": kind, "config": base}, {}
+    raise CheckpointError(f"a Hugging Face {kind} model cannot be written as a tinyllm checkpoint")
+
+
 def load_source(path: str | os.PathLike, what: str) -> Source:
-    """A tinyllm checkpoint (a run's best/) or a Hugging Face GPT-2 directory, as a float model.
+    """A tinyllm checkpoint (a run's best/) or a Hugging Face GPT-2 / BERT directory, as a float model.
 
     ``what`` names the command in messages ("quantize", "prune").
     """
@@ -31,15 +53,15 @@ def load_source(path: str | os.PathLike, what: str) -> Source:
     restored = restore_model(path, prefer="best")
     ck = restored.checkpoint
     if ck is None:                                   # Hugging Face: config and tokenizer from the model
-        model = restored.model
-        config = {"format": RUN_FORMAT, "model": {"kind": "gpt", "config": model.config.to_dict()},
-                  "task": {"name": "huggingface", "source": str(path)}}
-        return Source(model, config, restored.tokenizer.to_json(), {}, Path(path) / "model.safetensors", Path(path))
+        section, task = hf_sections(restored)
+        config = {"format": RUN_FORMAT, "model": section, "task": {"name": "huggingface", "source": str(path), **task}}
+        files = [f for f in base_files(path) if f.suffix == ".safetensors"]          # the shards, not the index
+        return Source(restored.model, config, restored.tokenizer.to_json(), {}, files, Path(path))
     if "quantization" in ck.config:
         raise CheckpointError(f"'{path}' is int8-quantized already: {what} the float checkpoint it was made from")
     state = {k: v for k, v in ck.state.items() if k in ("iteration", "best_val_loss", "last_val_loss")}
     return Source(restored.model, dict(ck.config), ck.tokenizer_json or restored.tokenizer.to_json(), state,
-                  ck.path / "model.safetensors", ck.path)
+                  [ck.path / "model.safetensors"], ck.path)
 
 
 def check_out(out: str | os.PathLike, source: Path, force: bool) -> Path:

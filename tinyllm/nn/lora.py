@@ -23,11 +23,26 @@ rows only. ``c_attn`` itself adapts the packed weight as a whole (one A, one B o
 Targets are matched against dotted module names: a target matches a Linear whose
 name is the target or ends with ``.<target>``. So ``c_proj`` matches both
 ``attn.c_proj`` and ``mlp.c_proj``; ``attn.c_proj`` only the attention output.
+
+**Hugging Face BERT names.** With ``bert_names=True`` (what
+``tinyllm.compress.adapter.add_lora`` and ``tinyllm finetune`` pass for a BERT), a
+block's Linear layers also answer to the names Hugging Face's BERT gives them
+(``tinyllm.models.hf_bert`` maps them one to one), so targets can be written as
+for PEFT on a ``BertModel``:
+
+    h.i.attn.c_proj   encoder.layer.i.attention.output.dense
+    h.i.mlp.c_fc      encoder.layer.i.intermediate.dense
+    h.i.mlp.c_proj    encoder.layer.i.output.dense
+
+with the same suffix rule: ``attention.output.dense`` is the attention output,
+``intermediate.dense`` the first MLP layer, ``output.dense`` (like PEFT) both
+outputs, ``dense`` all three (and an MLM head's ``dense``).
 """
 from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Any, Sequence
 
 from ..backend import get_array_module
@@ -145,8 +160,27 @@ class LoRALinear(Linear):
                + (", merged" if self.merged else "")
 
 
-def _matches(name: str, target: str) -> bool:
+# tinyllm's name of a block's Linear -> Hugging Face BERT's (see the module docstring)
+HF_BERT_NAMES = {"attn.c_proj": "attention.output.dense", "mlp.c_fc": "intermediate.dense",
+                 "mlp.c_proj": "output.dense"}
+_BLOCK_LINEAR = re.compile(r"(?:^|\.)h\.(\d+)\.(attn\.c_proj|mlp\.c_fc|mlp\.c_proj)$")
+
+
+def hf_bert_name(name: str) -> str | None:
+    """Hugging Face BERT's name for a block's Linear ``name`` (None for any other layer):
+    ``h.2.mlp.c_fc`` -> ``encoder.layer.2.intermediate.dense``."""
+    m = _BLOCK_LINEAR.search(name)
+    return None if m is None else f"encoder.layer.{m.group(1)}.{HF_BERT_NAMES[m.group(2)]}"
+
+
+def _suffix(name: str, target: str) -> bool:
     return name == target or name.endswith("." + target)
+
+
+def _matches(name: str, target: str, bert_names: bool = False) -> bool:
+    """Whether Linear ``name`` is ``target``: by its own dotted name or (``bert_names``) its Hugging Face name."""
+    hf = hf_bert_name(name) if bert_names else None
+    return _suffix(name, target) or (hf is not None and _suffix(hf, target))
 
 
 def parse_targets(targets: str | Sequence[str]) -> tuple[str, ...]:
@@ -161,15 +195,21 @@ def parse_targets(targets: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def apply_lora(model: Module, targets: str | Sequence[str] = DEFAULT_TARGETS, r: int = 8, alpha: float = 16.0,
-               dropout: float = 0.0, freeze: bool = True) -> list[str]:
+               dropout: float = 0.0, freeze: bool = True, bert_names: bool = False,
+               skip: Sequence[str] = ()) -> list[str]:
     """Replace the targeted Linear layers of ``model`` by :class:`LoRALinear`, in place.
 
     Args:
         model: any module (a GPT, a BERT, a classifier's backbone).
         targets: module names (see the module docstring): ``c_attn``, ``c_proj``,
             ``attn.c_proj``, ``c_fc``, ... and ``q``/``k``/``v`` (or ``query``/
-            ``key``/``value``) for the thirds of every packed ``c_attn``.
+            ``key``/``value``) for the thirds of every packed ``c_attn``; with
+            ``bert_names``, BERT's Hugging Face names as well (``attention.output.dense``,
+            ``intermediate.dense``, ``output.dense``, ``dense``).
         r, alpha, dropout: the adapters' rank, scale numerator and input dropout.
+        bert_names: accept Hugging Face BERT's names for a block's layers (see the module docstring).
+        skip: modules (dotted names) whose layers are never adapted, e.g. a backbone's own output
+            head that a task head does not use (BERT's ``mlm`` under a classifier).
         freeze: set ``requires_grad=False`` on every parameter of ``model`` except
             the adapters' (a head added around ``model`` afterwards is not touched).
 
@@ -187,9 +227,9 @@ def apply_lora(model: Module, targets: str | Sequence[str] = DEFAULT_TARGETS, r:
     for name, mod in list(model.named_modules()):
         for attr, child in list(mod.named_children()):
             full = f"{name}.{attr}" if name else attr
-            if not isinstance(child, Linear):
+            if not isinstance(child, Linear) or any(full == s or full.startswith(s + ".") for s in skip):
                 continue
-            hit = [t for t in whole if _matches(full, t)]
+            hit = [t for t in whole if _matches(full, t, bert_names)]
             if isinstance(child, LoRALinear) and (hit or (qkv and attr == PACKED_QKV)):
                 raise ValueError(f"'{full}' already has a LoRA adapter")
             if isinstance(child, LoRALinear):
@@ -203,9 +243,11 @@ def apply_lora(model: Module, targets: str | Sequence[str] = DEFAULT_TARGETS, r:
     missing = [t for t in targets if t not in used]
     if missing:
         linears = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, Linear)})
+        bert = "; BERT's attention.output.dense, intermediate.dense, output.dense and dense name a block's " \
+               "c_proj / c_fc" if bert_names else ""
         raise ValueError(f"LoRA target {', '.join(missing)} matches no Linear layer of the model "
-                         f"(its Linear layers are named {', '.join(linears) or 'nothing'}; q/k/v adapt the "
-                         f"thirds of a packed c_attn)")
+                         f"(its Linear layers are named {', '.join(linears) or 'nothing'}; q/k/v or query/key/value "
+                         f"adapt the thirds of a packed c_attn{bert})")
     if freeze:
         model.requires_grad_(False)
     for parent, attr, _, slices in chosen:

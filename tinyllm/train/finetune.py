@@ -125,8 +125,9 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
                                                          if k == "pruning"}}   # pruned: keep the masks
         task_info = {"name": task, "source": str(src.path)}
         if lora is not None:
-            from ..compress.adapter import sha256_file  # noqa: PLC0415
-            task_info["source_weights_sha256"] = sha256_file(src.path / "model.safetensors")
+            from ..compress.adapter import base_sha256  # noqa: PLC0415
+            task_info["source_weights_sha256"] = base_sha256(src.path)    # a checkpoint's or a HF directory's
+            task_info["source_path"] = str(Path(src.path).resolve())         # where info and open_adapter look
 
     setup_engine(cfg)
     if task == "classify":
@@ -217,6 +218,7 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     report_end(progress, run_dir, result)
     if section.get("lora"):
         from ..compress.adapter import save_run_adapter  # noqa: PLC0415
-        where = save_run_adapter(model, run_dir, section, task_info.get("source_weights_sha256", ""))
-        progress.line(f"adapter    {where} (LoRA tensors{' and the head' if task == 'classify' else ''} alone)")
+        where = save_run_adapter(model, run_dir, section, task_info.get("source_weights_sha256", ""),
+                                 task_info.get("source_path", task_info.get("source")))
+        progress.line(f"adapter    {where} (LoRA tensors{'' if task == 'lm' else ' and the head'} alone)")
     return result

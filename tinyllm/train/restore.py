@@ -68,8 +68,8 @@ def build_from_config(model_section: dict) -> Any:
     check_model_config(kind, cfg, "config.json")
     check_model(kind, cfg)                       # refuse what would not fit before allocating it
     if kind in HEAD_KINDS:
-        return build_head_model(kind, cfg)
-    if kind == "classifier":
+        model = build_head_model(kind, cfg)
+    elif kind == "classifier":
         backbone = build_model(cfg["backbone"], cfg["backbone_config"])
         model = SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"),
                                    freeze_backbone=bool(cfg.get("freeze_backbone", False)))
