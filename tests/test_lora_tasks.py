@@ -12,8 +12,8 @@ import pytest
 import safetensors.numpy as st
 
 import tinyllm
-from tinyllm.compress.adapter import (ADAPTER_CONFIG, AdapterError, add_lora, base_files, base_sha256, base_status,
-                                      load_adapter, lora_settings, open_adapter)
+from tinyllm.compress.adapter import (ADAPTER_CONFIG, AdapterError, add_lora, base_files, base_sha256,
+                                      load_adapter, lora_settings)
 from tinyllm.models import BERT, GPT, BertConfig, GPTConfig, SequenceClassifier
 from tinyllm.models.qa import SpanExtractor
 from tinyllm.models.tagging import TokenClassifier
@@ -181,7 +181,7 @@ def test_adapter_of_a_bert_or_hf_base_saves_alone_and_loads_onto_it(tmp_path: Pa
     run = restore_model(out)                                          # the run's own, whole checkpoint
     idx = np.array([[2, 5, 6, 7, 3]]) if base != "hf-gpt2" else np.array([[5, 6, 7, 8, 9]])
     want = run.model(idx)[0].data
-    for model in (load_adapter(out / "adapter", src), open_adapter(out / "adapter")[0]):
+    for model in (load_adapter(out / "adapter", src), load_adapter(out / "adapter", str(src))):
         assert isinstance(model.backbone.h[0].attn.c_attn, LoRALinear)
         np.testing.assert_allclose(model(idx)[0].data, want, rtol=1e-5, atol=1e-6)
     other = tmp_path / "other"
@@ -197,24 +197,17 @@ def test_a_moved_or_changed_hf_base_is_reported_and_the_run_still_works(tmp_path
     src, data, out = _tagger_run(tmp_path, "hf-bert", crf=False)
     task = restore_model(out).checkpoint.config["task"]
     assert task["source_path"] == str(src.resolve())
-    assert base_status(task["source"], task["source_weights_sha256"]) == "matches"
-    assert base_status(5, task["source_weights_sha256"]) == base_status("a\0b", "") == "missing"
     moved = tmp_path / "moved"
     shutil.move(str(src), str(moved))
-    assert base_status(task["source"], task["source_weights_sha256"]) == "missing"
-    assert "not there any more" in _info(out)
-    with pytest.raises(AdapterError, match="not there any more"):
-        open_adapter(out / "adapter")
+    text = _info(out)                                                 # names the base, does not open it
+    assert str(src.resolve()) in text and task["source_weights_sha256"][:12] in text
     assert load_adapter(out / "adapter", moved) is not None           # its new place, by SHA-256
     weights = moved / "model.safetensors"
     tensors = st.load_file(str(weights))
     tensors["bert.embeddings.LayerNorm.bias"] = tensors["bert.embeddings.LayerNorm.bias"] + 1.0
     st.save_file(tensors, str(weights))
-    shutil.move(str(moved), str(src))
-    assert base_status(task["source"], task["source_weights_sha256"]) == "changed"
-    assert "CHANGED since" in _info(out)
     with pytest.raises(AdapterError, match="SHA-256"):
-        open_adapter(out / "adapter")
+        load_adapter(out / "adapter", moved)
     assert restore_model(out).model is not None                       # the run holds the full weights
 
 

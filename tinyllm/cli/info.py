@@ -90,11 +90,10 @@ def info_command(ckpt: str, as_json: bool) -> None:
         "train": config.get("train"),
     }
     lora = config["model"].get("lora")
-    if lora:                                              # a LoRA run: what trains, and is its base still there
-        from ..compress.adapter import base_status  # noqa: PLC0415
+    if lora:                    # a LoRA run: what trains, and which base (named, never opened: it comes from a file)
         task = config.get("task", {})
-        base = task.get("source_path", task.get("source"))
-        facts["lora"] = {**lora, "base": base, "base_status": base_status(base, task.get("source_weights_sha256"))}
+        facts["lora"] = {**lora, "base": task.get("source_path", task.get("source")),
+                         "base_sha256": task.get("source_weights_sha256")}
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
@@ -109,12 +108,12 @@ def info_command(ckpt: str, as_json: bool) -> None:
     click.echo(f"parameters   {facts['parameters']:,} ({facts['non_embedding_parameters']:,} non-embedding; "
                f"{facts['trainable_parameters']:,} trainable)")
     if lora:
-        status = {"matches": "its SHA-256 matches", "changed": "CHANGED since (the adapter alone no longer loads "
-                  "on it)", "missing": "not there any more (the adapter alone needs it)"}[facts["lora"]["base_status"]]
         click.echo(f"lora         r={lora['r']} alpha={lora['alpha']:g} on {','.join(lora['targets'])}: "
                    f"{facts['trainable_parameters']:,} of {facts['parameters']:,} parameters trained "
                    f"({facts['trainable_parameters'] / max(facts['parameters'], 1):.2%})")
-        click.echo(f"lora base    {facts['lora']['base']}: {status}; this run's checkpoints hold the full weights")
+        digest = facts["lora"]["base_sha256"]
+        click.echo(f"lora base    {facts['lora']['base']} (weights SHA-256 {str(digest)[:12]}...); "
+                   "this run's checkpoints hold the full weights")
     for name, n, note in parameter_table(model):
         click.echo(f"  {name:<28} {n:>12,}" + (f"  {note}" if note else ""))
     click.echo(f"FLOPs/token  {facts['flops_per_token']:,} (training, forward + backward, context "

@@ -120,20 +120,6 @@ def base_sha256(base: str | os.PathLike) -> str:
     return sha256_files(base_files(base))
 
 
-def base_status(base: Any, sha256: Any) -> str:
-    """Whether a LoRA run's base is still where it was and unchanged: "matches", "changed" or "missing".
-
-    ``base`` comes from a checkpoint's config: only a tinyllm checkpoint's ``model.safetensors`` or a
-    Hugging Face directory's weights files (:func:`base_files`) are read there, to be hashed, never parsed.
-    """
-    if not isinstance(base, str) or not base or "\0" in base or not Path(base).exists():
-        return "missing"
-    try:
-        return "matches" if base_sha256(base) == sha256 else "changed"
-    except (CheckpointError, OSError):
-        return "missing"
-
-
 # ----------------------------------------------------------------------------- save
 
 def save_adapter(model: Any, out: str | os.PathLike, settings: dict, model_section: dict,
@@ -149,8 +135,9 @@ def save_adapter(model: Any, out: str | os.PathLike, settings: dict, model_secti
         base_sha256: SHA-256 of the base's weights (:func:`base_sha256`).
         weights: values to save instead of the model's current ones (e.g. the best
             checkpoint's); names must be the trainable parameters'.
-        base_path: where the base was read from, recorded (absolute) so that the adapter
-            alone can be opened later (:func:`open_adapter`); its SHA-256 is checked then.
+        base_path: where the base was read from, recorded (absolute) for the user's information
+            only: tinyllm never opens a path read from a file, so the adapter loads onto the base
+            the caller names (:func:`load_adapter`), checked by its SHA-256.
     """
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     source = weights if weights is not None else {n: p.data for n, p in model.named_parameters()}
@@ -234,26 +221,6 @@ def load_adapter(path: str | os.PathLike, base: str | os.PathLike) -> Any:
             (another SHA-256 of its weights, or weights of other names or shapes).
     """
     return _load(path, base)[0]
-
-
-def open_adapter(path: str | os.PathLike) -> tuple[Any, str | None, dict]:
-    """An adapter directory on its own: (model, the base's tokenizer JSON, the adapter config).
-
-    The base is found where the adapter config records it (``base.path``) and must still
-    have the SHA-256 the adapter was trained on; otherwise one :class:`AdapterError`
-    says what to do (the run directory the adapter came from holds the full weights).
-    """
-    cfg = read_adapter_config(path)
-    where = cfg["base"].get("path")
-    if not where:
-        raise AdapterError(f"the adapter in '{path}' does not record its base: load it with "
-                           "tinyllm.compress.adapter.load_adapter(adapter, base)")
-    if not Path(where).exists():
-        raise AdapterError(f"the adapter in '{path}' was trained on '{where}', which is not there any more (moved?): "
-                           "load it with tinyllm.compress.adapter.load_adapter(adapter, base) on the base's new "
-                           "place, or use the fine-tuning run's directory, whose checkpoints hold the full weights")
-    model, tokenizer_json, _ = _load(path, where)
-    return model, tokenizer_json, cfg
 
 
 def _load(path: str | os.PathLike, base: str | os.PathLike) -> tuple[Any, str | None, dict]:

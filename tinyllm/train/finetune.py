@@ -127,7 +127,7 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         if lora is not None:
             from ..compress.adapter import base_sha256  # noqa: PLC0415
             task_info["source_weights_sha256"] = base_sha256(src.path)    # a checkpoint's or a HF directory's
-            task_info["source_path"] = str(Path(src.path).resolve())         # where info and open_adapter look
+            task_info["source_path"] = str(Path(src.path).resolve())         # shown by info, never opened
 
     setup_engine(cfg)
     if task == "classify":
