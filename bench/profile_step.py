@@ -318,6 +318,25 @@ def section_torch(config: str, steps: int, rows: int = 15) -> None:
         print(f"  {e.key:40} {e.count / steps:10.1f} {e.self_cpu_time_total / 1e3 / steps:12.2f}")
 
 
+def blas_facts() -> str:
+    """Which OpenBLAS kernels NumPy runs, on how many threads and CPUs (a fresh process: importing
+    tinyllm first, as the benchmarks do). ``OPENBLAS_CORETYPE`` picks the kernels: on a CPU with
+    full-width AVX-512 (AMD Zen 5) ``Haswell``'s AVX2 sgemm runs at about half of ``SkylakeX``'s."""
+    code = ("import os, ctypes, tinyllm, numpy; from tinyllm import backend\n"
+            "from tinyllm.kernels.cpu.platform import _loaded_openblas\n"
+            "paths = _loaded_openblas(); lib = ctypes.CDLL(paths[0]) if paths else None\n"
+            "name = next((getattr(lib, n) for n in ('scipy_openblas_get_corename64_', 'scipy_openblas_get_corename',\n"
+            "             'openblas_get_corename64_', 'openblas_get_corename') if lib is not None and hasattr(lib, n)), None)\n"
+            "if name is not None: name.restype = ctypes.c_char_p\n"
+            "core = name().decode() if name is not None else '?'\n"
+            "threads = backend._BLAS_THREADS[0]() if backend._BLAS_THREADS else '?'\n"
+            "print(f'OpenBLAS core {core}, {threads} thread(s); CPUs this process may use: '\n"
+            "      f'{len(os.sched_getaffinity(0))} of {os.cpu_count()}; OPENBLAS_CORETYPE='\n"
+            "      f'{os.environ.get(\"OPENBLAS_CORETYPE\", \"(unset)\")}')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    return res.stdout.strip() or f"(could not tell: {res.stderr.strip()[-200:]})"
+
+
 SECTION_FUNCS = {"timers": section_timers, "counts": section_counts, "cprofile": section_cprofile,
                  "torch": section_torch}
 
@@ -338,6 +357,7 @@ def main() -> None:
         SECTION_FUNCS[args.sections[0]](args.config, args.steps)
         return
     has_torch = common.torch_available()
+    print(f"== BLAS: {blas_facts()}")
     for s in args.sections:
         if s in ("torch", "perf-torch") and not has_torch:
             print(f"== {s}: torch is not installed; skipped")

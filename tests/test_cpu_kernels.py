@@ -197,6 +197,30 @@ def test_attention_rows_that_see_no_key_get_zero_weights() -> None:
     same_both_ways(lambda q, k, v: F.attention(q, k, v, causal=True), [q, k, v])
 
 
+@given(b=st.integers(1, 3), nh=st.integers(1, 3), t=st.integers(1, 20), causal=st.booleans(),
+       span=st.sampled_from([7, 64]), seed=st.integers(0, 99))
+def test_self_attention_of_packed_qkv(b: int, nh: int, t: int, causal: bool, span: int, seed: int) -> None:
+    qkv = normal((b, t, 3 * nh * 4), seed, 2.0)
+    old, attention_module.QUERY_BLOCK = attention_module.QUERY_BLOCK, span
+    try:
+        same_both_ways(lambda x: F.self_attention(x, nh, causal=causal), [qkv], dict(rtol=1e-4, atol=1e-5))
+    finally:
+        attention_module.QUERY_BLOCK = old
+
+
+def test_attention_kernel_writes_into_the_arrays_it_is_given() -> None:
+    """The merged heads of Y and the packed dQ | dK | dV are written in place, not copied after."""
+    b, t, nh, hs = 2, 9, 3, 4
+    qkv = normal((b, t, 3 * nh * hs), 0)
+    q, k, v = qkv.reshape(b, t, 3, nh, hs).transpose(2, 0, 3, 1, 4)
+    impl = attention_module.Attention()
+    heads = np.empty((b, t, nh, hs), dtype=np.float32).transpose(0, 2, 1, 3)
+    assert impl.forward(q, k, v, 0.5, True, None, 0.0, out=heads) is heads
+    parts = tuple(np.empty((b, t, 3, nh, hs), dtype=np.float32).transpose(2, 0, 3, 1, 4))
+    grads = impl.backward(normal((b, nh, t, hs), 1), (True, True, True), out=parts)
+    assert all(g is p for g, p in zip(grads, parts))
+
+
 # ----------------------------------------------------------------------------- threads
 
 @pytest.mark.parametrize("n_threads", [1, 2, 3])

@@ -33,7 +33,8 @@ def causal_bias(tq: int, tk: int, dtype: Any, xp: Any) -> Any:
 class AttentionReference:
     """The formula, for NumPy and CuPy alike; saves P and the dropout scale."""
 
-    def forward(self, q: Any, k: Any, v: Any, scale: float, causal: bool, mask: Any, dropout_p: float) -> Any:
+    def forward(self, q: Any, k: Any, v: Any, scale: float, causal: bool, mask: Any, dropout_p: float,
+                out: Any = None) -> Any:
         xp = get_array_module(q)
         self.q, self.k, self.v, self.scale = q, k, v, scale
         s = q @ k.swapaxes(-1, -2) * scale                                  # (..., Tq, Tk)
@@ -55,8 +56,9 @@ class AttentionReference:
     def weights(self) -> Any:
         return self.p
 
-    def backward(self, g: Any, needs_grad: tuple) -> tuple:
-        """(dQ, dK, dV), None where ``needs_grad`` says no."""
+    def backward(self, g: Any, needs_grad: tuple, out: tuple | None = None) -> tuple:
+        """(dQ, dK, dV), None where ``needs_grad`` says no. (``out``, arrays a kernel may write
+        the results into, is not used here: the caller copies what it gets.)"""
         dv = self.pd.swapaxes(-1, -2) @ g if needs_grad[2] else None
         dp = g @ self.v.swapaxes(-1, -2)                                     # dP'
         if self.drop is not None:
@@ -78,17 +80,21 @@ class Attention(Function):
     The formula is :class:`AttentionReference`; ``kernels.select`` may run a
     kernel instead (``kernels/cpu/attention.py``: by query spans, skipping the
     masked scores, on every core; ``kernels/cuda/attention.py``).
+
+    ``out`` (forward) and ``out`` (backward, three arrays) are where the caller
+    would like Y and dQ, dK, dV: an implementation may write them there (and
+    return those arrays) or return arrays of its own; the caller checks which.
     """
 
-    def forward(self, q, k, v, scale=1.0, causal=False, mask=None, dropout_p=0.0, weights_out=None):
+    def forward(self, q, k, v, scale=1.0, causal=False, mask=None, dropout_p=0.0, weights_out=None, out=None):
         self.impl = kernels.select("attention", q, k, v, reference=AttentionReference)
-        y = self.impl.forward(q, k, v, scale, causal, mask, dropout_p)
+        y = self.impl.forward(q, k, v, scale, causal, mask, dropout_p, out=out)
         if weights_out is not None:
             weights_out.append(self.impl.weights())
         return y
 
-    def backward(self, g):
-        return self.impl.backward(g, self.needs_grad)
+    def backward(self, g, out=None):
+        return self.impl.backward(g, self.needs_grad, out=out)
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: Any = None, causal: bool = False,

@@ -27,16 +27,22 @@ class SelfAttentionFunction(Function):
         q, k, v = qkv.reshape(b, t, 3, n_head, hs).transpose(2, 0, 3, 1, 4)   # each (B, nh, T, hs)
         self.core = Attention.__new__(Attention)
         self.core.needs_grad = (True, True, True)
+        out = xp.empty((b, t, n_head, hs), dtype=qkv.dtype)                   # the merged heads, (B, T, nh, hs)
+        heads = out.transpose(0, 2, 1, 3)                                      # ... seen as (B, nh, T, hs)
         y = self.core.forward(q, k, v, scale=1.0 / math.sqrt(hs), causal=causal, mask=mask,
-                              dropout_p=dropout_p, weights_out=weights_out)   # (B, nh, T, hs)
-        return xp.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(b, t, n_head * hs)   # (B, T, C)
+                              dropout_p=dropout_p, weights_out=weights_out, out=heads)   # (B, nh, T, hs)
+        if y is not heads:                                                     # an implementation of its own
+            heads[...] = y
+        return out.reshape(b, t, n_head * hs)                                  # (B, T, C)
 
     def backward(self, g):
         b, t, nh, hs = self.shape
         gy = g.reshape(b, t, nh, hs).transpose(0, 2, 1, 3)                     # (B, nh, T, hs)
         dqkv = get_array_module(g).empty((b, t, 3, nh, hs), dtype=g.dtype)
-        for d, grad in zip(dqkv.transpose(2, 0, 3, 1, 4), self.core.backward(gy)):
-            d[...] = grad
+        parts = tuple(dqkv.transpose(2, 0, 3, 1, 4))                           # dQ, dK, dV: (B, nh, T, hs) views
+        for d, grad in zip(parts, self.core.backward(gy, out=parts)):
+            if grad is not d:                                                  # not written in place
+                d[...] = grad
         return (dqkv.reshape(b, t, 3 * nh * hs),)
 
 

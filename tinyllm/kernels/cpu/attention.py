@@ -22,15 +22,16 @@ from .threads import over_rows
 
 
 @jit
-def causal_softmax_(s, tq, offset):
-    """In place, rows of attention scores s (R, Tk), row i being query (i mod tq): keys j with
-    j <= (i mod tq) + offset are allowed (offset = Tk - Tq with a KV cache), the rest get weight 0;
-    allowed ones get softmax over the allowed. A row with no allowed key is all 0."""
+def causal_softmax_(s, tq, offset, scale):
+    """In place, rows of unscaled scores s (R, Tk) = Q K^T, row i being query (i mod tq): keys j
+    with j <= (i mod tq) + offset are allowed (offset = Tk - Tq with a KV cache), the rest get
+    weight 0; allowed ones get softmax(scale * s) over the allowed. A row with no allowed key is all 0."""
     n, c = s.shape
     for i in range(n):
         last = min(i % tq + offset, c - 1)                   # the last key this query sees
         m = F(-np.inf)
         for j in range(last + 1):
+            s[i, j] *= scale
             m = max(m, s[i, j])
         d = F(0.0)
         for j in range(last + 1):
@@ -45,12 +46,14 @@ def causal_softmax_(s, tq, offset):
 
 
 @jit
-def softmax_(s):
-    """In place, rows of s (R, C): s = e^(s - max) / sum e^(s - max); a row of -inf becomes 0."""
+def softmax_(s, scale):
+    """In place, rows of s (R, C): s <- scale * s, then s = e^(s - max) / sum e^(s - max); a row
+    of -inf becomes 0."""
     n, c = s.shape
     for i in range(n):
         m = F(-np.inf)
         for j in range(c):
+            s[i, j] *= scale
             m = max(m, s[i, j])
         if m == F(-np.inf):
             m = F(0.0)
@@ -65,15 +68,16 @@ def softmax_(s):
 
 
 @jit
-def softmax_backward_(dp, p):
-    """In place, rows: dp = p (dp - sum(dp p)), the gradient of the scores from that of the weights."""
+def softmax_backward_(dp, p, scale):
+    """In place, rows: dp = scale * p (dp - sum(dp p)), the gradient of the (unscaled) scores
+    from that of the weights (scale = 1 for a plain softmax)."""
     n, c = p.shape
     for i in range(n):
         s = F(0.0)
         for j in range(c):
             s += dp[i, j] * p[i, j]
         for j in range(c):
-            dp[i, j] = p[i, j] * (dp[i, j] - s)
+            dp[i, j] = p[i, j] * (dp[i, j] - s) * scale
 
 
 QUERY_BLOCK = 64  # causal attention runs over spans of this many queries
@@ -95,21 +99,23 @@ def query_spans(tq: int, tk: int, causal: bool) -> list:
     return [(a, min(a + QUERY_BLOCK, tq), min(a + QUERY_BLOCK, tq) + tk - tq) for a in range(0, tq, QUERY_BLOCK)]
 
 
-def _masked_softmax_(s: np.ndarray, causal: bool, mask: Any) -> np.ndarray:
-    """Masked scores -> attention weights, in place where it can; returns them. Without a key
-    mask a compiled loop; with one, NumPy (fully masked rows get zero weights)."""
+def _masked_softmax_(s: np.ndarray, causal: bool, mask: Any, scale: np.float32) -> np.ndarray:
+    """Unscaled scores Q K^T -> attention weights softmax(scale * s + M), in place where it can;
+    returns them. Without a key mask a compiled loop; with one, NumPy (fully masked rows get
+    zero weights)."""
     tq, tk = s.shape[-2:]
     if mask is None and s.flags.c_contiguous:
         s2 = s.reshape(-1, tk)
         if causal:
-            causal_softmax_(s2, tq, tk - tq)
+            causal_softmax_(s2, tq, tk - tq, scale)
         else:
-            softmax_(s2)
+            softmax_(s2, scale)
         return s
     allowed = np.tril(np.ones((tq, tk), dtype=bool), k=tk - tq) if causal else True
     if mask is not None:
         allowed = allowed & mask
     s = np.where(allowed, s, -np.inf)
+    s *= scale
     m = s.max(axis=-1, keepdims=True)
     np.copyto(m, 0, where=~np.isfinite(m))                             # fully masked rows ...
     s -= m
@@ -120,13 +126,32 @@ def _masked_softmax_(s: np.ndarray, causal: bool, mask: Any) -> np.ndarray:
     return s
 
 
+def _into_or_new(out: Any, shape: tuple, zero: bool) -> np.ndarray:
+    """``out`` when the caller gave an array of ``shape`` to write into (zeroed if ``zero``),
+    else a new float32 array (zeros if ``zero``)."""
+    if out is None or out.shape != shape:
+        return (np.zeros if zero else np.empty)(shape, dtype=np.float32)
+    if zero:
+        out[...] = 0
+    return out
+
+
+def _shaped(a: np.ndarray, shape: tuple) -> np.ndarray:
+    """``a`` reshaped to ``shape``: ``a`` itself when it has that shape (an ``out=`` array stays itself)."""
+    return a if a.shape == shape else a.reshape(shape)
+
+
 class Attention:
     """Scaled dot-product attention on float32 NumPy arrays. Leading axes broadcast as in ``@``;
     a missing one is added (and removed after). Keeps the weights of each span (and the dropout
-    scale of each, drawn span by span in order)."""
+    scale of each, drawn span by span in order).
+
+    The scale goes into the softmax loops (forward) and into dS (backward), so the products
+    read Q and K where they are (strided views of a packed q|k|v) without scaled copies; and
+    ``out=`` arrays (strided views too: the heads of a (B, T, C) result) are written in place."""
 
     def forward(self, q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float, causal: bool, mask: Any,
-                dropout_p: float) -> np.ndarray:
+                dropout_p: float, out: np.ndarray | None = None) -> np.ndarray:
         self.q, self.k, self.v, self.scale = q, k, v, scale
         tq, tk, dv = q.shape[-2], k.shape[-2], v.shape[-1]
         shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
@@ -140,22 +165,23 @@ class Attention:
         if dropout_p > 0.0:                                             # drawn span by span, in order
             rng, keep_scale = backend.rng(np), np.float32(1.0 / (1.0 - dropout_p))
             self.drops = [(rng.random(p.shape, dtype=np.float32) >= dropout_p) * keep_scale for p in self.ps]
-        y = np.empty(lead + (tq, dv), dtype=np.float32)
+        y = _into_or_new(out, lead + (tq, dv), zero=False)
+        scale32 = np.float32(scale)
 
         def block(r):
             for (a, b, kb), p, drop in zip(self.spans, self.ps, self.drops):
-                pr = np.matmul(q[r, ..., a:b, :] * scale, k[r, ..., :kb, :].swapaxes(-1, -2), out=p[r])
-                s = _masked_softmax_(pr, causal, None if mask is None else mask[r, ..., a:b, :kb])
+                pr = np.matmul(q[r, ..., a:b, :], k[r, ..., :kb, :].swapaxes(-1, -2), out=p[r])   # Q K^T
+                s = _masked_softmax_(pr, causal, None if mask is None else mask[r, ..., a:b, :kb], scale32)
                 if s is not pr:                                         # a mask made a new array
                     pr[...] = s
                 if drop is not None:
                     s = s * drop[r]
-                np.matmul(s, v[r, ..., :kb, :], out=y[r, ..., a:b, :])  # scale was on the smaller Q
+                np.matmul(s, v[r, ..., :kb, :], out=y[r, ..., a:b, :])
 
         with backend.one_blas_thread():
             over_rows(block, lead[0], sum(p.size for p in self.ps))
         self.shape = shape
-        return y.reshape(shape + (tq, dv))
+        return _shaped(y, shape + (tq, dv))
 
     def weights(self) -> np.ndarray:
         """The attention weights (..., Tq, Tk): 0 where a span skipped keys."""
@@ -167,18 +193,21 @@ class Attention:
             p[..., a:b, :kb] = pa
         return p.reshape(self.shape + (tq, tk))
 
-    def backward(self, g: np.ndarray, needs_grad: tuple) -> tuple:
-        """(dQ, dK, dV), span by span; keys and values sum the gradients of every span that saw them."""
+    def backward(self, g: np.ndarray, needs_grad: tuple, out: tuple | None = None) -> tuple:
+        """(dQ, dK, dV), span by span; keys and values sum the gradients of every span that saw them.
+        ``out``: three arrays (dQ, dK, dV) to write into, or None."""
         shape, spans = self.shape, self.spans
         lead = shape or (1,)
         q, k, v, g = (np.broadcast_to(a, lead + a.shape[-2:]) for a in (self.q, self.k, self.v, g))
-        new = np.empty if len(spans) == 1 else np.zeros                 # several spans add up
-        gq = np.empty(lead + q.shape[-2:], dtype=np.float32) if needs_grad[0] else None
-        gk = new(lead + k.shape[-2:], dtype=np.float32) if needs_grad[1] else None
-        gv = new(lead + v.shape[-2:], dtype=np.float32) if needs_grad[2] else None
+        several = len(spans) > 1                                        # several spans add up into dK, dV
+        out = out or (None, None, None)
+        gq = _into_or_new(out[0], lead + q.shape[-2:], zero=False) if needs_grad[0] else None
+        gk = _into_or_new(out[1], lead + k.shape[-2:], zero=several) if needs_grad[1] else None
+        gv = _into_or_new(out[2], lead + v.shape[-2:], zero=several) if needs_grad[2] else None
+        scale32 = np.float32(self.scale)
 
         def into(out, a, b):                                            # out = a @ b, or out += a @ b
-            if len(spans) == 1:
+            if not several:
                 np.matmul(a, b, out=out)
             else:
                 out += a @ b
@@ -191,16 +220,17 @@ class Attention:
                 ds = gr @ v[r, ..., :kb, :].swapaxes(-1, -2)            # dP, (rows, ..., b-a, kb)
                 if drop is not None:
                     ds *= drop[r]
-                if pr.flags.c_contiguous:                               # dS = P (dP - rowsum(dP P))
-                    softmax_backward_(ds.reshape(-1, kb), pr.reshape(-1, kb))
+                if pr.flags.c_contiguous:                               # dS = scale P (dP - rowsum(dP P))
+                    softmax_backward_(ds.reshape(-1, kb), pr.reshape(-1, kb), scale32)
                 else:
                     ds -= np.einsum("...i,...i->...", ds, pr)[..., None]  # rowsum(dP * P), no product array
-                    ds *= pr                                            # dS (without the scale)
-                if gq is not None:
-                    np.matmul(ds, k[r, ..., :kb, :] * self.scale, out=gq[r, ..., a:b, :])
-                if gk is not None:
-                    into(gk[r, ..., :kb, :], ds.swapaxes(-1, -2), q[r, ..., a:b, :] * self.scale)
+                    ds *= pr
+                    ds *= scale32
+                if gq is not None:                                      # dQ = dS K
+                    np.matmul(ds, k[r, ..., :kb, :], out=gq[r, ..., a:b, :])
+                if gk is not None:                                      # dK = dS^T Q
+                    into(gk[r, ..., :kb, :], ds.swapaxes(-1, -2), q[r, ..., a:b, :])
 
         with backend.one_blas_thread():
             over_rows(block, lead[0], sum(p.size for p in self.ps))
-        return tuple(None if a is None else a.reshape(shape + a.shape[-2:]) for a in (gq, gk, gv))
+        return tuple(None if a is None else _shaped(a, shape + a.shape[-2:]) for a in (gq, gk, gv))

@@ -50,5 +50,5 @@ class Softmax:
     def backward(self, g: np.ndarray) -> np.ndarray:
         dx = np.array(g, dtype=np.float32, order="C")                   # dP, then dx in place
         dx2, y2 = rows2d(dx), rows2d(self.y)
-        run_kernel(lambda r: softmax_backward_(dx2[r], y2[r]), dx2.shape[0], dx2.size, NS_BACKWARD)
+        run_kernel(lambda r: softmax_backward_(dx2[r], y2[r], F(1.0)), dx2.shape[0], dx2.size, NS_BACKWARD)
         return dx

@@ -32,7 +32,8 @@ class Attention:
     def accepts(q: Any, k: Any, v: Any) -> bool:
         return k.shape[-2] <= MAX_ROW
 
-    def forward(self, q: Any, k: Any, v: Any, scale: float, causal: bool, mask: Any, dropout_p: float) -> Any:
+    def forward(self, q: Any, k: Any, v: Any, scale: float, causal: bool, mask: Any, dropout_p: float,
+                out: Any = None) -> Any:                                # out: not used (the caller copies)
         self.q, self.k, self.v, self.scale, self.stream = q, k, v, scale, None
         s = q @ k.swapaxes(-1, -2)                                      # (..., Tq, Tk)
         if mask is not None:
@@ -48,7 +49,7 @@ class Attention:
     def weights(self) -> Any:
         return self.p
 
-    def backward(self, g: Any, needs_grad: tuple) -> tuple:
+    def backward(self, g: Any, needs_grad: tuple, out: tuple | None = None) -> tuple:   # out: not used
         q, k, v, p, scale = self.q, self.k, self.v, self.p, self.scale
         gv = self.pd.swapaxes(-1, -2) @ g if needs_grad[2] else None
         dp = g @ v.swapaxes(-1, -2)                                     # (..., Tq, Tk)
