@@ -13,6 +13,7 @@ so there is no Python loop over heads and no per-head op.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 from .. import backend
@@ -22,6 +23,20 @@ from ..functional.self_attention import SelfAttentionFunction, self_attention  #
 from ..tensor import Tensor, is_grad_enabled
 from .layers import Dropout, Linear
 from .module import Module
+
+
+def array_linear(layer: Module, x: Any) -> Any:
+    """``layer`` applied to the array ``x`` (..., in) at inference, returning an array (..., out).
+
+    A plain :class:`Linear` is one product, ``x W^T + b`` (what :class:`LinearReference` computes,
+    without a graph node); any other layer in its place (LoRA, int8, ...) runs its own forward.
+    """
+    if type(layer) is Linear:
+        y = x @ layer.weight.data.T                                            # (..., in) -> (..., out)
+        if layer.bias is not None:
+            y += layer.bias.data
+        return y
+    return layer(Tensor._wrap(x)).data
 
 
 class KVCache:
@@ -58,6 +73,7 @@ class KVCacheStack:
         self.layers = list(caches)
         if not self.layers:
             raise ValueError("a KVCacheStack needs at least one layer's cache")
+        self.scratch: dict = {}          # what a decoder keeps from step to step (kernels chosen per shape)
 
     @property
     def pos(self) -> int:
@@ -120,6 +136,32 @@ class MultiHeadAttention(Module):
             y = self._attend_cached(qkv, cache, mask, weights)
         y = self.resid_dropout(self.c_proj(y))                                 # (B, T, C)
         return (y, Tensor._wrap(weights[0])) if return_weights else y
+
+    def decode_step(self, x: Any, cache: KVCache) -> Any:
+        """Attention output (B, C) of ONE new position per sequence, on arrays (the decode step).
+
+        ``x`` (B, C) is the new position's normalized input. Its key and value are
+        written in place into ``cache`` (after the P cached ones); its query attends
+        over all P + 1 keys, so no causal mask is needed:
+
+            s = K q / sqrt(hs)    (B, nh, P+1),   p = softmax(s),   y = p V   (B, nh, hs)
+
+        The same computation as :meth:`forward` with a cache and T = 1, without
+        graph nodes or a mask. Inference only (eval mode, no gradients).
+        """
+        b, c = x.shape
+        nh = self.n_head
+        hs = c // nh
+        xp = get_array_module(x)
+        qkv = array_linear(self.c_attn, x).reshape(b, 3, nh, hs)              # (B, 3C) -> (B, 3, nh, hs)
+        keys, values = cache.append(qkv[:, 1, :, None], qkv[:, 2, :, None])    # (B, nh, P+1, hs), in place
+        s = (keys @ qkv[:, 0, :, :, None])[..., 0]                              # (B, nh, P+1)
+        s *= 1.0 / math.sqrt(hs)
+        s -= s.max(axis=-1, keepdims=True)
+        xp.exp(s, out=s)
+        s /= s.sum(axis=-1, keepdims=True)
+        y = s[:, :, None, :] @ values                                          # (B, nh, 1, hs)
+        return array_linear(self.c_proj, y.reshape(b, c))                      # heads side by side: (B, C)
 
     def _attend_cached(self, qkv: Tensor, cache: KVCache, mask: Any, weights: list | None) -> Tensor:
         if is_grad_enabled() and qkv.requires_grad:
