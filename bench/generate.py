@@ -9,13 +9,13 @@
 
 Both sides hold the same weights (written once by a setup process) and
 decode greedily from the same prompts of 8 tokens: tinyllm with
-``tinyllm.decoding.generate`` (a prefill, then one decode step per token with
-the keys and values written in place into a preallocated cache), PyTorch with
+``tinyllm.decoding.generate`` (a prefill, then one decode step per token, on
+arrays, the keys and values written in place into a preallocated cache), PyTorch with
 ``ReferenceGPT.generate`` (the plain loop: keys and values concatenated onto
 the cache). Both compute the same thing past the context too: with learned
 positions every position of a sliding window changes, so each token there is
-one forward of the last block_size tokens, without a cache, on both sides
-(nanoGPT's crop-and-forward). The default ``--tokens`` fills the context
+one forward of the last block_size tokens on both sides (nanoGPT's
+crop-and-forward; tinyllm restarts its cache from that window). The default ``--tokens`` fills the context
 (block_size - 8), so only cached steps are timed.
 
 A "step" here is one whole generation of ``--tokens`` tokens: ``--warmup``

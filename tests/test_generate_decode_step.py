@@ -53,7 +53,8 @@ def test_decode_step_equals_the_full_forward_and_writes_the_cache_in_place():
         full = model(ids)[0].numpy()                                 # (2, 10, V)
         cache = model.new_cache(2)
         buffers = [(c.k, c.v) for c in cache.layers]
-        model.next_logits(ids[:, :4], cache)                         # prefill through the modules
+        prefill = model.next_logits(ids[:, :4], cache)               # the prefill, on arrays too
+        np.testing.assert_allclose(prefill, full[:, 3], rtol=1e-10, atol=1e-12)
         for pos in range(4, 10):
             logits = model.next_logits(ids[:, pos:pos + 1], cache)   # the decode step
             np.testing.assert_allclose(logits, full[:, pos], rtol=1e-10, atol=1e-12)
@@ -61,6 +62,13 @@ def test_decode_step_equals_the_full_forward_and_writes_the_cache_in_place():
     assert all(c.k is k and c.v is v for c, (k, v) in zip(cache.layers, buffers))   # no new buffers
     with tinyllm.no_grad(), pytest.raises(ValueError, match="exceeds block_size 10"):
         model.next_logits(ids[:, :1], cache)                         # a full cache: one clear error
+
+
+def test_the_cache_path_refuses_to_record_gradients():
+    model = peaked_gpt()
+    model.eval()
+    with pytest.raises(RuntimeError, match="inference"):
+        model.next_logits(np.array([[1, 2]]), model.new_cache(1))
 
 
 def test_decode_step_runs_any_other_layer_through_its_own_forward():

@@ -21,8 +21,9 @@ every layer changes (and, through attention, so do the deeper layers' keys of
 tokens whose left context lost its oldest token). A ring buffer that kept the
 old keys would compute something else. The exact computation past the
 context is one forward of the window per new token, which is what is run
-there (without the cache, which holds nothing reusable). So cached and
-uncached decoding choose the same tokens, within the context and past it.
+there: the cache restarts from the window (a prefill of ``block_size``
+tokens, none of the old keys reused). So cached and uncached decoding choose
+the same tokens, within the context and past it.
 """
 from __future__ import annotations
 
@@ -73,11 +74,12 @@ class Decoder(Protocol):
 def next_logits(model: Decoder, tokens: np.ndarray, cache: Cache | None) -> Any:
     """Scores (B, V) of the token after ``tokens`` (B, T), with the cache policy of the module docstring."""
     block = model.config.block_size
-    if cache is None or tokens.shape[1] > block:                  # no cache, or the window slides:
+    if cache is None:
         return model.next_logits(backend.asarray(tokens[:, -block:]))                 # the window (B, T') -> (B, V)
-    if cache.pos == 0 or cache.pos != tokens.shape[1] - 1:
+    n = tokens.shape[1]
+    if cache.pos == 0 or n > block or cache.pos != n - 1:         # the first step, or the window slides
         cache.reset()
-        return model.next_logits(backend.asarray(tokens), cache)                      # prefill (B, T)
+        return model.next_logits(backend.asarray(tokens[:, -block:]), cache)          # prefill (B, T')
     return model.next_logits(backend.asarray(tokens[:, -1:]), cache)                  # one token (B, 1)
 
 

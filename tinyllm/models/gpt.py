@@ -26,7 +26,7 @@ from ..functional.gelu import GeluReference
 from ..functional.layer_norm import LayerNormReference
 from ..nn.attention import KVCacheStack, array_linear
 from ..nn.layers import GELU
-from ..tensor import Tensor
+from ..tensor import Tensor, is_grad_enabled
 from .common import padding_mask, reject_extra, token_ids
 from .config import GPTConfig
 from .registry import kind_of
@@ -117,39 +117,44 @@ class GPT(Module):
         """Scores (B, V) of the token after ``idx`` (B, T), computed for the last position only.
 
         With ``cache``, ``idx`` continues the cached positions (their keys and
-        values are appended); inference only (run under ``no_grad``). One new
-        token per sequence in eval mode takes :meth:`decode_step`, on arrays.
+        values are appended); inference only (run under ``no_grad``), which in
+        eval mode runs :meth:`decode_step`, on arrays.
         See :func:`tinyllm.decoding.generate` for the decoding loop.
         """
         ids = token_ids(idx)
-        if cache is not None and ids.shape[1] == 1 and not self.training and cache.pos < self.config.block_size:
-            return self.decode_step(ids[:, 0], cache)
+        if cache is not None and not self.training and not is_grad_enabled():
+            return self.decode_step(ids, cache)
         x = self._hidden(ids, caches=cache)                            # (B, T, C)
         return self.lm_head(x[:, -1:, :]).data[:, -1, :]               # (B, 1, C) -> (B, 1, V) -> (B, V)
 
     def decode_step(self, ids: Any, cache: KVCacheStack) -> Any:
-        """Scores (B, V) after one new token per sequence, ``ids`` (B,) at position P = ``cache.pos``.
+        """Scores (B, V) of the next token after ``ids`` (B, T), which continue the P = ``cache.pos``
+        cached positions: a prompt's prefill (T > 1) or one new token (T = 1).
 
-        The forward of :meth:`_hidden` for T = 1, on the arrays themselves (no graph
-        nodes, no masks, each layer's key and value written in place into its cache):
+        The forward of :meth:`_hidden` on the arrays themselves (no graph nodes,
+        each layer's keys and values written in place into its cache, the kernels
+        chosen once per shape and kept in ``cache.scratch``):
 
-            x = W_te[ids] + W_pe[P]                                   (B, C)
+            x = W_te[ids] + W_pe[P..P+T-1]                            (B, T, C)
             x = x + Attn(LN_1(x));  x = x + MLP(LN_2(x))              per block
-            logits = LN_f(x) W_te^T                                   (B, V)
+            logits = LN_f(x_last) W_te^T                              (B, V)
 
         Layers other than the plain ones (LoRA, int8) run their own forward.
-        Eval mode and no gradients only (dropout is the identity).
+        Eval mode, no gradients (dropout is the identity).
         """
+        b, t = ids.shape
         pos, scratch = cache.pos, cache.scratch
+        if pos + t > self.config.block_size:
+            raise ValueError(f"sequence length {pos + t} exceeds block_size {self.config.block_size}")
         wte, wpe = self.wte, self.wpe
-        tok = wte.weight.data[ids] if type(wte) is Embedding else wte(ids[:, None]).data[:, 0]
-        x = tok + (wpe.weight.data[pos] if type(wpe) is LearnedPositionalEmbedding else wpe(1, pos).data[0])
-        for i, block in enumerate(self.h):                                     # x: (B, C) throughout
-            x += block.attn.decode_step(_norm(block.ln_1, x, scratch), cache[i])
+        x = wte.weight.data[ids] if type(wte) is Embedding else wte(ids).data                 # (B, T, C)
+        x = x + (wpe.weight.data[pos:pos + t] if type(wpe) is LearnedPositionalEmbedding else wpe(t, pos).data)
+        for i, block in enumerate(self.h):
+            x += block.attn.decode_step(_norm(block.ln_1, x, scratch), cache[i], scratch)
             mlp = block.mlp
-            h = array_linear(mlp.c_fc, _norm(block.ln_2, x, scratch))          # (B, C) -> (B, 4C)
-            x += array_linear(mlp.c_proj, _activation(mlp.act, h, scratch))    # (B, 4C) -> (B, C)
-        return array_linear(self.lm_head, _norm(self.ln_f, x, scratch))        # (B, C) -> (B, V)
+            h = array_linear(mlp.c_fc, _norm(block.ln_2, x, scratch))          # (B, T, C) -> (B, T, 4C)
+            x += array_linear(mlp.c_proj, _activation(mlp.act, h, scratch))    # (B, T, 4C) -> (B, T, C)
+        return array_linear(self.lm_head, _norm(self.ln_f, x[:, -1], scratch))  # (B, C) -> (B, V)
 
     # ------------------------------------------------------------------ size
     def num_parameters(self, non_embedding: bool = False, trainable_only: bool = False) -> int:
