@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", choices=list(CONFIGS), default="mini")
     harness.add_arguments(ap)
-    args = ap.parse_args(argv)
+    harness.add_quick(ap)
+    args = harness.parse(ap, argv)
     cfg = CONFIGS[args.config]
     if args.child:
         steps.child(args, lambda state: build_tinyllm(cfg, state), lambda state, device: build_torch(cfg, state, device),

@@ -1,16 +1,24 @@
 """Greedy generation with a KV cache: tinyllm against a plain PyTorch loop, each in fresh processes.
 
-    python bench/generate.py                               # nano shape, batch 1, 200 new tokens
-    python bench/generate.py --config gpt2                 # GPT-2 124M shape (12 x 768, vocab 50257, context 1024)
+    python bench/generate.py                               # nano shape, batch 1, 56 new tokens (the context)
+    python bench/generate.py --config nano --tokens 200    # 56 in the context, then 144 with a sliding window
+    python bench/generate.py --config gpt2 --tokens 32     # GPT-2 124M shape (12 x 768, vocab 50257, context 1024)
     python bench/generate.py --config nano --batch 8
-    python bench/generate.py --config gpt2 --tokens 100 --rounds 4 --import-numpy-first
+    python bench/generate.py --config gpt2 --rounds 4 --import-numpy-first
+    python bench/generate.py --quick                       # a short check that it runs, not a measurement
 
 Both sides hold the same weights (written once by a setup process) and
-decode greedily from the same prompts: tinyllm with ``GPT.generate`` (its
-preallocated KV cache), PyTorch with ``ReferenceGPT.generate`` (a loop over
-tokens, keys and values concatenated onto the cache; re-prefilled from the
-last block_size tokens when the context is full, as tinyllm does). A
-"step" here is one whole generation of ``--tokens`` tokens: ``--warmup``
+decode greedily from the same prompts of 8 tokens: tinyllm with
+``tinyllm.decoding.generate`` (a prefill, then one decode step per token, on
+arrays, the keys and values written in place into a preallocated cache), PyTorch with
+``ReferenceGPT.generate`` (the plain loop: keys and values concatenated onto
+the cache). Both compute the same thing past the context too: with learned
+positions every position of a sliding window changes, so each token there is
+one forward of the last block_size tokens on both sides (nanoGPT's
+crop-and-forward; tinyllm restarts its cache from that window). The default ``--tokens`` fills the context
+(block_size - 8), so only cached steps are timed.
+
+A "step" here is one whole generation of ``--tokens`` tokens: ``--warmup``
 untimed and ``--steps`` timed ones per process, processes alternated over
 ``--rounds`` rounds. Reports tokens/s (new tokens x batch / seconds), the
 spread, the ratio of the medians, peak RSS, and how many greedy tokens agree.
@@ -85,16 +93,23 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", choices=list(CONFIGS), default="nano")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--tokens", type=int, default=200, help="new tokens per generation")
-    harness.add_arguments(ap, warmup=1, steps=3)
-    args = ap.parse_args(argv)
+    ap.add_argument("--tokens", type=int, default=None,
+                    help="new tokens per generation (default: up to the end of the context, at most 200)")
+    harness.add_arguments(ap, warmup=2, steps=10)
+    harness.add_quick(ap, rounds=2, warmup=1, steps=1)
+    args = harness.parse(ap, argv)
+    block = CONFIGS[args.config]["block_size"]
+    if args.tokens is None:
+        args.tokens = min(200, block - PROMPT)
+    past = max(0, PROMPT + args.tokens - 1 - block)             # tokens chosen from a full, sliding window
     if args.child:
         child(args)
         return {}
     summary, contenders = harness.compare_processes(
         __file__, ["--config", args.config, "--batch", str(args.batch), "--tokens", str(args.tokens)], args,
         unit="tok/s", title=f"{args.config}: greedy generation with a KV cache, batch {args.batch}, "
-                            f"{args.tokens} new tokens, {args.rounds} round(s) of {args.warmup} + {args.steps} "
+                            f"{args.tokens} new tokens ({args.tokens - past} in the context of {block}, {past} past it), "
+                            f"{args.rounds} round(s) of {args.warmup} + {args.steps} "
                             f"generations, fresh processes")
     if len(contenders) == 2:
         equal, total, prefix = agreement(contenders[0].results[0]["tokens"], contenders[1].results[0]["tokens"])

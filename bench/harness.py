@@ -54,6 +54,23 @@ def add_arguments(ap: argparse.ArgumentParser, warmup: int = 5, steps: int = 40,
     ap.add_argument("--weights", help=argparse.SUPPRESS)
 
 
+def add_quick(ap: argparse.ArgumentParser, rounds: int = 2, warmup: int = 1, steps: int = 5) -> None:
+    """A ``--quick`` option: a short run to check a benchmark works (not a measurement to quote).
+    Read the arguments with :func:`parse` so that it takes effect."""
+    ap.set_defaults(quick_settings=dict(rounds=rounds, warmup=warmup, steps=steps))
+    ap.add_argument("--quick", action="store_true",
+                    help=f"a short check, not a measurement: --rounds {rounds} --warmup {warmup} --steps {steps}")
+
+
+def parse(ap: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``ap.parse_args(argv)``, with ``--quick`` (see :func:`add_quick`) setting rounds, warmup and steps."""
+    args = ap.parse_args(argv)
+    if getattr(args, "quick", False) and not args.child:
+        for name, value in args.quick_settings.items():
+            setattr(args, name, value)
+    return args
+
+
 def tuning_env() -> dict[str, str]:
     """The tuning variables of this process's environment."""
     return {k: v for k, v in sorted(os.environ.items()) if k.startswith(TUNING_PREFIXES)}

@@ -86,16 +86,23 @@ class ReferenceGPT(nn.Module):
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-        """Greedy decoding with a KV cache (re-prefilled when the context is full)."""
+        """Greedy decoding: the plain PyTorch loop with a KV cache, as tinyllm's ``generate`` computes it.
+
+        Within the context each new token is one step over the cache (keys and values
+        concatenated onto it). Past ``block_size`` the window slides and, with learned
+        positions, every position of it changes: each token is then one forward of the
+        last ``block_size`` tokens without a cache (nanoGPT's crop-and-forward loop).
+        """
         self.eval()
         caches: list = [[] for _ in self.h]
-        logits, _ = self(idx[:, -self.block_size:], caches=caches)
-        for _ in range(max_new_tokens):
+        logits, _ = self(idx[:, -self.block_size:], caches=caches)   # prefill
+        for i in range(max_new_tokens):
             nxt = logits[:, -1].argmax(-1, keepdim=True)
             idx = torch.cat([idx, nxt], dim=1)
-            if caches[0][0].shape[2] >= self.block_size:
-                caches = [[] for _ in self.h]
-                logits, _ = self(idx[:, -self.block_size + 1:], caches=caches)
+            if i == max_new_tokens - 1:
+                break                                                     # (no scores after the last token)
+            if idx.shape[1] > self.block_size:                            # the window slides: recompute it
+                logits, _ = self(idx[:, -self.block_size:])
             else:
                 logits, _ = self(nxt, caches=caches)
         return idx

@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-peak", action="store_true", help="skip the matmul-peak processes (no MFU)")
     ap.add_argument("--in-process", action="store_true", help="profiling aid: both engines in one process")
     harness.add_arguments(ap)
-    args = ap.parse_args(argv)
+    harness.add_quick(ap)
+    args = harness.parse(ap, argv)
     if args.child:
         child(args)
         return {}

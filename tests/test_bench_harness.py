@@ -47,11 +47,28 @@ def test_train_runs_each_contender_in_its_own_process(tmp_path):
 
 
 def test_generate_compares_greedy_tokens(tmp_path):
-    res = run_bench(tmp_path, "generate.py", "--config", "tiny", "--tokens", "6", "--batch", "2")
+    # the tiny context holds 16 tokens, the prompt 8: the last 3 of 12 new tokens slide the window
+    res = run_bench(tmp_path, "generate.py", "--config", "tiny", "--tokens", "12", "--batch", "2")
     child = res["results"]["tinyllm"][0]
-    assert len(child["tokens"]) == 2 and len(child["tokens"][0]) == 6
+    assert len(child["tokens"]) == 2 and len(child["tokens"][0]) == 12
     if HAS_TORCH:
-        assert res["summary"]["tokens_agree"][1] == 12
+        assert res["summary"]["tokens_agree"][:2] == [24, 24]
+
+
+def test_quick_sets_a_short_run():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        generate = importlib.import_module("generate")
+        harness = importlib.import_module("harness")
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    ap = __import__("argparse").ArgumentParser()
+    harness.add_arguments(ap)
+    harness.add_quick(ap, rounds=2, warmup=1, steps=3)
+    args = harness.parse(ap, ["--quick", "--steps", "40"])
+    assert (args.rounds, args.warmup, args.steps) == (2, 1, 3)
+    assert harness.parse(ap, []).steps == 40
+    assert generate.CONFIGS["gpt2"]["n_embd"] == 768
 
 
 def test_spread_and_ratio():

@@ -264,8 +264,8 @@ def test_generate_drives_any_decoder_with_the_one_cache_policy():
     out = generate(model, np.array([[0, 1]]), 6, greedy=True)
     assert out[0].tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
     # (tokens fed, cache.pos before): prefill the 2-token prompt, then one token at a time until the
-    # cache holds block_size (4) positions; from then on the window slides every step, so each step
-    # restarts the cache from the last 4 tokens
+    # context holds block_size (4) tokens; from then on the window slides every step and every position
+    # changes, so each step restarts the cache from the last 4 tokens (no old key is reused)
     assert model.fed == [(2, 0), (1, 2), (1, 3), (4, 0), (4, 0), (4, 0)]
     assert model.training                                    # its mode is restored
     model.fed = []

@@ -9,12 +9,21 @@ the ones it is given, and keeps the keys and values of past positions in a
 cache so that each new token costs one position, not the whole context.
 
 The cache policy is the same for every decoder (:func:`next_logits`): the
-first step reads the prompt's last ``block_size`` tokens into a fresh cache
-(the prefill); every later step feeds only the newest token; once the cache
-is full the context slides past ``block_size``, every learned position
-shifts, and the cache restarts from the last ``block_size`` tokens - the same
-window the uncached path reads, so cached and uncached decoding choose the
-same tokens.
+first step reads the prompt into a fresh cache (the prefill); every later step
+feeds only the newest token, whose key and value are written in place after
+the cached ones, until the context holds ``block_size`` tokens.
+
+Past ``block_size`` the context slides: the model sees the last ``block_size``
+tokens, as nanoGPT's and the PyTorch reference's "crop, then run the forward"
+loop does. With learned absolute positions (GPT-2) the cache cannot follow:
+every token of the window moves to a new position, so every key and value of
+every layer changes (and, through attention, so do the deeper layers' keys of
+tokens whose left context lost its oldest token). A ring buffer that kept the
+old keys would compute something else. The exact computation past the
+context is one forward of the window per new token, which is what is run
+there: the cache restarts from the window (a prefill of ``block_size``
+tokens, none of the old keys reused). So cached and uncached decoding choose
+the same tokens, within the context and past it.
 """
 from __future__ import annotations
 
@@ -24,7 +33,8 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 from .. import backend
-from ..models.common import inference, token_ids
+from ..models.common import token_ids
+from ..tensor import no_grad
 from .sampling import check_sampling_args, sample_next
 
 
@@ -65,8 +75,9 @@ def next_logits(model: Decoder, tokens: np.ndarray, cache: Cache | None) -> Any:
     """Scores (B, V) of the token after ``tokens`` (B, T), with the cache policy of the module docstring."""
     block = model.config.block_size
     if cache is None:
-        return model.next_logits(backend.asarray(tokens[:, -block:]))                 # (B, T') -> (B, V)
-    if cache.pos == 0 or cache.pos >= block:
+        return model.next_logits(backend.asarray(tokens[:, -block:]))                 # the window (B, T') -> (B, V)
+    n = tokens.shape[1]
+    if cache.pos == 0 or n > block or cache.pos != n - 1:         # the first step, or the window slides
         cache.reset()
         return model.next_logits(backend.asarray(tokens[:, -block:]), cache)          # prefill (B, T')
     return model.next_logits(backend.asarray(tokens[:, -1:]), cache)                  # one token (B, 1)
@@ -110,17 +121,27 @@ def generate_stream(model: Decoder, idx: Any, max_new_tokens: int, temperature: 
 
 def _decode(model: Decoder, tokens: np.ndarray, max_new_tokens: int, sampling: dict, rng: np.random.Generator,
             stop_token: int | None, use_cache: bool) -> Iterator[Any]:
-    b = tokens.shape[0]
+    b, t = tokens.shape
     cache = model.new_cache(b) if use_cache else None
     done = np.zeros(b, dtype=bool)
-    for _ in range(max_new_tokens):
-        with inference(model):
-            logits = next_logits(model, tokens, cache)              # (B, V)
+    buf = np.empty((b, t + max_new_tokens), dtype=np.int64)        # the prompt, then each new token in place
+    buf[:, :t] = tokens
+    modules = list(model.modules())                                 # walked once, not at every token
+    for n in range(t, t + max_new_tokens):
+        training = [m for m in modules if m.training]               # the modes to restore before yielding
+        for m in training:
+            object.__setattr__(m, "training", False)               # what Module.train does, per module
+        try:
+            with no_grad():
+                logits = next_logits(model, buf[:, :n], cache)      # (B, V)
+        finally:
+            for m in training:
+                object.__setattr__(m, "training", True)
         nxt = sample_next(logits, rng=rng, **sampling)              # (B,)
         if stop_token is not None:
             nxt = np.where(done, stop_token, nxt)                   # finished rows repeat the stop token
             done |= nxt == stop_token
-        tokens = np.concatenate([tokens, nxt[:, None]], axis=1)     # (B, T) -> (B, T + 1)
+        buf[:, n] = nxt
         yield int(nxt[0]) if b == 1 else nxt
         if stop_token is not None and done.all():
             return

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import backend
+from .. import backend, kernels
 from .. import functional as F
 from ..nn import (Dropout, Embedding, KVCache, LayerNorm, LearnedPositionalEmbedding, Linear, Module, ModuleList,
                   TransformerBlock, init)
-from ..nn.attention import KVCacheStack
-from ..tensor import Tensor
+from ..functional.gelu import GeluReference
+from ..functional.layer_norm import LayerNormReference
+from ..nn.attention import KVCacheStack, array_linear
+from ..nn.layers import GELU
+from ..tensor import Tensor, is_grad_enabled
 from .common import padding_mask, reject_extra, token_ids
 from .config import GPTConfig
 from .registry import kind_of
@@ -114,11 +117,44 @@ class GPT(Module):
         """Scores (B, V) of the token after ``idx`` (B, T), computed for the last position only.
 
         With ``cache``, ``idx`` continues the cached positions (their keys and
-        values are appended); inference only (run under ``no_grad``).
+        values are appended); inference only (run under ``no_grad``), which in
+        eval mode runs :meth:`decode_step`, on arrays.
         See :func:`tinyllm.decoding.generate` for the decoding loop.
         """
-        x = self._hidden(token_ids(idx), caches=cache)                 # (B, T, C)
+        ids = token_ids(idx)
+        if cache is not None and not self.training and not is_grad_enabled():
+            return self.decode_step(ids, cache)
+        x = self._hidden(ids, caches=cache)                            # (B, T, C)
         return self.lm_head(x[:, -1:, :]).data[:, -1, :]               # (B, 1, C) -> (B, 1, V) -> (B, V)
+
+    def decode_step(self, ids: Any, cache: KVCacheStack) -> Any:
+        """Scores (B, V) of the next token after ``ids`` (B, T), which continue the P = ``cache.pos``
+        cached positions: a prompt's prefill (T > 1) or one new token (T = 1).
+
+        The forward of :meth:`_hidden` on the arrays themselves (no graph nodes,
+        each layer's keys and values written in place into its cache, the kernels
+        chosen once per shape and kept in ``cache.scratch``):
+
+            x = W_te[ids] + W_pe[P..P+T-1]                            (B, T, C)
+            x = x + Attn(LN_1(x));  x = x + MLP(LN_2(x))              per block
+            logits = LN_f(x_last) W_te^T                              (B, V)
+
+        Layers other than the plain ones (LoRA, int8) run their own forward.
+        Eval mode, no gradients (dropout is the identity).
+        """
+        b, t = ids.shape
+        pos, scratch = cache.pos, cache.scratch
+        if pos + t > self.config.block_size:
+            raise ValueError(f"sequence length {pos + t} exceeds block_size {self.config.block_size}")
+        wte, wpe = self.wte, self.wpe
+        x = wte.weight.data[ids] if type(wte) is Embedding else wte(ids).data                 # (B, T, C)
+        x = x + (wpe.weight.data[pos:pos + t] if type(wpe) is LearnedPositionalEmbedding else wpe(t, pos).data)
+        for i, block in enumerate(self.h):
+            x += block.attn.decode_step(_norm(block.ln_1, x, scratch), cache[i], scratch)
+            mlp = block.mlp
+            h = array_linear(mlp.c_fc, _norm(block.ln_2, x, scratch))          # (B, T, C) -> (B, T, 4C)
+            x += array_linear(mlp.c_proj, _activation(mlp.act, h, scratch))    # (B, T, 4C) -> (B, T, C)
+        return array_linear(self.lm_head, _norm(self.ln_f, x[:, -1], scratch))  # (B, C) -> (B, V)
 
     # ------------------------------------------------------------------ size
     def num_parameters(self, non_embedding: bool = False, trainable_only: bool = False) -> int:
@@ -157,3 +193,27 @@ class GPT(Module):
     def extra_repr(self) -> str:
         c = self.config
         return f"n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, vocab_size={c.vocab_size}"
+
+
+def _norm(layer: Module, x: Any, impls: dict) -> Any:
+    """``layer`` (a LayerNorm) on the array ``x``, with the kernel chosen once per shape (kept in ``impls``)."""
+    if type(layer) is not LayerNorm:
+        return layer(Tensor._wrap(x)).data
+    w, b = layer.weight, layer.bias
+    w, b = (None if w is None else w.data), (None if b is None else b.data)
+    key = ("layer_norm", x.shape, x.dtype)
+    impl = impls.get(key)
+    if impl is None:
+        impl = impls[key] = kernels.select("layer_norm", x, w, b, reference=LayerNormReference)
+    return impl.forward(x, w, b, layer.eps)
+
+
+def _activation(layer: Module, x: Any, impls: dict) -> Any:
+    """The MLP's activation on the array ``x``: tanh-GELU through its kernel (chosen once per shape), else the layer."""
+    if type(layer) is not GELU:
+        return layer(Tensor._wrap(x)).data
+    key = ("gelu", x.shape, x.dtype)
+    impl = impls.get(key)
+    if impl is None:
+        impl = impls[key] = kernels.select("gelu", x, reference=GeluReference)
+    return impl.forward(x)

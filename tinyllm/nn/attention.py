@@ -13,15 +13,32 @@ so there is no Python loop over heads and no per-head op.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
-from .. import backend
+from .. import backend, kernels
 from ..backend import get_array_module
 from ..functional import attention
+from ..functional.attention import AttentionReference
 from ..functional.self_attention import SelfAttentionFunction, self_attention  # noqa: F401  (nn's names)
 from ..tensor import Tensor, is_grad_enabled
 from .layers import Dropout, Linear
 from .module import Module
+
+
+def array_linear(layer: Module, x: Any) -> Any:
+    """``layer`` applied to the array ``x`` (..., in) at inference, returning an array (..., out).
+
+    A plain :class:`Linear` is one product, ``x W^T + b`` (what :class:`LinearReference` computes,
+    without a graph node); any other layer in its place (LoRA, int8, ...) runs its own forward.
+    """
+    if type(layer) is Linear:
+        w = layer.weight.data
+        y = x.reshape(-1, x.shape[-1]) @ w.T                                   # (N, in) -> (N, out)
+        if layer.bias is not None:
+            y += layer.bias.data
+        return y.reshape(*x.shape[:-1], w.shape[0])
+    return layer(Tensor._wrap(x)).data
 
 
 class KVCache:
@@ -58,6 +75,7 @@ class KVCacheStack:
         self.layers = list(caches)
         if not self.layers:
             raise ValueError("a KVCacheStack needs at least one layer's cache")
+        self.scratch: dict = {}          # what a decoder keeps from step to step (kernels chosen per shape)
 
     @property
     def pos(self) -> int:
@@ -120,6 +138,43 @@ class MultiHeadAttention(Module):
             y = self._attend_cached(qkv, cache, mask, weights)
         y = self.resid_dropout(self.c_proj(y))                                 # (B, T, C)
         return (y, Tensor._wrap(weights[0])) if return_weights else y
+
+    def decode_step(self, x: Any, cache: KVCache, impls: dict) -> Any:
+        """Attention output (B, T, C) of T new positions per sequence, on arrays (decoding).
+
+        ``x`` (B, T, C) is their normalized input. Their keys and values are written
+        in place into ``cache`` after the P cached ones, and query i attends over the
+        keys up to its own position P + i (causal, aligned at the end):
+
+            s = q K^T / sqrt(hs)   (B, nh, T, P+T),   p = softmax(s),   y = p V   (B, nh, T, hs)
+
+        One new token (T = 1) sees every key, so it needs no mask: three array
+        operations instead of the attention kernel. For T > 1 (a prefill) the kernel
+        is chosen once per shape and kept in ``impls``. The same computation as
+        :meth:`forward` with a cache, without graph nodes; inference only.
+        """
+        b, t, c = x.shape
+        nh = self.n_head
+        hs = c // nh
+        xp = get_array_module(x)
+        qkv = array_linear(self.c_attn, x).reshape(b, t, 3, nh, hs)           # (B, T, 3C) -> (B, T, 3, nh, hs)
+        q, k, v = qkv.transpose(2, 0, 3, 1, 4)                                 # each (B, nh, T, hs)
+        keys, values = cache.append(k, v)                                      # (B, nh, P+T, hs), in place
+        if t == 1:
+            s = (keys @ q.swapaxes(-1, -2))[..., 0]                            # (B, nh, P+1)
+            s *= 1.0 / math.sqrt(hs)
+            s -= s.max(axis=-1, keepdims=True)
+            xp.exp(s, out=s)
+            s /= s.sum(axis=-1, keepdims=True)
+            y = (s[:, :, None, :] @ values).reshape(b, 1, c)                   # heads side by side: (B, 1, C)
+        else:
+            key = ("attention", q.shape, keys.shape, q.dtype)
+            impl = impls.get(key)
+            if impl is None:
+                impl = impls[key] = kernels.select("attention", q, keys, values, reference=AttentionReference)
+            y = impl.forward(q, keys, values, 1.0 / math.sqrt(hs), self.causal, None, 0.0)  # (B, nh, T, hs)
+            y = xp.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(b, t, c)  # (B, T, C)
+        return array_linear(self.c_proj, y)                                    # (B, T, C)
 
     def _attend_cached(self, qkv: Tensor, cache: KVCache, mask: Any, weights: list | None) -> Tensor:
         if is_grad_enabled() and qkv.requires_grad:
