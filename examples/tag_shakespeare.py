@@ -28,6 +28,7 @@ then ``tinyllm eval --ckpt <run>-tag --data test.conll``.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from pathlib import Path
 
@@ -65,25 +66,41 @@ def dictionary_baseline(train: list, test: list) -> tuple[float, float]:
             entity_scores(true, [["O"] * len(t) for t in true]).f1)
 
 
+def compare(train: list, test: Path, bert: BERT, tok, args: argparse.Namespace) -> list[tuple]:
+    """Both taggers fine-tuned on ``train`` with the same budget (steps, batch, learning rate, seed)."""
+    arrays = encode_sentences(train, tok, bert.config.block_size, "bert", NAMES).arrays
+    scratch = BERT(bert.config)                                        # the same shape, random weights
+    out = []
+    for label, backbone in (("BERT pre-trained + CRF", copy.deepcopy(bert)), ("BERT from scratch + CRF", scratch)):
+        model = TokenClassifier(backbone, len(NAMES), crf=True, tags=NAMES, scheme="BIO")
+        seconds = fit(model, arrays, args.steps, 32, args.lr, args.seed)
+        report = evaluate(model, tok, "bert", NAMES, str(test))
+        out.append((label, report.scores.f1, report.scores, seconds))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tiny model and a few steps (smoke test)")
     parser.add_argument("--out", type=Path, default=Path("runs/examples"), help="where runs and data files go")
-    parser.add_argument("--pretrain-iters", type=int, default=800)
+    parser.add_argument("--corpus", default="tiny", help="pre-training text: a file, or tiny (the excerpt)")
+    parser.add_argument("--pretrain-iters", type=int, default=3000)
     parser.add_argument("--steps", type=int, default=120, help="fine-tuning steps (both models)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate (both models)")
+    parser.add_argument("--labeled", default="100,all", help="labeled training lines, one comparison each")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
-        args.pretrain_iters, args.steps, args.out = 4, 3, args.out / "quick"
+        args.pretrain_iters, args.steps, args.out, args.labeled = 4, 3, args.out / "quick", "8,all"
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     tinyllm.manual_seed(args.seed)
+    start = time.perf_counter()
 
-    run = pretrain("bert", args.out / "bert-char", args.pretrain_iters, args.quick)
+    run = pretrain("bert", args.out / "bert-bpe", args.pretrain_iters, args.quick, args.corpus)
     restored = restore_model(run)
     bert, tok = restored.model, restored.tokenizer
-    block = bert.config.block_size
-    train, test = tagging_sentences(max_chars=block - 4, rng=rng)
+    train, test = tagging_sentences(max_chars=120, rng=rng)
     if args.quick:
         train, test = train[:16], test[:8]
     write_conll(args.out / "train.conll", train)
@@ -91,21 +108,19 @@ def main() -> None:
     n_ent = sum(t.count("B-PER") for _, t in test)
     print(f"data: {len(train)} training lines, {len(test)} test lines with {n_ent} names "
           f"(files {args.out / 'train.conll'}, {args.out / 'test.conll'})")
-    dict_f1, majority_f1 = dictionary_baseline(train, test)
-    arrays = encode_sentences(train, tok, block, "bert", NAMES).arrays
-
-    results = [("majority tag (O)", majority_f1, None, 0.0), ("dictionary of training names", dict_f1, None, 0.0)]
-    for label, backbone in (("BERT pre-trained + CRF", bert), ("BERT from scratch + CRF", BERT(bert.config))):
-        model = TokenClassifier(backbone, len(NAMES), crf=True, tags=NAMES, scheme="BIO")
-        seconds = fit(model, arrays, args.steps, 32, 1e-3, args.seed)
-        report = evaluate(model, tok, "bert", NAMES, str(args.out / "test.conll"))
-        results.append((label, report.scores.f1, report.scores, seconds))
-    print(f"\n{'tagger':<32}{'entity F1':>10}{'P':>8}{'R':>8}{'train s':>9}")
-    for label, f1, s, seconds in results:
-        extra = f"{s.precision:>8.1%}{s.recall:>8.1%}{seconds:>9.0f}" if s else ""
-        print(f"{label:<32}{f1:>10.1%}{extra}")
-    print(f"\n({args.steps} fine-tuning steps of 32 lines each; pre-training {args.pretrain_iters} iterations; "
-          f"{time.process_time():.0f} s of CPU time in this process)")
+    for size in args.labeled.split(","):
+        subset = train if size == "all" else train[:int(size)]
+        tinyllm.manual_seed(args.seed)
+        dict_f1, majority_f1 = dictionary_baseline(subset, test)
+        results = [("majority tag (O)", majority_f1, None, 0.0), ("dictionary of training names", dict_f1, None, 0.0)]
+        results += compare(subset, args.out / "test.conll", bert, tok, args)
+        print(f"\n{len(subset)} labeled lines ({sum(t.count('B-PER') for _, t in subset)} names)")
+        print(f"{'tagger':<32}{'entity F1':>10}{'P':>8}{'R':>8}{'train s':>9}")
+        for label, f1, s, seconds in results:
+            extra = f"{s.precision:>8.1%}{s.recall:>8.1%}{seconds:>9.0f}" if s else ""
+            print(f"{label:<32}{f1:>10.1%}{extra}")
+    print(f"\n({args.steps} fine-tuning steps of 32 lines each at lr {args.lr:g}; pre-training "
+          f"{args.pretrain_iters} iterations; {time.perf_counter() - start:.0f} s wall time in all)")
 
 
 if __name__ == "__main__":
