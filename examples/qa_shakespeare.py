@@ -27,6 +27,7 @@ the command line is ``tinyllm finetune --ckpt <run> --data train.jsonl --task qa
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import time
@@ -72,10 +73,11 @@ def main() -> None:
     parser.add_argument("--pretrain-iters", type=int, default=3000)
     parser.add_argument("--steps", type=int, default=120, help="fine-tuning steps (both models)")
     parser.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate (both models)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="data split and first fine-tuning seed")
+    parser.add_argument("--seeds", type=int, default=3, help="fine-tuning runs per model, averaged")
     args = parser.parse_args()
     if args.quick:
-        args.pretrain_iters, args.steps, args.out = 4, 3, args.out / "quick"
+        args.pretrain_iters, args.steps, args.out, args.seeds = 4, 3, args.out / "quick", 1
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     tinyllm.manual_seed(args.seed)
@@ -96,16 +98,25 @@ def main() -> None:
     print(f"data: {len(train)} training questions ({len(windows)} windows, {len(kept)} holding the answer), "
           f"{len(test)} test questions (files {args.out / 'train.jsonl'}, {args.out / 'test.jsonl'})")
 
-    results = [(k, em, f1, 0.0) for k, (em, f1) in baselines(test).items()]
-    for label, backbone in (("BERT pre-trained + span head", bert), ("BERT from scratch + span head",
-                                                                     BERT(bert.config))):
-        model = SpanExtractor(backbone)
-        seconds = fit(model, arrays, args.steps, 32, args.lr, args.seed)
-        report = evaluate(model, tok, "bert", info, str(args.out / "test.jsonl"))
-        results.append((label, report.exact_match, report.f1, seconds))
-    print(f"\n{'reader':<36}{'EM':>8}{'F1':>8}{'train s':>9}")
+    results = [(k, [em], [f1], 0.0) for k, (em, f1) in baselines(test).items()]
+    seeds = range(args.seed, args.seed + args.seeds)
+    for label in ("BERT pre-trained + span head", "BERT from scratch + span head"):
+        em, f1, seconds = [], [], 0.0
+        for seed in seeds:                                             # the same seeds, so the same budget
+            tinyllm.manual_seed(seed)
+            backbone = copy.deepcopy(bert) if "pre-trained" in label else BERT(bert.config)
+            model = SpanExtractor(backbone)
+            seconds += fit(model, arrays, args.steps, 32, args.lr, seed) / len(seeds)
+            report = evaluate(model, tok, "bert", info, str(args.out / "test.jsonl"))
+            em.append(report.exact_match)
+            f1.append(report.f1)
+        results.append((label, em, f1, seconds))
+    print(f"\nfine-tuning seeds {', '.join(map(str, seeds))} (mean, min - max)")
+    print(f"{'reader':<36}{'EM':>8}{'(min - max)':>16}{'F1':>8}{'(min - max)':>16}{'train s':>9}")
     for label, em, f1, seconds in results:
-        print(f"{label:<36}{em:>8.1%}{f1:>8.1%}" + (f"{seconds:>9.0f}" if seconds else ""))
+        spread = [f"{min(v):.1%} - {max(v):.1%}" if len(v) > 1 else "" for v in (em, f1)]
+        print(f"{label:<36}{np.mean(em):>8.1%}{spread[0]:>16}{np.mean(f1):>8.1%}{spread[1]:>16}"
+              + (f"{seconds:>9.0f}" if seconds else ""))
     print(f"\n({args.steps} fine-tuning steps of 32 windows each at lr {args.lr:g}; pre-training "
           f"{args.pretrain_iters} iterations; {time.perf_counter() - start:.0f} s wall time in all)")
 

@@ -132,7 +132,7 @@ def pretrain(kind: str, out: Path, iters: int, quick: bool, corpus: str = "tiny"
     cmd = [sys.executable, "-c", "from tinyllm.cli import main; main()", "train", "--model", kind, "--preset", "tiny",
            "--data", corpus, "--tokenizer", "bpe", "--vocab-size", str(vocab_size), "--iters", str(iters),
            "--lr", "1e-3", "--min-lr", "1e-4", "--warmup", str(min(100, iters)),
-           "--eval-interval", str(max(iters // 4, 1)), "--out", str(out), *size]
+           "--eval-interval", str(max(iters // 12, 1)), "--out", str(out), *size]
     print("$ tinyllm " + " ".join(cmd[3:]))
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)

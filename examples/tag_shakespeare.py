@@ -50,33 +50,62 @@ def write_conll(path: Path, sentences: list) -> None:
                     encoding="utf-8")
 
 
-def dictionary_baseline(train: list, test: list) -> tuple[float, float]:
-    """Entity F1 of looking up the training set's names, and of the majority tag."""
+def names_in(sentences: list) -> set[tuple[str, ...]]:
+    """The tagged names (word tuples) of ``sentences``."""
     seen = set()
-    for words, tags in train:
+    for words, tags in sentences:
         for i, t in enumerate(tags):
             if t == "B-PER":
                 j = i + 1
                 while j < len(tags) and tags[j] == "I-PER":
                     j += 1
                 seen.add(tuple(words[i:j]))
-    names = sorted(seen, key=lambda n: (-len(n), n))
+    return seen
+
+
+def unseen_only(train: list, test: list) -> list:
+    """The test lines that name someone, none of whom the labeled lines name: what a lookup cannot tag."""
+    seen = names_in(train)
+    return [s for s in test if names_in([s]) and not names_in([s]) & seen]
+
+
+def dictionary_baseline(train: list, test: list) -> tuple[float, float]:
+    """Entity F1 of looking up the training set's names, and of the majority tag."""
+    names = sorted(names_in(train), key=lambda n: (-len(n), n))
     true = [t for _, t in test]
     return (entity_scores(true, [bio(w, names) for w, _ in test]).f1,
             entity_scores(true, [["O"] * len(t) for t in true]).f1)
 
 
-def compare(train: list, test: Path, bert: BERT, tok, args: argparse.Namespace) -> list[tuple]:
-    """Both taggers fine-tuned on ``train`` with the same budget (steps, batch, learning rate, seed)."""
+def compare(train: list, test: Path, unseen: Path | None, bert: BERT, tok, args: argparse.Namespace,
+            seed: int) -> list[tuple]:
+    """Both taggers fine-tuned on ``train`` with the same budget (steps, batch, learning rate, seed):
+    (label, scores on ``test``, seconds, F1 on ``unseen``) each."""
+    tinyllm.manual_seed(seed)                                          # the heads' and the scratch model's init
     arrays = encode_sentences(train, tok, bert.config.block_size, "bert", NAMES).arrays
     scratch = BERT(bert.config)                                        # the same shape, random weights
     out = []
     for label, backbone in (("BERT pre-trained + CRF", copy.deepcopy(bert)), ("BERT from scratch + CRF", scratch)):
         model = TokenClassifier(backbone, len(NAMES), crf=True, tags=NAMES, scheme="BIO")
-        seconds = fit(model, arrays, args.steps, 32, args.lr, args.seed)
-        report = evaluate(model, tok, "bert", NAMES, str(test))
-        out.append((label, report.scores.f1, report.scores, seconds))
+        seconds = fit(model, arrays, args.steps, 32, args.lr, seed)
+        out.append((label, evaluate(model, tok, "bert", NAMES, str(test)).scores, seconds,
+                    evaluate(model, tok, "bert", NAMES, str(unseen)).scores.f1 if unseen else float("nan")))
     return out
+
+
+def print_table(runs: list[list[tuple]], baselines: list[tuple[str, float, float]]) -> None:
+    """Baselines, then each tagger's entity F1 averaged over the fine-tuning seeds (min - max), P, R,
+    and the F1 on the lines naming only people the labeled lines never name."""
+    print(f"{'tagger':<32}{'entity F1':>10}{'(min - max)':>16}{'P':>8}{'R':>8}{'unseen F1':>11}{'train s':>9}")
+    for label, f1, unseen in baselines:
+        print(f"{label:<32}{f1:>10.1%}{'':>32}{unseen:>11.1%}")
+    for i, (label, *_) in enumerate(runs[0]):
+        scores = [r[i][1] for r in runs]
+        f1 = [sc.f1 for sc in scores]
+        spread = f"{min(f1):.1%} - {max(f1):.1%}" if len(runs) > 1 else ""
+        print(f"{label:<32}{np.mean(f1):>10.1%}{spread:>16}{np.mean([sc.precision for sc in scores]):>8.1%}"
+              f"{np.mean([sc.recall for sc in scores]):>8.1%}{np.mean([r[i][3] for r in runs]):>11.1%}"
+              f"{np.mean([r[i][2] for r in runs]):>9.0f}")
 
 
 def main() -> None:
@@ -88,10 +117,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120, help="fine-tuning steps (both models)")
     parser.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate (both models)")
     parser.add_argument("--labeled", default="100,all", help="labeled training lines, one comparison each")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="data split and first fine-tuning seed")
+    parser.add_argument("--seeds", type=int, default=3, help="fine-tuning runs per model, averaged")
     args = parser.parse_args()
     if args.quick:
-        args.pretrain_iters, args.steps, args.out, args.labeled = 4, 3, args.out / "quick", "8,all"
+        args.pretrain_iters, args.steps, args.out, args.labeled, args.seeds = 4, 3, args.out / "quick", "8,all", 1
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     tinyllm.manual_seed(args.seed)
@@ -108,17 +138,19 @@ def main() -> None:
     n_ent = sum(t.count("B-PER") for _, t in test)
     print(f"data: {len(train)} training lines, {len(test)} test lines with {n_ent} names "
           f"(files {args.out / 'train.conll'}, {args.out / 'test.conll'})")
+    seeds = range(args.seed, args.seed + args.seeds)
     for size in args.labeled.split(","):
         subset = train if size == "all" else train[:int(size)]
-        tinyllm.manual_seed(args.seed)
+        unseen = unseen_only(subset, test)
+        write_conll(args.out / f"test-unseen-{size}.conll", unseen)
         dict_f1, majority_f1 = dictionary_baseline(subset, test)
-        results = [("majority tag (O)", majority_f1, None, 0.0), ("dictionary of training names", dict_f1, None, 0.0)]
-        results += compare(subset, args.out / "test.conll", bert, tok, args)
-        print(f"\n{len(subset)} labeled lines ({sum(t.count('B-PER') for _, t in subset)} names)")
-        print(f"{'tagger':<32}{'entity F1':>10}{'P':>8}{'R':>8}{'train s':>9}")
-        for label, f1, s, seconds in results:
-            extra = f"{s.precision:>8.1%}{s.recall:>8.1%}{seconds:>9.0f}" if s else ""
-            print(f"{label:<32}{f1:>10.1%}{extra}")
+        dict_unseen, _ = dictionary_baseline(subset, unseen)
+        unseen_file = args.out / f"test-unseen-{size}.conll" if unseen else None
+        runs = [compare(subset, args.out / "test.conll", unseen_file, bert, tok, args, seed) for seed in seeds]
+        print(f"\n{len(subset)} labeled lines ({sum(t.count('B-PER') for _, t in subset)} names), "
+              f"fine-tuning seeds {', '.join(map(str, seeds))}; {len(unseen)} test lines name only unseen people")
+        print_table(runs, [("majority tag (O)", majority_f1, 0.0), ("dictionary of training names", dict_f1,
+                                                                     dict_unseen)])
     print(f"\n({args.steps} fine-tuning steps of 32 lines each at lr {args.lr:g}; pre-training "
           f"{args.pretrain_iters} iterations; {time.perf_counter() - start:.0f} s wall time in all)")
 
