@@ -132,3 +132,18 @@ def test_bert_crf_tagger_round_trips_through_export(tmp_path):
     assert b.use_crf and b.crf.scheme == a.crf.scheme
     sa, sb = a.state_dict(), b.state_dict()
     assert all(np.array_equal(sa[k], sb[k]) for k in sa if not k.startswith("backbone.mlm."))
+
+
+def test_a_lora_run_exports_with_its_adapters_merged(runs, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": "ROMEO:\n", "response": "But soft\n"}) + "\n" for _ in range(8)))
+    code, text = run("finetune", "--ckpt", runs / "lm", "--data", pairs, "--task", "lm", "--iters", "2",
+                     "--eval-interval", "2", "--lr", "1e-2", "--lora-r", "2", "--out", tmp_path / "ft")
+    assert code == 0, text
+    code, text = run("export", "--ckpt", tmp_path / "ft", "--out", tmp_path / "hf")
+    assert code == 0 and "GPT2LMHeadModel" in text, text
+    ours, merged = restore_model(tmp_path / "ft"), restore_model(tmp_path / "hf")
+    idx = np.array([ours.tokenizer.encode("ROMEO:\nBut")])
+    assert np.abs(ours.model(idx)[0].numpy() - merged.model(idx)[0].numpy()).max() <= 1e-5
+    base = restore_model(runs / "lm").model(idx)[0].numpy()
+    assert np.abs(ours.model(idx)[0].numpy() - base).max() > 1e-3          # the adapters did change the model
