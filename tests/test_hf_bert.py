@@ -1,17 +1,17 @@
 """Hugging Face BERT directories: randomly initialised ``transformers`` models of odd shapes are the
 oracle (float64: logits to 1e-10, every parameter gradient to 1e-9 relative, for each head), the
 round trip tinyllm -> HF -> tinyllm is bit-identical, bad configs are one clear error, WordPiece
-tokenizers load from tokenizer.json and vocab.txt; the exact GELU is gradient-checked."""
+tokenizers load from tokenizer.json and vocab.txt; BERT's exact GELU is functional's, checked against torch."""
 import json
 
 import numpy as np
 import pytest
 
 import tinyllm
+from tinyllm import functional as F
 from gradcases import grad_case
 from tinyllm.gradcheck import gradcheck
 from tinyllm.models import BERT, BertConfig, SequenceClassifier
-from tinyllm.models.exact_gelu import exact_gelu
 from tinyllm.models.hf_bert import bert_config_from_hf, hf_tensors, load_bert, save_bert
 from tinyllm.models.hf_wordpiece import WordPieceTokenizer, load_wordpiece
 from tinyllm.models.tagging import TokenClassifier
@@ -23,26 +23,29 @@ SHAPE = dict(vocab_size=37, hidden_size=12, num_hidden_layers=3, num_attention_h
              attention_probs_dropout_prob=0.0, num_labels=3, pad_token_id=0)
 
 
-@grad_case("ExactGelu")
-def test_exact_gelu_values_and_gradient():
-    import math
-    x = np.linspace(-5, 5, 41)
-    want = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x])
-    np.testing.assert_allclose(exact_gelu(tinyllm.tensor(x)).data, want, rtol=0, atol=1e-15)
-    assert exact_gelu(tinyllm.tensor(x.astype(np.float32))).dtype == np.float32
-    gradcheck(exact_gelu, tinyllm.tensor(np.random.default_rng(0).normal(0, 2, (3, 5)), requires_grad=True))
-
-
-def test_exact_gelu_matches_torch():
+def test_bert_gelu_is_the_exact_one_of_functional_and_matches_torch():
+    """BERT's "gelu" is ``functional.gelu(approximate="none")`` (gradient-checked with the op cases);
+    its float32 kernel and its float64 reference both agree with torch's erf GELU, values and gradients."""
     torch = pytest.importorskip("torch")
-    x = np.random.default_rng(1).normal(0, 3, 200)
-    tx = torch.tensor(x, requires_grad=True)
-    torch.nn.functional.gelu(tx).sum().backward()
-    ours = tinyllm.tensor(x, requires_grad=True)
-    y = exact_gelu(ours)
-    y.sum().backward()
-    np.testing.assert_allclose(y.data, torch.nn.functional.gelu(tx).detach().numpy(), atol=1e-14)
-    np.testing.assert_allclose(ours.grad, tx.grad.numpy(), atol=1e-14)
+    bert = BERT(BertConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=4, exact_gelu=True))
+    assert bert.h[0].mlp.act.approximate == bert.mlm.act.approximate == "none"
+    x = np.random.default_rng(1).normal(0, 3, 100_000)          # large enough for the kernel's thread blocks
+    for dtype, tol in (("float64", 1e-14), ("float32", 2e-6)):
+        tinyllm.set_default_dtype(dtype)
+        tx = torch.tensor(x.astype(dtype), requires_grad=True)
+        torch.nn.functional.gelu(tx).sum().backward()
+        ours = tinyllm.tensor(x.astype(dtype), requires_grad=True)
+        y = F.gelu(ours, approximate="none")
+        y.sum().backward()
+        assert y.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(y.data, torch.nn.functional.gelu(tx).detach().numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(ours.grad, tx.grad.numpy(), rtol=tol, atol=tol)
+
+
+@grad_case("GeluExact")
+def test_exact_gelu_gradient_in_float64():
+    x = tinyllm.tensor(np.random.default_rng(0).normal(0, 2, (3, 5)), requires_grad=True)
+    gradcheck(lambda t: F.gelu(t, approximate="none"), x)
 
 
 def _hf_model(arch, tmp_path, **changes):
@@ -211,8 +214,6 @@ def test_missing_and_unexpected_tensors_are_named(tmp_path):
 
 def test_export_refuses_what_hf_cannot_hold(tmp_path):
     bert = BERT(BertConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=4))
-    with pytest.raises(ValueError, match="CRF"):
-        save_bert(TokenClassifier(bert, 3, crf=True), tmp_path)
     with pytest.raises(ValueError, match="pooling 'pooler'"):
         save_bert(SequenceClassifier(bert, 2, "cls"), tmp_path)
     other = tinyllm.nn.Module()

@@ -324,10 +324,6 @@ def _models() -> list[GradCase]:
         return ((lambda e, s, t, n: CRFNegLogLikelihood.apply(e, s, t, n, tags=tags, mask=mask)),
                 [_normal(rng, 2, 4, 5), _normal(rng, 5), _normal(rng, 5, 5), _normal(rng, 5)])
 
-    def exact_gelu(rng: np.random.Generator) -> tuple:
-        from .models.exact_gelu import exact_gelu as fn  # noqa: PLC0415
-        return fn, [_normal(rng, 3, 4)]
-
     def seq2seq(post_ln: bool) -> Builder:
         def build(rng: np.random.Generator) -> tuple:
             from .models import Seq2Seq, Seq2SeqConfig  # noqa: PLC0415
@@ -346,8 +342,7 @@ def _models() -> list[GradCase]:
 
     return [
         GradCase("CRFNegLogLikelihood", ("CRFNegLogLikelihood",), crf_nll),
-        GradCase("ExactGelu", ("ExactGelu",), exact_gelu),
-        GradCase("models.TokenClassifier.crf", ("CRFNegLogLikelihood", "ExactGelu", "GetItem"), crf_tagger,
+        GradCase("models.TokenClassifier.crf", ("CRFNegLogLikelihood", "GeluExact", "GetItem"), crf_tagger,
                  max_elements=64),
         GradCase("models.Seq2Seq", ("Embedding", "SelfAttentionFunction", "Attention", "LayerNorm", "CrossEntropy"),
                  seq2seq(False), max_elements=64),

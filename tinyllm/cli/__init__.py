@@ -131,6 +131,8 @@ def _register() -> None:
         cli.add_command(command)
     cli.add_command(quantize_command)
     cli.add_command(prune_command)
+    from .export import export_command  # noqa: PLC0415
+    cli.add_command(export_command)
 
 
 _register()

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
+from .. import kernels, ops
 from ..backend import get_array_module
 from ..ops.dtypes import float_input
 from ..ops.math import erf_array
@@ -26,19 +26,32 @@ from .softmax import log_softmax, softmax
 # ----------------------------------------------------------------------------- GELU
 
 
-class GeluExact(Function):
-    """y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2;  dy/dx = Phi(x) + x phi(x),
-    phi(x) = e^(-x^2/2) / sqrt(2 pi)."""
+class GeluExactReference:
+    """The formula, for NumPy and CuPy alike (NumPy: the C library's erf, element by element)."""
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         self.x = x
         self.cdf = 0.5 * (1 + erf_array(x * (1 / math.sqrt(2.0))))
         return x * self.cdf
 
-    def backward(self, g):
+    def backward(self, g: Any) -> Any:
         xp = get_array_module(g)
         pdf = xp.exp(-0.5 * self.x * self.x) * (1 / math.sqrt(2 * math.pi))
-        return (g * (self.cdf + self.x * pdf),)
+        return g * (self.cdf + self.x * pdf)
+
+
+class GeluExact(Function):
+    """y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2;  dy/dx = Phi(x) + x phi(x),
+    phi(x) = e^(-x^2/2) / sqrt(2 pi): BERT's GELU (Hugging Face ``hidden_act="gelu"``).
+    The formula is :class:`GeluExactReference`; ``kernels.select`` may run a kernel
+    instead (``kernels/cpu/gelu_exact.py``: float32, erf called from compiled code)."""
+
+    def forward(self, x):
+        self.impl = kernels.select("gelu_exact", x, reference=GeluExactReference)
+        return self.impl.forward(x)
+
+    def backward(self, g):
+        return (self.impl.backward(g),)
 
 
 def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:

@@ -38,6 +38,7 @@ from . import cpu, cuda
 # with Numba on; cuda.supported: CuPy float32/float64); the class's ``accepts`` then decides.
 KERNELS: dict[str, tuple[str, ...]] = {
     "gelu": ("cuda.gelu:Gelu", "cpu.gelu:Gelu"),
+    "gelu_exact": ("cpu.gelu_exact:GeluExact",),
     "layer_norm": ("cuda.layer_norm:LayerNorm", "cpu.layer_norm:LayerNorm"),
     "softmax": ("cuda.softmax:Softmax", "cpu.softmax:Softmax"),
     "cross_entropy": ("cuda.cross_entropy:CrossEntropy", "cpu.cross_entropy:CrossEntropy"),

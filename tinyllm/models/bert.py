@@ -27,7 +27,6 @@ from ..nn import (GELU, Dropout, Embedding, LayerNorm, LearnedPositionalEmbeddin
 from ..tensor import Tensor
 from .common import padding_mask, token_ids
 from .config import BertConfig
-from .exact_gelu import ExactGELU
 
 
 class MLMHead(Module):
@@ -76,8 +75,8 @@ class BERT(Module):
             self.mlm.decoder.weight = self.wte.weight                 # one (V, C) matrix in and out
         if c.exact_gelu:                                              # erf GELU, as Hugging Face's "gelu"
             for block in self.h:
-                block.mlp.act = ExactGELU()
-            self.mlm.act = ExactGELU()
+                block.mlp.act = GELU(approximate="none")
+            self.mlm.act = GELU(approximate="none")
         self._init_weights()
 
     def _init_weights(self, std: float = 0.02) -> None:

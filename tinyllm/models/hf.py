@@ -27,6 +27,7 @@ from ..backend import to_numpy
 from ..validate import check_hf_config, check_hf_index, contained, load_json, regular_file
 from .config import GPTConfig
 from .gpt import GPT
+from .hf_tokenizer import tokenizer_json
 
 CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")   # all the tanh approximation our GELU computes
@@ -103,16 +104,20 @@ def _weight_files(path: Path) -> list[Path]:
 
 
 def load_tokenizer(path: str | Path) -> Any:
-    """The tokenizer of a Hugging Face directory: ``tokenizer.json``, else ``vocab.json`` + ``merges.txt``
+    """The tokenizer of a Hugging Face directory: ``tokenizer.json`` (see
+    :func:`~tinyllm.models.hf_tokenizer.read_tokenizer_json`), else ``vocab.json`` + ``merges.txt``
     (byte-level BPE, GPT-2's layout), else None."""
     import tokenizers as hf_tok  # noqa: PLC0415  (Hugging Face's tokenizers library)
 
     from ..data.tokenizer_files import check_merges, check_vocab_json, library_call  # noqa: PLC0415
     from ..data.tokenizers import BPETokenizer  # noqa: PLC0415
 
+    from .hf_tokenizer import read_tokenizer_json  # noqa: PLC0415
+
     p = Path(path)
-    if (p / "tokenizer.json").exists():
-        return BPETokenizer.from_file(contained(p, "tokenizer.json", p))
+    if (p / "tokenizer.json").exists():             # BPE, or what tinyllm export wrote (a character tokenizer)
+        f = contained(p, "tokenizer.json", p)
+        return read_tokenizer_json(load_json(f, "tokenizer.json"), str(f))
     vocab, merges = p / "vocab.json", p / "merges.txt"
     if not (vocab.exists() and merges.exists()):
         return None
@@ -128,14 +133,9 @@ def load_tokenizer(path: str | Path) -> Any:
     return BPETokenizer(tok)
 
 
-def load_pretrained(path: str | Path) -> tuple[GPT, Any]:
-    """Load a local Hugging Face GPT-2 directory: ``(model, tokenizer or None)``. Nothing is downloaded.
-
-    The model is built in the default dtype (``tinyllm.set_default_dtype``) and
-    the weights are cast to it; it comes back in eval mode (call ``train()`` to fine-tune).
-    A missing directory or file, another model type,
-    or a tensor whose name or shape does not fit the config is a ValueError naming it.
-    """
+def read_gpt2_dir(path: str | Path) -> tuple[Path, dict[str, Any], GPTConfig, dict[str, np.ndarray]]:
+    """``(directory, config.json, GPTConfig, tensors)`` of a Hugging Face GPT-2 directory, every part checked
+    (a ValueError naming the file otherwise); the sizes are checked before any weight is read."""
     from safetensors.numpy import load_file  # noqa: PLC0415
 
     from ..train.budget import check_model  # noqa: PLC0415  (train imports models: load on use)
@@ -146,7 +146,8 @@ def load_pretrained(path: str | Path) -> tuple[GPT, Any]:
     if not (p / "config.json").exists():
         raise ValueError(f"{p} has no config.json (not a Hugging Face model directory)")
     config_path = contained(p, "config.json", p)
-    config = gpt_config_from_hf(_read_json(config_path, check_hf_config))
+    cfg = _read_json(config_path, check_hf_config)
+    config = gpt_config_from_hf(cfg)
     check_model("gpt", config.to_dict(), where=f"{config_path}: ")     # before any weight is read
     tensors: dict[str, np.ndarray] = {}
     for f in _weight_files(p):
@@ -154,51 +155,96 @@ def load_pretrained(path: str | Path) -> tuple[GPT, Any]:
             tensors.update(load_file(str(f)))
         except Exception as exc:  # safetensors raises its own error types (bad header, bfloat16, ...)
             raise ValueError(f"cannot read {f}: {exc}") from None
+    return p, cfg, config, tensors
+
+
+def gpt_from_tensors(tensors: dict[str, np.ndarray], config: GPTConfig, where: Path,
+                     lm_head: bool = True) -> GPT:
+    """A :class:`GPT` holding Hugging Face GPT-2 ``tensors`` (names and shapes checked). Without ``lm_head``
+    (a head's layout, which has none) an untied output layer keeps its fresh initialisation."""
     state = gpt_state_from_hf(tensors, config)
     model = GPT(config)
     expected = model.state_dict()
+    if not lm_head and "lm_head.weight" not in state:
+        state["lm_head.weight"] = to_numpy(expected["lm_head.weight"])
+    check_names_and_shapes(state, expected, where, "the weights do not match a GPT-2 of this config")
+    model.load_state_dict(state)
+    return model
+
+
+def check_names_and_shapes(state: dict[str, Any], expected: dict[str, Any], where: Path, what: str) -> None:
+    """ValueError unless ``state`` has exactly the names of ``expected``, each with its shape."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        raise ValueError(f"{p}: the weights do not match a GPT-2 of this config: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}")
+        raise ValueError(f"{where}: {what}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     for k, arr in state.items():
         if tuple(arr.shape) != tuple(expected[k].shape):
-            raise ValueError(f"{p}: tensor {k} has shape {tuple(arr.shape)} (in our (out, in) layout), "
+            raise ValueError(f"{where}: tensor {k} has shape {tuple(arr.shape)} (in our (out, in) layout), "
                              f"config.json implies {tuple(expected[k].shape)}")
-    model.load_state_dict(state)
+
+
+def load_pretrained(path: str | Path) -> tuple[GPT, Any]:
+    """Load a local Hugging Face GPT-2 directory: ``(model, tokenizer or None)``. Nothing is downloaded.
+
+    The model is built in the default dtype (``tinyllm.set_default_dtype``) and
+    the weights are cast to it; it comes back in eval mode (call ``train()`` to fine-tune).
+    A missing directory or file, another model type,
+    or a tensor whose name or shape does not fit the config is a ValueError naming it.
+    A directory of a GPT-2 with a task head is read by :func:`tinyllm.models.hf_heads.load_gpt2`.
+    """
+    p, _, config, tensors = read_gpt2_dir(path)
+    model = gpt_from_tensors(tensors, config, p)
     model.eval()                                                      # as Hugging Face: dropout off until train()
     return model, load_tokenizer(p)
 
 
-def save_pretrained(model: GPT, path: str | Path, tokenizer: Any = None) -> None:
-    """Write ``model`` as a Hugging Face GPT-2 directory that ``GPT2LMHeadModel.from_pretrained``
-    (and :func:`load_pretrained`) reads: config.json, model.safetensors, tokenizer.json if given."""
-    from safetensors.numpy import save_file  # noqa: PLC0415
-
-    if not isinstance(model, GPT):
-        raise TypeError(f"save_pretrained writes GPT models, got {type(model).__name__}")
-    c = model.config
-    if not c.bias:
+def gpt_hf_tensors(state: dict[str, Any], config: GPTConfig, lm_head: bool = True) -> dict[str, np.ndarray]:
+    """GPT ``state`` (our names) in Hugging Face GPT-2's names and layouts: the inverse of
+    :func:`gpt_state_from_hf`; the output layer only with ``lm_head`` and untied weights."""
+    if not config.bias:
         raise ValueError("Hugging Face GPT-2 has biases: a model with bias=False cannot be saved in its layout")
-    p = Path(path)
-    p.mkdir(parents=True, exist_ok=True)
     tensors = {}
-    for name, arr in model.state_dict().items():
-        if name == "lm_head.weight" and c.tie_weights:
+    for name, arr in state.items():
+        if name == "lm_head.weight" and (config.tie_weights or not lm_head):
             continue                                                  # tied: HF re-ties it to wte on load
         arr = to_numpy(arr)
         if name.endswith(CONV1D_SUFFIXES):
             arr = arr.T                                               # Linear (out, in) -> HF Conv1D (in, out)
         tensors[name if name == "lm_head.weight" else f"transformer.{name}"] = np.ascontiguousarray(arr)
-    save_file(tensors, str(p / "model.safetensors"), metadata={"format": "pt"})
-    hf_config = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": c.vocab_size,
-                 "n_positions": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head,
-                 "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
-                 "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
-                 "tie_word_embeddings": c.tie_weights}
-    eos = getattr(tokenizer, "eos_id", None)
-    hf_config["bos_token_id"] = hf_config["eos_token_id"] = eos      # None: no end-of-text token known
+    return tensors
+
+
+def gpt_hf_config(c: GPTConfig, tokenizer: Any = None) -> dict[str, Any]:
+    """The ``config.json`` of a GPT-2 of config ``c`` (GPT2LMHeadModel's; heads add their keys)."""
+    eos = getattr(tokenizer, "eos_id", None)                          # None: no end-of-text token known
+    return {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": c.vocab_size,
+            "n_positions": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head,
+            "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+            "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
+            "tie_word_embeddings": c.tie_weights, "bos_token_id": eos, "eos_token_id": eos}
+
+
+def write_hf_dir(path: str | Path, tensors: dict[str, np.ndarray], hf_config: dict[str, Any],
+                 tokenizer: Any = None) -> None:
+    """config.json, model.safetensors and (given a tokenizer) tokenizer.json in ``path``
+    (a character tokenizer in the ``tokenizers`` library's format: :mod:`tinyllm.models.hf_tokenizer`)."""
+    from safetensors.numpy import save_file  # noqa: PLC0415
+
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(p / "model.safetensors"),
+              metadata={"format": "pt"})
     (p / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
     if tokenizer is not None:
-        (p / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
+        (p / "tokenizer.json").write_text(tokenizer_json(tokenizer), encoding="utf-8")
+
+
+def save_pretrained(model: GPT, path: str | Path, tokenizer: Any = None) -> None:
+    """Write ``model`` as a Hugging Face GPT-2 directory that ``GPT2LMHeadModel.from_pretrained``
+    (and :func:`load_pretrained`) reads: config.json, model.safetensors, tokenizer.json if given.
+    A GPT with a task head is written by :func:`tinyllm.models.hf_heads.save_hf`."""
+    if not isinstance(model, GPT):
+        raise TypeError(f"save_pretrained writes GPT models, got {type(model).__name__}")
+    tensors = gpt_hf_tensors(model.state_dict(), model.config)
+    write_hf_dir(path, tensors, gpt_hf_config(model.config, tokenizer), tokenizer)

@@ -14,6 +14,7 @@ value projections apart and tinyllm packs them into one (3C, C) matrix:
     cls.predictions.transform.dense / .LayerNorm, cls.predictions.bias         mlm.dense / mlm.ln, mlm.decoder.bias
     pooler.dense + classifier (BertForSequenceClassification)                  SequenceClassifier pooler + classifier
     classifier (BertForTokenClassification)                                     TokenClassifier classifier
+    crf.safetensors beside it (tinyllm's, :mod:`tinyllm.models.hf_crf`)         TokenClassifier crf
     qa_outputs (BertForQuestionAnswering)                                       SpanExtractor qa_outputs
 
 Weights of heads (``bert.`` prefix) and of a bare ``BertModel`` (no prefix) are
@@ -23,7 +24,6 @@ is one ValueError naming the key.
 """
 from __future__ import annotations
 
-import json
 import numbers
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,8 @@ from .bert import BERT
 from .config import BertConfig
 from .heads import SequenceClassifier
 from ..validate import check_hf_bert_config, contained
-from .hf import _read_json, _weight_files
+from .hf import _read_json, _weight_files, write_hf_dir
+from .hf_crf import read_crf, write_crf
 from .hf_wordpiece import WordPieceTokenizer, load_wordpiece
 from .qa import SpanExtractor
 from .tagging import TokenClassifier
@@ -213,7 +214,9 @@ def load_bert(path: str | Path) -> tuple[Module, WordPieceTokenizer | None, dict
         drop = cfg.get("classifier_dropout")
         model = SequenceClassifier(backbone, num_labels, "pooler", dropout=drop)
     elif arch == "BertForTokenClassification":
-        model = TokenClassifier(backbone, num_labels, dropout=cfg.get("classifier_dropout"))
+        crf = read_crf(p, num_labels)                                  # a CRF tagger's scores, when exported
+        model = TokenClassifier(backbone, num_labels, crf=crf is not None, tags=labels,
+                                scheme=crf[0] if crf else None, dropout=cfg.get("classifier_dropout"))
     elif arch == "BertForQuestionAnswering":
         if num_labels != 2:
             raise ValueError(f"config.json: num_labels {num_labels} is not supported for question answering "
@@ -221,6 +224,8 @@ def load_bert(path: str | Path) -> tuple[Module, WordPieceTokenizer | None, dict
         model = SpanExtractor(backbone)
     if model is not backbone:
         head = {ours: _take(tensors, hf, p) for ours, hf in _head_names(arch)}
+        if arch == "BertForTokenClassification" and crf:
+            head.update({f"crf.{n}": v for n, v in crf[1].items()})
         _check_shapes(model, head, p)
         model.load_state_dict({**{k: to_numpy(v) for k, v in model.state_dict().items()}, **head})
     leftover = sorted(k for k in tensors if not k.startswith("cls.") or arch == "BertForMaskedLM")
@@ -251,9 +256,7 @@ def _architecture_of(model: Module) -> tuple[str, BERT]:
             raise ValueError(f"BertForSequenceClassification reads the pooler; this classifier pools "
                              f"{model.pooling!r}: fine-tune it with pooling 'pooler' to export it")
         return "BertForSequenceClassification", backbone
-    if isinstance(model, TokenClassifier):
-        if model.use_crf:
-            raise ValueError("a CRF head has no Hugging Face layout (BertForTokenClassification is linear)")
+    if isinstance(model, TokenClassifier):                    # a CRF's scores go to crf.safetensors
         return "BertForTokenClassification", backbone
     if isinstance(model, SpanExtractor):
         return "BertForQuestionAnswering", backbone
@@ -288,15 +291,9 @@ def hf_tensors(model: Module, values: dict[str, Any] | None = None) -> tuple[str
 def save_bert(model: Module, path: str | Path, tokenizer: Any = None, labels: list[str] | None = None) -> None:
     """Write ``model`` (a BERT, or a classifier / tagger / span extractor on one) as a Hugging Face
     directory that ``transformers`` and :func:`load_bert` read: config.json, model.safetensors, and the
-    tokenizer's tokenizer.json when given."""
-    from safetensors.numpy import save_file  # noqa: PLC0415
-
+    tokenizer's tokenizer.json when given (a CRF tagger: crf.safetensors as well)."""
     arch, out = hf_tensors(model)
     c = _architecture_of(model)[1].config
-    p = Path(path)
-    p.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in out.items()}, str(p / "model.safetensors"),
-              metadata={"format": "pt"})
     n_labels = getattr(model, "num_classes", None) or getattr(model, "num_tags", None)
     hf_config: dict[str, Any] = {
         "model_type": "bert", "architectures": [arch], "vocab_size": c.vocab_size, "hidden_size": c.n_embd,
@@ -313,6 +310,6 @@ def save_bert(model: Module, path: str | Path, tokenizer: Any = None, labels: li
         hf_config["label2id"] = {n: i for i, n in enumerate(names)}
         drop = getattr(model, "drop", None)
         hf_config["classifier_dropout"] = getattr(drop, "p", None)
-    (p / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8")
-    if tokenizer is not None:
-        (p / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
+    write_hf_dir(path, out, hf_config, tokenizer)
+    if getattr(model, "use_crf", False):
+        write_crf(model.crf, path)

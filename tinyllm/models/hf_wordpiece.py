@@ -60,14 +60,17 @@ class WordPieceTokenizer(LibraryTokenizer):
         return cls(tok)
 
 
-def load_wordpiece(path: str | Path) -> WordPieceTokenizer | None:
-    """The WordPiece tokenizer of a Hugging Face directory, or None when it has neither file."""
+def load_wordpiece(path: str | Path) -> Any:
+    """The tokenizer of a Hugging Face BERT directory (WordPiece, or another that tinyllm export wrote),
+    or None when it has neither file."""
+    from .hf_tokenizer import read_tokenizer_json  # noqa: PLC0415  (it imports this module)
+
     p = Path(path)
-    if (p / "tokenizer.json").exists():
+    if (p / "tokenizer.json").exists():             # WordPiece, or what tinyllm export wrote (BPE, characters)
         obj = load_json(contained(p, "tokenizer.json", p), "tokenizer.json")
         if not isinstance(obj, dict):
             raise ValueError(f"{p / 'tokenizer.json'} does not hold a JSON object")
-        return WordPieceTokenizer.from_json(obj, str(p / "tokenizer.json"))
+        return read_tokenizer_json(obj, str(p / "tokenizer.json"))
     if (p / "vocab.txt").exists():
         lower: Any = True
         if (p / "tokenizer_config.json").exists():

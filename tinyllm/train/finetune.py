@@ -154,12 +154,14 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         model = build_from_config(section)
     elif task == "classify":
         from ..models import SequenceClassifier  # noqa: PLC0415
+        from ..models.heads import classifier_options  # noqa: PLC0415
         backbone = build_from_config(section)
         backbone.load_state_dict(weights, strict=True)
-        model = SequenceClassifier(backbone, len(names), pooling, freeze_backbone=freeze_backbone)
+        head = classifier_options(section["kind"], pooling, tokenizer)    # GPT: Hugging Face's GPT-2 head
+        model = SequenceClassifier(backbone, len(names), pooling, freeze_backbone=freeze_backbone, **head)
         section = {"kind": "classifier", "config": {"backbone": section["kind"], "backbone_config": section["config"],
                                                      "num_classes": len(names), "pooling": model.pooling,
-                                                     "freeze_backbone": bool(freeze_backbone)}}
+                                                     "freeze_backbone": bool(freeze_backbone), **head}}
         task_info = {**task_info, "labels": names}
     elif task in HEAD_TASKS:
         backbone = build_from_config(section)

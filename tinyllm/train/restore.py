@@ -39,13 +39,14 @@ class Restored:
     kind: str                  # "gpt", "bert" or "classifier"
     checkpoint: Checkpoint | None
     labels: list[str] | None = None   # a classifier's class names
+    backbone: str | None = None       # a Hugging Face directory's head: its backbone's kind
 
     @property
     def lm_kind(self) -> str:
         """The language-model kind: the model's own, or a classifier's backbone's."""
         if self.kind in ("classifier", "tagger", "span_extractor"):
-            if self.checkpoint is None:                  # a Hugging Face directory: its heads are BERT's
-                return "bert"
+            if self.checkpoint is None:                  # a Hugging Face directory: GPT-2's or BERT's heads
+                return self.backbone or "bert"
             return self.checkpoint.config["model"]["config"]["backbone"]
         return self.kind
 
@@ -72,7 +73,8 @@ def build_from_config(model_section: dict) -> Any:
     elif kind == "classifier":
         backbone = build_model(cfg["backbone"], cfg["backbone_config"])
         model = SequenceClassifier(backbone, cfg["num_classes"], cfg.get("pooling"),
-                                   freeze_backbone=bool(cfg.get("freeze_backbone", False)))
+                                   freeze_backbone=bool(cfg.get("freeze_backbone", False)),
+                                   bias=cfg.get("bias", True), pad_id=cfg.get("pad_id"))
     else:
         model = build_model(kind, cfg)
     if "pruning" in model_section:                    # pruned: the masks are buffers saved with the weights
@@ -103,8 +105,8 @@ def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
             tokenizer that do not belong to the model.
     """
     if is_hf_dir(path):
-        from .tasks.sources import hf_model_type, restore_hf  # noqa: PLC0415
-        if hf_model_type(path) == "bert":
+        from .tasks.sources import hf_model_type, is_gpt2_head_dir, restore_hf  # noqa: PLC0415
+        if hf_model_type(path) == "bert" or is_gpt2_head_dir(path):
             return restore_hf(path)
         from ..models import GPT  # noqa: PLC0415
         model = GPT.from_pretrained(path)

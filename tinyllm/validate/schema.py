@@ -46,6 +46,8 @@ def check_model_config(kind: Any, obj: Any, path: str | os.PathLike, where: str 
         f.int("num_classes", 2, LIMITS["num_classes"])
         f.string("pooling", none=True, default=None)
         f.boolean("freeze_backbone", default=False)
+        f.boolean("bias", default=True)
+        f.int("pad_id", 0, LIMITS["vocab_size"], default=None, none=True)
         return
     if kind != "classifier" and isinstance(obj, dict) and "backbone_config" in obj:
         # a head over a backbone (a tagger, a span extractor): the backbone is checked as any model

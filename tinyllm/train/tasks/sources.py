@@ -36,21 +36,40 @@ def hf_model_type(path: str | Path) -> str | None:
     return obj.get("model_type") if isinstance(obj, dict) else None
 
 
+HEAD_KINDS_OF = {"SequenceClassification": "classifier", "TokenClassification": "tagger",
+                 "QuestionAnswering": "span_extractor"}      # layout suffix -> tinyllm model kind
+
+
+def hf_head_kind(architecture: str) -> str | None:
+    """The tinyllm kind of a Hugging Face layout's head ("classifier", "tagger", "span_extractor"), or None."""
+    return next((k for suffix, k in HEAD_KINDS_OF.items() if architecture.endswith("For" + suffix)), None)
+
+
+def is_gpt2_head_dir(path: str | Path) -> bool:
+    """A Hugging Face GPT-2 directory whose config.json names a layout with a task head."""
+    try:
+        obj = load_json(contained(path, "config.json", path), "config.json")
+    except DataError:
+        return False
+    archs = obj.get("architectures") if isinstance(obj, dict) and obj.get("model_type") == "gpt2" else None
+    return isinstance(archs, list) and any(isinstance(a, str) and hf_head_kind(a) for a in archs)
+
+
 def _hf_model(path: Path) -> tuple[Any, Any, str, dict]:
-    """(model, tokenizer, tinyllm kind, info) of a Hugging Face directory."""
+    """(model, tokenizer, tinyllm kind, info) of a Hugging Face directory; info["backbone"]: "gpt" | "bert"."""
     kind = hf_model_type(path)
     try:
         if kind == "bert":
             from ...models.hf_bert import load_bert  # noqa: PLC0415
             model, tok, info = load_bert(path)
-            names = {"BertForSequenceClassification": "classifier", "BertForTokenClassification": "tagger",
-                     "BertForQuestionAnswering": "span_extractor"}
-            return model, tok, names.get(info["architecture"], "bert"), info
-        from ...models.hf import load_pretrained  # noqa: PLC0415
-        model, tok = load_pretrained(path)
-        return model, tok, "gpt", {}
+            backbone = "bert"
+        else:
+            from ...models.hf_heads import load_gpt2  # noqa: PLC0415
+            model, tok, info = load_gpt2(path)
+            backbone = "gpt"
     except ValueError as exc:
         raise CheckpointError(f"Hugging Face directory '{path}': {exc}") from None
+    return model, tok, hf_head_kind(info["architecture"]) or backbone, {**info, "backbone": backbone}
 
 
 def load_source(path: str | Path) -> Any:
@@ -60,11 +79,11 @@ def load_source(path: str | Path) -> Any:
     if not is_hf_dir(path):
         return load_checkpoint(path, prefer="best", with_optimizer=False)
     p = Path(path)
-    model, tok, kind, _ = _hf_model(p)
+    model, tok, _, info = _hf_model(p)
     if tok is None:
         raise CheckpointError(f"Hugging Face directory '{p}' has no tokenizer (tokenizer.json or vocab.txt)")
     backbone = getattr(model, "backbone", model)
-    lm_kind = "gpt" if kind == "gpt" else "bert"
+    lm_kind = info["backbone"]
     return Source({"model": {"kind": lm_kind, "config": backbone.config.to_dict()}}, backbone.state_dict(),
                   tok.to_json(), p)
 
@@ -77,4 +96,4 @@ def restore_hf(path: str | Path) -> Any:
     if tok is None:
         raise CheckpointError(f"Hugging Face directory '{path}' has no tokenizer (tokenizer.json or vocab.txt)")
     model.eval()
-    return Restored(model, tok, kind, None, info.get("labels"))
+    return Restored(model, tok, kind, None, info.get("labels"), info["backbone"])
