@@ -1,6 +1,6 @@
 """Grapheme-to-phoneme conversion on the CMU Pronouncing Dictionary with a seq2seq Transformer.
 
-    python examples/g2p_cmudict.py --out runs/g2p                 # the default budget (see --iters)
+    python examples/g2p_cmudict.py --out runs/g2p                 # the default budget: 22,000 steps, ~27 min on one core
     python examples/g2p_cmudict.py --out runs/g2p --quick         # a short smoke run
     python examples/g2p_cmudict.py --out runs/g2p --eval-only     # score the run in --out again
 
@@ -18,8 +18,9 @@ trainer holds out dev-sized validation) and is scored once on test:
 
 Published Transformer G2P on CMUdict: about 20-25% WER and 5-6% PER
 (Yolchuyeva et al., Interspeech 2019); Sequitur and LSTM baselines a little
-worse. A few CPU minutes will not get there: the point is the whole pipeline
-(``tinyllm train --model seq2seq``, beam search, WER/PER) on a real task.
+worse. The default budget (3+3 layers, 128 wide, 22,000 steps of 64 words,
+26:41 on one CPU core) scores 32.4% WER and 8.0% PER with beam 4 on the
+whole test set.
 """
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from tinyllm.train import pretrain
 
     paths = make_splits(args.out)
-    n_layer, n_embd, iters = (1, 64, 300) if args.quick else (3, 128, 4000)
+    n_layer, n_embd, iters = (1, 64, 300) if args.quick else (3, 128, 22000)
     settings = dict(model="seq2seq", data=str(paths["train"]), tokenizer="char", tgt_tokenizer="symbols",
                     n_layer=args.n_layer or n_layer, n_head=4, n_embd=args.n_embd or n_embd, block_size=24,
                     dropout=0.1, label_smoothing=0.1, batch_size=64, iters=args.iters or iters, lr=2e-3,
