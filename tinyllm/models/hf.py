@@ -133,9 +133,12 @@ def load_tokenizer(path: str | Path) -> Any:
     return BPETokenizer(tok)
 
 
-def read_gpt2_dir(path: str | Path) -> tuple[Path, dict[str, Any], GPTConfig, dict[str, np.ndarray]]:
-    """``(directory, config.json, GPTConfig, tensors)`` of a Hugging Face GPT-2 directory, every part checked
-    (a ValueError naming the file otherwise); the sizes are checked before any weight is read."""
+def read_hf_dir(path: str | Path, kind: str, check_config: Any,
+                to_config: Any) -> tuple[Path, dict[str, Any], Any, dict[str, np.ndarray]]:
+    """``(directory, config.json, our config, tensors)`` of a Hugging Face model directory of ``kind``
+    (a registered model kind), every part checked (a ValueError naming the file otherwise):
+    ``check_config`` validates config.json, ``to_config`` turns it into our config, and the sizes
+    are checked before any weight is read."""
     from safetensors.numpy import load_file  # noqa: PLC0415
 
     from ..train.budget import check_model  # noqa: PLC0415  (train imports models: load on use)
@@ -143,12 +146,12 @@ def read_gpt2_dir(path: str | Path) -> tuple[Path, dict[str, Any], GPTConfig, di
     p = Path(path)
     if not p.is_dir():
         raise ValueError(f"pretrained model directory {p} does not exist")
-    if not (p / "config.json").exists():
+    if not (p / "config.json").is_file():
         raise ValueError(f"{p} has no config.json (not a Hugging Face model directory)")
     config_path = contained(p, "config.json", p)
-    cfg = _read_json(config_path, check_hf_config)
-    config = gpt_config_from_hf(cfg)
-    check_model("gpt", config.to_dict(), where=f"{config_path}: ")     # before any weight is read
+    cfg = _read_json(config_path, check_config)
+    config = to_config(cfg)
+    check_model(kind, config.to_dict(), where=f"{config_path}: ")     # before any weight is read
     tensors: dict[str, np.ndarray] = {}
     for f in _weight_files(p):
         try:
@@ -156,6 +159,11 @@ def read_gpt2_dir(path: str | Path) -> tuple[Path, dict[str, Any], GPTConfig, di
         except Exception as exc:  # safetensors raises its own error types (bad header, bfloat16, ...)
             raise ValueError(f"cannot read {f}: {exc}") from None
     return p, cfg, config, tensors
+
+
+def read_gpt2_dir(path: str | Path) -> tuple[Path, dict[str, Any], GPTConfig, dict[str, np.ndarray]]:
+    """``(directory, config.json, GPTConfig, tensors)`` of a Hugging Face GPT-2 directory (:func:`read_hf_dir`)."""
+    return read_hf_dir(path, "gpt", check_hf_config, gpt_config_from_hf)
 
 
 def gpt_from_tensors(tensors: dict[str, np.ndarray], config: GPTConfig, where: Path,

@@ -35,8 +35,8 @@ from ..nn import Module
 from .bert import BERT
 from .config import BertConfig
 from .heads import SequenceClassifier
-from ..validate import check_hf_bert_config, contained
-from .hf import _read_json, _weight_files, write_hf_dir
+from ..validate import check_hf_bert_config
+from .hf import read_hf_dir, write_hf_dir
 from .hf_crf import read_crf, write_crf
 from .hf_wordpiece import WordPieceTokenizer, load_wordpiece
 from .qa import SpanExtractor
@@ -162,23 +162,7 @@ def load_bert(path: str | Path) -> tuple[Module, WordPieceTokenizer | None, dict
     with the "pooler" pooling, a :class:`TokenClassifier` or a :class:`SpanExtractor`, in the
     default dtype and in eval mode. ``info`` has ``architecture`` and ``labels``.
     """
-    from safetensors.numpy import load_file  # noqa: PLC0415
-
-    from ..train.budget import check_model  # noqa: PLC0415  (train imports models: load on use)
-
-    p = Path(path)
-    if not (p / "config.json").is_file():
-        raise ValueError(f"{p} has no config.json (not a Hugging Face model directory)")
-    config_path = contained(p, "config.json", p)
-    cfg = _read_json(config_path, check_hf_bert_config)
-    config = bert_config_from_hf(cfg)
-    check_model("bert", config.to_dict(), where=f"{config_path}: ")    # before any weight is read
-    tensors: dict[str, np.ndarray] = {}
-    for f in _weight_files(p):
-        try:
-            tensors.update(load_file(str(f)))
-        except Exception as exc:  # safetensors raises its own error types
-            raise ValueError(f"cannot read {f}: {exc}") from None
+    p, cfg, config, tensors = read_hf_dir(path, "bert", check_hf_bert_config, bert_config_from_hf)
     arch = _architecture(cfg, tensors)
     prefixed = any(k.startswith("bert.") for k in tensors)
     tensors = {k: v for k, v in tensors.items() if not k.removeprefix("bert.").endswith(SKIPPED)}
