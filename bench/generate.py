@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
                             f"{args.tokens} new tokens ({args.tokens - past} in the context of {block}, {past} past it), "
                             f"{args.rounds} round(s) of {args.warmup} + {args.steps} "
                             f"generations, fresh processes")
-    if len(contenders) == 2:
+    if len(contenders) >= 2:
         equal, total, prefix = agreement(contenders[0].results[0]["tokens"], contenders[1].results[0]["tokens"])
         summary["tokens_agree"] = [equal, total, prefix]
         print(f"  greedy tokens agreeing: {equal}/{total} (every sequence equal for its first {prefix})")

@@ -41,6 +41,9 @@ TUNING_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "KMP_", "GOTO", "TINYLLM_", "NUM
 
 # ----------------------------------------------------------------------------- child side
 
+CHILD_OF = {"tinyllm": ("tinyllm", []), "torch": ("torch", []),
+            "tinyllm-np": ("tinyllm", ["--import-numpy-first"])}   # contender -> (child, its extra flags)
+
 def add_arguments(ap: argparse.ArgumentParser, warmup: int = 5, steps: int = 40, rounds: int = 4) -> None:
     """The options every harnessed benchmark takes."""
     ap.add_argument("--rounds", type=int, default=rounds, help="fresh processes per contender (A, B, A, B, ...)")
@@ -48,7 +51,10 @@ def add_arguments(ap: argparse.ArgumentParser, warmup: int = 5, steps: int = 40,
     ap.add_argument("--steps", type=int, default=steps, help="timed steps in each process")
     ap.add_argument("--import-numpy-first", action="store_true",
                     help="the tinyllm process imports NumPy before tinyllm, as a user's script may")
-    ap.add_argument("--contenders", nargs="+", default=["tinyllm", "torch"], choices=["tinyllm", "torch"])
+    ap.add_argument("--contenders", nargs="+", default=["tinyllm", "torch"], choices=list(CHILD_OF),
+                    help="who runs, in this order each round; the ratio is of the first two, and each "
+                         "further one is also compared with the first two (tinyllm-np: tinyllm whose "
+                         "script imports NumPy first, in the same rounds as the others)")
     ap.add_argument("--json", help="also write every child's result and the summary to this file")
     ap.add_argument("--child", choices=["setup", "tinyllm", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--weights", help=argparse.SUPPRESS)
@@ -184,6 +190,10 @@ def summarize(contenders: Sequence[Contender], key: str = "per_s") -> dict[str, 
         out["ratio_per_round"] = [ra[key] / rb[key] for ra, rb in zip(contenders[0].results, contenders[1].results)]
         if out[a]["env"] != out[b]["env"]:
             out["env_differs"] = True
+        for c in contenders[2:]:   # a further contender, against each of the first two in the same rounds
+            out[c.name]["ratios"] = {o.name: {"of_medians": out[c.name][key]["median"] / out[o.name][key]["median"],
+                                              "per_round": [rc[key] / ro[key] for rc, ro in zip(c.results, o.results)]}
+                                     for o in contenders[:2]}
     loads = [r["load_1min"] for c in contenders for r in c.results if "load_1min" in r]
     if loads:
         out["load_1min"] = [min(loads), max(loads)]
@@ -206,6 +216,10 @@ def print_summary(title: str, summary: dict[str, Any], unit: str, key: str = "pe
         per_round = summary["ratio_per_round"]
         print(f"  ratio of medians ({summary['ratio_of']}): {summary['ratio']:.3f}   "
               f"(round by round {min(per_round):.3f}-{max(per_round):.3f})")
+    for name, s in summary.items():
+        for other, r in (s.get("ratios", {}) if isinstance(s, dict) else {}).items():
+            print(f"  ratio of medians ({name} / {other}): {r['of_medians']:.3f}   "
+                  f"(round by round {min(r['per_round']):.3f}-{max(r['per_round']):.3f})")
     if "load_1min" in summary:
         lo, hi = summary["load_1min"]
         busy = "  (a busy machine: these ratios are not to be quoted)" if hi > 0.5 * (os.cpu_count() or 1) else ""
@@ -240,8 +254,10 @@ def compare_processes(script: str, argv: Sequence[str], args: argparse.Namespace
         common = [*argv, "--warmup", str(args.warmup), "--steps", str(args.steps), *extra]
         contenders = []
         for name in args.contenders:
-            flags = ["--import-numpy-first"] if name == "tinyllm" and args.import_numpy_first else []
-            contenders.append(Contender(name, [script, *common, *flags, "--child", name]))
+            child, flags = CHILD_OF[name]
+            if name == "tinyllm" and args.import_numpy_first:
+                flags = ["--import-numpy-first"]
+            contenders.append(Contender(name, [script, *common, *flags, "--child", child]))
         alternate(contenders, args.rounds, log=log)
     summary = summarize(contenders)
     print_summary(title, summary, unit)

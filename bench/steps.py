@@ -74,8 +74,8 @@ def compare(script: str, argv: list[str], args: argparse.Namespace, title: str,
             unit: str = "tok/s") -> tuple[dict, list[harness.Contender]]:
     """Alternated fresh processes of both contenders; then the parameter counts and losses side by side."""
     summary, contenders = harness.compare_processes(script, argv, args, unit=unit, title=title)
-    if len(contenders) == 2:
-        a, b = (c.results[0] for c in contenders)
+    if len(contenders) >= 2:
+        a, b = (c.results[0] for c in contenders[:2])
         summary["max_loss_diff"] = max(abs(x - y) for x, y in zip(a["losses"], b["losses"]))
         summary["first_losses"] = [a["losses"][0], b["losses"][0]]
         summary["n_params"] = [a["n_params"], b["n_params"]]

@@ -83,3 +83,19 @@ def test_spread_and_ratio():
     b = harness.Contender("b", [], [{"per_s": 4.0, "peak_rss_mib": 1.0, "env": {"OMP_X": "1"}}])
     summary = harness.summarize([a, b])
     assert summary["ratio"] == 0.5 and summary["env_differs"] is True
+
+
+def test_a_third_contender_is_compared_with_the_first_two_round_by_round():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        harness = importlib.import_module("harness")
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    rows = lambda *v: [{"per_s": x, "peak_rss_mib": 1.0, "env": {}} for x in v]  # noqa: E731
+    a, b, c = (harness.Contender(n, [], rows(*v)) for n, v in
+               (("tinyllm", (2.0, 4.0)), ("torch", (2.0, 2.0)), ("tinyllm-np", (1.0, 4.0))))
+    summary = harness.summarize([a, b, c])
+    assert summary["ratio"] == 1.5
+    assert summary["tinyllm-np"]["ratios"]["tinyllm"] == {"of_medians": 2.5 / 3.0, "per_round": [0.5, 1.0]}
+    assert summary["tinyllm-np"]["ratios"]["torch"]["per_round"] == [0.5, 2.0]
+    assert harness.CHILD_OF["tinyllm-np"] == ("tinyllm", ["--import-numpy-first"])
