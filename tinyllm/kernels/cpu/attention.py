@@ -24,8 +24,9 @@ from .threads import over_rows
 @inline
 def row_max_(s, i, n, scale):
     """max over j < n of scale * s[i, j] (-inf when n = 0), in eight running maxima: a single
-    running max is a chain of dependent compares that LLVM will not vectorize. (A NaN in the
-    row may or may not win here; the row's softmax is NaN either way, through its sum.)"""
+    running max is a chain of dependent compares that LLVM will not vectorize. A NaN never wins
+    (``max`` keeps the running value), as with one running max: the row's sum is then NaN, and
+    its weights are 0 but for the NaN itself, which stays."""
     m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = F(-np.inf)
     j = 0
     while j + 8 <= n:
