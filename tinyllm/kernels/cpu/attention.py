@@ -17,8 +17,28 @@ import numpy as np
 
 from ... import backend
 from .exp import exp_neg
-from .jit import F, jit
+from .jit import F, inline, jit
 from .threads import over_rows
+
+
+@inline
+def row_max_(s, i, n, scale):
+    """max over j < n of scale * s[i, j] (-inf when n = 0), in eight running maxima: a single
+    running max is a chain of dependent compares that LLVM will not vectorize. A NaN never wins
+    (``max`` keeps the running value), as with one running max: the row's sum is then NaN, and
+    its weights are 0 but for the NaN itself, which stays."""
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = F(-np.inf)
+    j = 0
+    while j + 8 <= n:
+        m0, m1 = max(m0, s[i, j] * scale), max(m1, s[i, j + 1] * scale)
+        m2, m3 = max(m2, s[i, j + 2] * scale), max(m3, s[i, j + 3] * scale)
+        m4, m5 = max(m4, s[i, j + 4] * scale), max(m5, s[i, j + 5] * scale)
+        m6, m7 = max(m6, s[i, j + 6] * scale), max(m7, s[i, j + 7] * scale)
+        j += 8
+    m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+    for jj in range(j, n):
+        m = max(m, s[i, jj] * scale)
+    return m
 
 
 @jit
@@ -29,13 +49,10 @@ def causal_softmax_(s, tq, offset, scale):
     n, c = s.shape
     for i in range(n):
         last = min(i % tq + offset, c - 1)                   # the last key this query sees
-        m = F(-np.inf)
-        for j in range(last + 1):
-            s[i, j] *= scale
-            m = max(m, s[i, j])
+        m = row_max_(s, i, last + 1, scale)
         d = F(0.0)
         for j in range(last + 1):
-            e = exp_neg(s[i, j] - m)
+            e = exp_neg(s[i, j] * scale - m)
             s[i, j] = e
             d += e
         inv = F(1.0) / d if d > F(0.0) else F(0.0)
@@ -51,15 +68,12 @@ def softmax_(s, scale):
     of -inf becomes 0."""
     n, c = s.shape
     for i in range(n):
-        m = F(-np.inf)
-        for j in range(c):
-            s[i, j] *= scale
-            m = max(m, s[i, j])
+        m = row_max_(s, i, c, scale)
         if m == F(-np.inf):
             m = F(0.0)
         d = F(0.0)
         for j in range(c):
-            e = exp_neg(s[i, j] - m)
+            e = exp_neg(s[i, j] * scale - m)
             s[i, j] = e
             d += e
         inv = F(1.0) / d if d > F(0.0) else F(0.0)
@@ -194,26 +208,34 @@ class Attention:
         return p.reshape(self.shape + (tq, tk))
 
     def backward(self, g: np.ndarray, needs_grad: tuple, out: tuple | None = None) -> tuple:
-        """(dQ, dK, dV), span by span; keys and values sum the gradients of every span that saw them.
+        """(dQ, dK, dV), span by span; keys and values sum the gradients of every span that saw them
+        (the span that sees all keys first, writing dK and dV; the others add theirs).
         ``out``: three arrays (dQ, dK, dV) to write into, or None."""
         shape, spans = self.shape, self.spans
         lead = shape or (1,)
         q, k, v, g = (np.broadcast_to(a, lead + a.shape[-2:]) for a in (self.q, self.k, self.v, g))
-        several = len(spans) > 1                                        # several spans add up into dK, dV
         out = out or (None, None, None)
         gq = _into_or_new(out[0], lead + q.shape[-2:], zero=False) if needs_grad[0] else None
-        gk = _into_or_new(out[1], lead + k.shape[-2:], zero=several) if needs_grad[1] else None
-        gv = _into_or_new(out[2], lead + v.shape[-2:], zero=several) if needs_grad[2] else None
+        gk = _into_or_new(out[1], lead + k.shape[-2:], zero=False) if needs_grad[1] else None
+        gv = _into_or_new(out[2], lead + v.shape[-2:], zero=False) if needs_grad[2] else None
         scale32 = np.float32(self.scale)
-
-        def into(out, a, b):                                            # out = a @ b, or out += a @ b
-            if not several:
-                np.matmul(a, b, out=out)
-            else:
-                out += a @ b
+        # The last span sees all Tk keys (query_spans): it goes first and writes every row of dK and
+        # dV, so they need no zeroing; each later span adds its product, made in a scratch array.
+        order = sorted(range(len(spans)), key=lambda i: -spans[i][2])
 
         def block(r):
-            for (a, b, kb), p, drop in zip(spans, self.ps, self.drops):
+            tmp = np.empty(v[r].shape[:-1] + (max(q.shape[-1], v.shape[-1]),), dtype=np.float32)
+            first = True
+
+            def into(out, x, y):                                        # out = x @ y, or out += x @ y
+                if first:
+                    np.matmul(x, y, out=out)
+                else:
+                    t = np.matmul(x, y, out=tmp[..., :x.shape[-2], :y.shape[-1]])
+                    out += t
+
+            for i in order:
+                (a, b, kb), p, drop = spans[i], self.ps[i], self.drops[i]
                 pr, gr = p[r], g[r, ..., a:b, :]
                 if gv is not None:                                      # dV = P'^T dY
                     into(gv[r, ..., :kb, :], (pr if drop is None else pr * drop[r]).swapaxes(-1, -2), gr)
@@ -230,6 +252,7 @@ class Attention:
                     np.matmul(ds, k[r, ..., :kb, :], out=gq[r, ..., a:b, :])
                 if gk is not None:                                      # dK = dS^T Q
                     into(gk[r, ..., :kb, :], ds.swapaxes(-1, -2), q[r, ..., a:b, :])
+                first = False
 
         with backend.one_blas_thread():
             over_rows(block, lead[0], sum(p.size for p in self.ps))
