@@ -43,6 +43,7 @@ KERNELS: dict[str, tuple[str, ...]] = {
     "softmax": ("cuda.softmax:Softmax", "cpu.softmax:Softmax"),
     "cross_entropy": ("cuda.cross_entropy:CrossEntropy", "cpu.cross_entropy:CrossEntropy"),
     "attention": ("cuda.attention:Attention", "cpu.attention:Attention"),
+    "decode_attention": ("cpu.decode_attention:DecodeAttention",),
     "dropout": ("cuda.dropout:Dropout",),
     "adam": ("cuda.adam:Adam", "cpu.adam:Adam"),
 }

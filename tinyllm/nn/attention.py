@@ -59,6 +59,28 @@ def array_linear(layer: Module, x: Any) -> Any:
     return layer(Tensor._wrap(x)).data
 
 
+class DecodeAttentionReference:
+    """The attention of one new token per sequence over the first n positions of its cache.
+
+    For q (B, nh, hs) and the cache's keys and values K, V (B, nh, L, hs), L >= n:
+
+        s = scale q K[:n]^T   (B, nh, n),    p = softmax(s),    y = p V[:n]   (B, nh, hs)
+
+    No mask: the new token sees every cached position, its own included. Three array
+    operations over all sequences and heads at once, on NumPy or CuPy; the compiled
+    kernel (``kernels/cpu/decode_attention.py``) is tested against it.
+    """
+
+    def forward(self, q: Any, k: Any, v: Any, n: int, scale: float) -> Any:
+        xp = get_array_module(q)
+        s = (k[:, :, :n] @ q[..., None])[..., 0]                               # (B, nh, n)
+        s *= scale
+        s -= s.max(axis=-1, keepdims=True)
+        xp.exp(s, out=s)
+        s /= s.sum(axis=-1, keepdims=True)
+        return (s[:, :, None, :] @ v[:, :, :n])[:, :, 0]                       # (B, nh, hs)
+
+
 class KVCache:
     """Keys and values of the positions seen so far, for incremental decoding.
 
@@ -166,9 +188,10 @@ class MultiHeadAttention(Module):
 
             s = q K^T / sqrt(hs)   (B, nh, T, P+T),   p = softmax(s),   y = p V   (B, nh, T, hs)
 
-        One new token (T = 1) sees every key, so it needs no mask: three array
-        operations instead of the attention kernel. For T > 1 (a prefill) the kernel
-        is chosen once per shape and kept in ``impls``. The same computation as
+        One new token (T = 1) sees every key, so it needs no mask: the attention of
+        :class:`DecodeAttentionReference` (or its compiled kernel) instead of the attention
+        kernel. For T > 1 (a prefill) the attention kernel runs. Either is chosen once
+        per shape and kept in ``impls``. The same computation as
         :meth:`forward` with a cache, without graph nodes; inference only.
         """
         b, t, c = x.shape
@@ -179,12 +202,13 @@ class MultiHeadAttention(Module):
         q, k, v = qkv.transpose(2, 0, 3, 1, 4)                                 # each (B, nh, T, hs)
         keys, values = cache.append(k, v)                                      # (B, nh, P+T, hs), in place
         if t == 1:
-            s = (keys @ q.swapaxes(-1, -2))[..., 0]                            # (B, nh, P+1)
-            s *= 1.0 / math.sqrt(hs)
-            s -= s.max(axis=-1, keepdims=True)
-            xp.exp(s, out=s)
-            s /= s.sum(axis=-1, keepdims=True)
-            y = (s[:, :, None, :] @ values).reshape(b, 1, c)                   # heads side by side: (B, 1, C)
+            q = q[:, :, 0]                                                     # (B, nh, hs)
+            key = ("decode_attention", q.shape, cache.k.shape, q.dtype)
+            impl = impls.get(key)
+            if impl is None:
+                impl = impls[key] = kernels.select("decode_attention", q, cache.k, cache.v,
+                                                   reference=DecodeAttentionReference)
+            y = impl.forward(q, cache.k, cache.v, cache.pos, 1.0 / math.sqrt(hs)).reshape(b, 1, c)  # (B, 1, C)
         else:
             key = ("attention", q.shape, keys.shape, q.dtype)
             impl = impls.get(key)
