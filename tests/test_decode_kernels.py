@@ -1,6 +1,8 @@
-"""The compiled attention of one new token over its KV cache (``kernels/cpu/decode_attention.py``)
-against its reference (:class:`tinyllm.nn.attention.DecodeAttentionReference`), and the reference
-against the formula written out head by head. Skipped where Numba is not installed."""
+"""The compiled kernels of a decode step against their references: the attention of one new token
+over its KV cache (``kernels/cpu/decode_attention.py`` against
+:class:`tinyllm.nn.attention.DecodeAttentionReference`, itself checked against the formula written
+out head by head) and the Linear products of 8..64 rows (``kernels/cpu/decode_linear.py`` against
+:class:`tinyllm.nn.attention.ArrayLinearReference`). Kernel tests skip where Numba is not installed."""
 from __future__ import annotations
 
 import importlib
@@ -13,7 +15,7 @@ import tinyllm
 from tinyllm import kernels
 from tinyllm.kernels import cpu as cpu_kernels
 from tinyllm.models import GPT, GPTConfig
-from tinyllm.nn.attention import DecodeAttentionReference
+from tinyllm.nn.attention import ArrayLinearReference, DecodeAttentionReference
 
 needs_numba = pytest.mark.skipif(not cpu_kernels.enabled(), reason="needs Numba (the CPU kernels are off)")
 TOL = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-12, atol=1e-14)}
@@ -41,9 +43,9 @@ def per_head(q, k, v, n, scale):
     return y
 
 
-def cpu_kernels_module():
-    """The kernel's module, imported only where Numba is (it compiles at import)."""
-    return importlib.import_module("tinyllm.kernels.cpu.decode_attention")
+def cpu_kernels_module(name="decode_attention"):
+    """A kernel's module, imported only where Numba is (it compiles at import)."""
+    return importlib.import_module(f"tinyllm.kernels.cpu.{name}")
 
 
 @st.composite
@@ -125,6 +127,38 @@ def test_decode_step_with_the_kernel_equals_the_full_forward():
         for pos in range(5, 12):
             np.testing.assert_allclose(model.next_logits(ids[:, pos:pos + 1], cache), full[:, pos],
                                        rtol=1e-4, atol=1e-5)
-    chosen = [impl for key, impl in cache.scratch.items() if key[0] == "decode_attention"]
-    assert len(chosen) == 1
-    assert type(chosen[0]).__name__ == ("DecodeAttention" if cpu_kernels.enabled() else "DecodeAttentionReference")
+    chosen = {type(impl).__name__ for key, impl in cache.scratch.items() if key[0] in ("decode_attention", "linear")
+              and key[1][0] == 8}                                     # the 8-row steps' choices
+    assert chosen == ({"DecodeAttention", "DecodeLinear"} if cpu_kernels.enabled()
+                      else {"DecodeAttentionReference", "ArrayLinearReference"})
+
+
+@needs_numba
+@given(rows=st.sampled_from([8, 16, 24, 64]), k_in=st.integers(1, 40), out=st.integers(1, 41),
+       bias=st.booleans(), dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2 ** 16))
+def test_linear_kernel_equals_the_reference(rows, k_in, out, bias, dtype, seed):
+    # rows in blocks of 8, any widths (an odd number of outputs has one of its own), with and without bias
+    rng = np.random.default_rng(seed)
+    x, w = rng.normal(size=(rows, k_in)).astype(dtype), rng.normal(size=(out, k_in)).astype(dtype)
+    b = rng.normal(size=out).astype(dtype) if bias else None
+    mod = cpu_kernels_module("decode_linear")
+    assert mod.DecodeLinear.accepts(x, w, b)
+    got = mod.DecodeLinear().forward(x, w, b)
+    want = ArrayLinearReference().forward(x, w, b)
+    assert got.shape == (rows, out) and got.dtype == x.dtype
+    np.testing.assert_allclose(got, want, **TOL[dtype])
+    np.testing.assert_allclose(mod.DecodeLinear().forward(np.asfortranarray(x), w, b), want, **TOL[dtype])
+
+
+@needs_numba
+def test_linear_kernel_takes_only_what_it_is_for():
+    mod = cpu_kernels_module("decode_linear")
+    x, w = np.ones((8, 16), np.float32), np.ones((24, 16), np.float32)
+    assert mod.DecodeLinear.accepts(x, w, None)
+    assert type(kernels.select("decode_linear", x, w, None, reference=ArrayLinearReference)) is mod.DecodeLinear
+    assert not any(mod.DecodeLinear.accepts(np.ones((n, 16), np.float32), w) for n in (1, 4, 12, 72))   # not 8k rows
+    assert not mod.DecodeLinear.accepts(x, np.ones((16, 24), np.float32).T)                 # a transposed weight
+    assert not mod.DecodeLinear.accepts(x, np.ones((24, 8), np.float32))                    # widths disagree
+    assert not mod.DecodeLinear.accepts(np.ones((64, 1024), np.float32), np.ones((128, 1024), np.float32))  # BLAS's
+    assert type(kernels.select("decode_linear", x.astype(np.float64), w.astype(np.float64), None,
+                               reference=ArrayLinearReference)) is ArrayLinearReference    # float64: the reference

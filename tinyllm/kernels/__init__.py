@@ -44,6 +44,7 @@ KERNELS: dict[str, tuple[str, ...]] = {
     "cross_entropy": ("cuda.cross_entropy:CrossEntropy", "cpu.cross_entropy:CrossEntropy"),
     "attention": ("cuda.attention:Attention", "cpu.attention:Attention"),
     "decode_attention": ("cpu.decode_attention:DecodeAttention",),
+    "decode_linear": ("cpu.decode_linear:DecodeLinear",),
     "dropout": ("cuda.dropout:Dropout",),
     "adam": ("cuda.adam:Adam", "cpu.adam:Adam"),
 }

@@ -168,9 +168,9 @@ class GPT(Module):
             for i, block in enumerate(self.h):
                 x += block.attn.decode_step(_norm(block.ln_1, x, scratch), cache[i], scratch)
                 mlp = block.mlp
-                h = array_linear(mlp.c_fc, _norm(block.ln_2, x, scratch))      # (B, T, C) -> (B, T, 4C)
-                x += array_linear(mlp.c_proj, _activation(mlp.act, h, scratch))  # (B, T, 4C) -> (B, T, C)
-            return array_linear(self.lm_head, _norm(self.ln_f, x[:, -1], scratch))  # (B, C) -> (B, V)
+                h = array_linear(mlp.c_fc, _norm(block.ln_2, x, scratch), scratch)  # (B, T, C) -> (B, T, 4C)
+                x += array_linear(mlp.c_proj, _activation(mlp.act, h, scratch), scratch)  # (B, T, 4C) -> (B, T, C)
+            return array_linear(self.lm_head, _norm(self.ln_f, x[:, -1], scratch), scratch)  # (B, C) -> (B, V)
 
     # ------------------------------------------------------------------ size
     def num_parameters(self, non_embedding: bool = False, trainable_only: bool = False) -> int:

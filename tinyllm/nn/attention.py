@@ -38,24 +38,46 @@ from .module import Module
 TRANSPOSED_ROWS = frozenset(range(8, 65, 8))
 
 
-def array_linear(layer: Module, x: Any) -> Any:
+class ArrayLinearReference:
+    """``y = x W^T + b`` for x (N, in), W (out, in), b (out) or None, on arrays (no graph node).
+
+    For NumPy arrays of N rows in :data:`TRANSPOSED_ROWS` it is computed as ``(W x^T)^T``,
+    the same product with BLAS's operands swapped (faster there; the sums may round
+    differently in the last bit). The compiled kernel (``kernels/cpu/decode_linear.py``)
+    is tested against it.
+    """
+
+    def forward(self, x: Any, w: Any, b: Any) -> Any:
+        if x.shape[0] in TRANSPOSED_ROWS and type(x) is np.ndarray:
+            y = (w @ x.T).T                                                    # (out, N) -> (N, out), a view
+        else:
+            y = x @ w.T                                                        # (N, in) -> (N, out)
+        if b is not None:
+            y += b
+        return y
+
+
+_ARRAY_LINEAR = ArrayLinearReference()
+
+
+def array_linear(layer: Module, x: Any, impls: dict | None = None) -> Any:
     """``layer`` applied to the array ``x`` (..., in) at inference, returning an array (..., out).
 
-    A plain :class:`Linear` is one product, ``x W^T + b`` (what :class:`LinearReference` computes,
-    without a graph node); for NumPy arrays of N rows in :data:`TRANSPOSED_ROWS` it is computed as
-    ``(W x^T)^T``, the same product with BLAS's operands swapped (faster there; the sums may round
-    differently in the last bit). Any other layer in its place (LoRA, int8, ...) runs its own forward.
+    A plain :class:`Linear` is one product, ``x W^T + b`` (:class:`ArrayLinearReference`, or
+    with ``impls`` the implementation ``kernels.select`` chooses once per shape and keeps
+    there); any other layer in its place (LoRA, int8, ...) runs its own forward.
     """
     if type(layer) is Linear:
         w = layer.weight.data
+        b = None if layer.bias is None else layer.bias.data
         x2 = x.reshape(-1, x.shape[-1])                                        # (N, in)
-        if x2.shape[0] in TRANSPOSED_ROWS and type(x2) is np.ndarray:
-            y = (w @ x2.T).T                                                   # (out, N) -> (N, out), a view
-        else:
-            y = x2 @ w.T                                                       # (N, in) -> (N, out)
-        if layer.bias is not None:
-            y += layer.bias.data
-        return y.reshape(*x.shape[:-1], w.shape[0])
+        impl = _ARRAY_LINEAR
+        if impls is not None:
+            key = ("linear", x2.shape, w.shape, b is None, x2.dtype)
+            impl = impls.get(key)
+            if impl is None:
+                impl = impls[key] = kernels.select("decode_linear", x2, w, b, reference=ArrayLinearReference)
+        return impl.forward(x2, w, b).reshape(*x.shape[:-1], w.shape[0])      # (N, out) -> (..., out)
     return layer(Tensor._wrap(x)).data
 
 
@@ -198,7 +220,7 @@ class MultiHeadAttention(Module):
         nh = self.n_head
         hs = c // nh
         xp = get_array_module(x)
-        qkv = array_linear(self.c_attn, x).reshape(b, t, 3, nh, hs)           # (B, T, 3C) -> (B, T, 3, nh, hs)
+        qkv = array_linear(self.c_attn, x, impls).reshape(b, t, 3, nh, hs)           # (B, T, 3C) -> (B, T, 3, nh, hs)
         q, k, v = qkv.transpose(2, 0, 3, 1, 4)                                 # each (B, nh, T, hs)
         keys, values = cache.append(k, v)                                      # (B, nh, P+T, hs), in place
         if t == 1:
@@ -216,7 +238,7 @@ class MultiHeadAttention(Module):
                 impl = impls[key] = kernels.select("attention", q, keys, values, reference=AttentionReference)
             y = impl.forward(q, keys, values, 1.0 / math.sqrt(hs), self.causal, None, 0.0)  # (B, nh, T, hs)
             y = xp.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(b, t, c)  # (B, T, C)
-        return array_linear(self.c_proj, y)                                    # (B, T, C)
+        return array_linear(self.c_proj, y, impls)                             # (B, T, C)
 
     def _attend_cached(self, qkv: Tensor, cache: KVCache, mask: Any, weights: list | None) -> Tensor:
         if is_grad_enabled() and qkv.requires_grad:

@@ -49,7 +49,7 @@ def decode_attention_(q, k, v, n, scale, y):
     (no constant in the loop has a type of its own, so one loop serves float32 and float64)."""
     rows, hs = q.shape
     s = np.empty(n, dtype=q.dtype)
-    zero = scale - scale                                   # 0 in the arrays' type (scale is finite)
+    zero = np.zeros(1, dtype=q.dtype)[0]                   # 0 in the arrays' type
     for r in range(rows):
         for j in range(n):
             acc = zero
