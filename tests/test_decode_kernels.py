@@ -15,6 +15,7 @@ import tinyllm
 from tinyllm import kernels
 from tinyllm.kernels import cpu as cpu_kernels
 from tinyllm.models import GPT, GPTConfig
+from tinyllm.models.gpt import AddLayerNormReference
 from tinyllm.nn.attention import ArrayLinearReference, DecodeAttentionReference
 
 needs_numba = pytest.mark.skipif(not cpu_kernels.enabled(), reason="needs Numba (the CPU kernels are off)")
@@ -162,3 +163,34 @@ def test_linear_kernel_takes_only_what_it_is_for():
     assert not mod.DecodeLinear.accepts(np.ones((64, 1024), np.float32), np.ones((128, 1024), np.float32))  # BLAS's
     assert type(kernels.select("decode_linear", x.astype(np.float64), w.astype(np.float64), None,
                                reference=ArrayLinearReference)) is ArrayLinearReference    # float64: the reference
+
+
+@needs_numba
+@given(shape=st.sampled_from([(8, 1, 128), (3, 5, 7), (1, 1), (2, 33)]), affine=st.sampled_from(["wb", "w", "none"]),
+       dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2 ** 16))
+def test_add_layer_norm_kernel_equals_the_reference(shape, affine, dtype, seed):
+    # x += r in place, then LN(x): the same sums and the same output, with and without weight and bias
+    rng = np.random.default_rng(seed)
+    x, r = (rng.normal(size=shape).astype(dtype) for _ in range(2))
+    c = shape[-1]
+    w = rng.normal(size=c).astype(dtype) if affine != "none" else None
+    b = rng.normal(size=c).astype(dtype) if affine == "wb" else None
+    mod = cpu_kernels_module("decode_norm")
+    assert mod.AddLayerNorm.accepts(x, r, w, b)
+    x_ref, x_kernel = x.copy(), x.copy()
+    want = AddLayerNormReference().forward(x_ref, r, w, b, 1e-5)
+    got = mod.AddLayerNorm().forward(x_kernel, r, w, b, 1e-5)
+    np.testing.assert_array_equal(x_kernel, x + r)                            # the residual stream, in place
+    np.testing.assert_array_equal(x_ref, x + r)
+    assert got.shape == shape and got.dtype == x.dtype
+    np.testing.assert_allclose(got, want, **(TOL[dtype] if dtype == "float64" else dict(rtol=1e-5, atol=1e-5)))
+
+
+@needs_numba
+def test_add_layer_norm_kernel_takes_only_what_it_is_for():
+    mod = cpu_kernels_module("decode_norm")
+    x = np.ones((4, 6), np.float32)
+    assert type(kernels.select("add_layer_norm", x, x, None, None, reference=AddLayerNormReference)) is mod.AddLayerNorm
+    assert not mod.AddLayerNorm.accepts(x, x[:, :3])                        # shapes disagree
+    assert not mod.AddLayerNorm.accepts(np.ones((6, 4), np.float32).T, x)  # x not C-contiguous (updated in place)
+    assert not mod.AddLayerNorm.accepts(x, x, np.ones(5, np.float32))       # a weight of another width

@@ -45,6 +45,7 @@ KERNELS: dict[str, tuple[str, ...]] = {
     "attention": ("cuda.attention:Attention", "cpu.attention:Attention"),
     "decode_attention": ("cpu.decode_attention:DecodeAttention",),
     "decode_linear": ("cpu.decode_linear:DecodeLinear",),
+    "add_layer_norm": ("cpu.decode_norm:AddLayerNorm",),
     "dropout": ("cuda.dropout:Dropout",),
     "adam": ("cuda.adam:Adam", "cpu.adam:Adam"),
 }

@@ -165,12 +165,16 @@ class GPT(Module):
         c = self.config
         small = max(b * t * 4 * c.n_embd, b * c.vocab_size) * c.n_embd <= ONE_THREAD_WORK   # the largest product
         with backend.one_blas_thread() if small and type(x) is np.ndarray else contextlib.nullcontext():
+            u = _norm(self.h[0].ln_1, x, scratch)                                  # LN_1(x) (B, T, C)
             for i, block in enumerate(self.h):
-                x += block.attn.decode_step(_norm(block.ln_1, x, scratch), cache[i], scratch)
+                a = block.attn.decode_step(u, cache[i], scratch)                  # (B, T, C)
+                u = _add_norm(block.ln_2, x, a, scratch)                          # x += a; LN_2(x)
                 mlp = block.mlp
-                h = array_linear(mlp.c_fc, _norm(block.ln_2, x, scratch), scratch)  # (B, T, C) -> (B, T, 4C)
-                x += array_linear(mlp.c_proj, _activation(mlp.act, h, scratch), scratch)  # (B, T, 4C) -> (B, T, C)
-            return array_linear(self.lm_head, _norm(self.ln_f, x[:, -1], scratch), scratch)  # (B, C) -> (B, V)
+                h = array_linear(mlp.c_fc, u, scratch)                            # (B, T, C) -> (B, T, 4C)
+                m = array_linear(mlp.c_proj, _activation(mlp.act, h, scratch), scratch)  # (B, T, 4C) -> (B, T, C)
+                after = self.h[i + 1].ln_1 if i + 1 < len(self.h) else self.ln_f
+                u = _add_norm(after, x, m, scratch)                               # x += m; the next LN(x)
+            return array_linear(self.lm_head, u[:, -1], scratch)                  # (B, C) -> (B, V)
 
     # ------------------------------------------------------------------ size
     def num_parameters(self, non_embedding: bool = False, trainable_only: bool = False) -> int:
@@ -222,6 +226,29 @@ def _norm(layer: Module, x: Any, impls: dict) -> Any:
     if impl is None:
         impl = impls[key] = kernels.select("layer_norm", x, w, b, reference=LayerNormReference)
     return impl.forward(x, w, b, layer.eps)
+
+
+class AddLayerNormReference:
+    """A pre-LN block's residual step: ``x += r`` in place, then ``LN(x)`` (the layer norm's
+    reference forward). The compiled kernel (``kernels/cpu/decode_norm.py``) is tested against it."""
+
+    def forward(self, x: Any, r: Any, w: Any, b: Any, eps: float) -> Any:
+        x += r
+        return LayerNormReference().forward(x, w, b, eps)
+
+
+def _add_norm(layer: Module, x: Any, r: Any, impls: dict) -> Any:
+    """``x += r``, then ``layer`` (a LayerNorm) on x: one kernel chosen once per shape (kept in ``impls``)."""
+    if type(layer) is not LayerNorm:
+        x += r
+        return _norm(layer, x, impls)
+    w, b = layer.weight, layer.bias
+    w, b = (None if w is None else w.data), (None if b is None else b.data)
+    key = ("add_layer_norm", x.shape, x.dtype)
+    impl = impls.get(key)
+    if impl is None:
+        impl = impls[key] = kernels.select("add_layer_norm", x, r, w, b, reference=AddLayerNormReference)
+    return impl.forward(x, r, w, b, layer.eps)
 
 
 def _activation(layer: Module, x: Any, impls: dict) -> Any:
