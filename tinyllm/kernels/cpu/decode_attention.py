@@ -17,7 +17,6 @@ with the reference tightly).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from numba import types
@@ -25,7 +24,7 @@ from numba.extending import overload
 
 from .exp import exp_neg
 from .jit import jit
-from .threads import run_kernel
+from .threads import KERNEL_MIN_NS, run_kernel
 
 NS_PER_ELEMENT = 0.5    # per element of the keys and values read, on one core (2-core VM, AVX2)
 
@@ -90,12 +89,9 @@ class DecodeAttention:
         q2 = np.ascontiguousarray(q).reshape(b * nh, hs)                      # (R, hs), R = B nh
         k3, v3 = k.reshape(b * nh, k.shape[2], hs), v.reshape(b * nh, k.shape[2], hs)   # views
         y = np.empty((b * nh, hs), dtype=q.dtype)
-        sc = q.dtype.type(scale)
-        run_kernel(lambda r: decode_attention_(q2[r], k3[r], v3[r], n, sc, y[r]), b * nh,
-                   2 * b * nh * n * hs, NS_PER_ELEMENT)
+        sc, size = q.dtype.type(scale), 2 * b * nh * n * hs
+        if size * NS_PER_ELEMENT < KERNEL_MIN_NS:                              # one core: call it directly
+            decode_attention_(q2, k3, v3, n, sc, y)
+        else:
+            run_kernel(lambda r: decode_attention_(q2[r], k3[r], v3[r], n, sc, y[r]), b * nh, size, NS_PER_ELEMENT)
         return y.reshape(b, nh, hs)
-
-
-def decode_attention(q: Any, k: Any, v: Any, n: int, scale: float) -> Any:
-    """The kernel on any float32/float64 NumPy arrays (the tests' entry point): see :class:`DecodeAttention`."""
-    return DecodeAttention().forward(q, k, v, n, scale)
