@@ -8,6 +8,7 @@ from tinyllm import backend
 from tinyllm.decoding import generate
 from tinyllm.models import GPT, GPTConfig
 from tinyllm.nn import Linear
+from tinyllm.nn.attention import TRANSPOSED_ROWS, array_linear
 
 
 def peaked_gpt(block_size=8, vocab=17, n_layer=2, bias=True, seed=2):
@@ -32,7 +33,7 @@ def crop_and_forward(model, prompt, n):
 
 
 @pytest.mark.parametrize("batch,prompt_len,n", [(1, 3, 5), (1, 3, 21), (3, 2, 6), (3, 5, 19), (2, 8, 4),
-                                                (1, 11, 6)])
+                                                (1, 11, 6), (8, 3, 7)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_cached_greedy_tokens_equal_the_uncached_reference(batch, prompt_len, n, bias):
     # within the context (prompt + n <= 8), reaching it exactly (8 + 4 > 8 from the start: prompt of 8),
@@ -99,3 +100,23 @@ def test_generation_leaves_training_mode_and_the_graph_alone():
     generate(model, np.array([[1, 2]]), 9, greedy=True)
     assert model.training and not model.h[0].training and model.h[1].training
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-6), ("float64", 1e-14)])
+@pytest.mark.parametrize("rows", [1, 3, 8, 16, 64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_array_linear_equals_the_layer_in_either_operand_order(dtype, tol, rows, bias):
+    # 8, 16 and 64 rows take the swapped order (W x^T)^T, 1 and 3 the plain x W^T: both are the layer's product
+    assert {8, 16, 64} <= TRANSPOSED_ROWS and not {1, 3} & TRANSPOSED_ROWS
+    tinyllm.set_default_dtype(dtype)
+    tinyllm.manual_seed(rows)
+    layer = Linear(48, 80, bias=bias)
+    if bias:
+        layer.bias.data[...] = np.random.default_rng(1).normal(size=80)
+    shape = (rows, 1, 48) if rows < 8 else (8, rows // 8, 48)                  # one token, or a prefill
+    x = np.random.default_rng(rows).normal(size=shape).astype(dtype)
+    with tinyllm.no_grad():
+        want = layer(tinyllm.Tensor(x)).numpy()
+    got = array_linear(layer, x)
+    assert got.shape == want.shape == (*x.shape[:2], 80) and got.dtype == x.dtype
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)

@@ -43,6 +43,9 @@ KERNELS: dict[str, tuple[str, ...]] = {
     "softmax": ("cuda.softmax:Softmax", "cpu.softmax:Softmax"),
     "cross_entropy": ("cuda.cross_entropy:CrossEntropy", "cpu.cross_entropy:CrossEntropy"),
     "attention": ("cuda.attention:Attention", "cpu.attention:Attention"),
+    "decode_attention": ("cpu.decode_attention:DecodeAttention",),
+    "decode_linear": ("cpu.decode_linear:DecodeLinear",),
+    "add_layer_norm": ("cpu.decode_norm:AddLayerNorm",),
     "dropout": ("cuda.dropout:Dropout",),
     "adam": ("cuda.adam:Adam", "cpu.adam:Adam"),
 }

@@ -16,7 +16,10 @@ positions (a KV cache per layer), so each new token costs one position, not T.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+
+import numpy as np
 
 from .. import backend, kernels
 from .. import functional as F
@@ -30,6 +33,15 @@ from ..tensor import Tensor, is_grad_enabled
 from .common import padding_mask, reject_extra, token_ids
 from .config import GPTConfig
 from .registry import kind_of
+
+# Multiply-adds below which a decode step's products run on ONE OpenBLAS thread. OpenBLAS
+# shares any product of more than 2^18 multiply-adds (a matrix-vector one of more than 9216)
+# between its threads, and tinyllm lets its idle workers sleep (OPENBLAS_THREAD_TIMEOUT=4,
+# see tinyllm/__init__.py), so each such product of a decode step wakes a worker: tens of
+# microseconds, for products that take 2 to 30 on one core at batch 1 to 8 of a small
+# model. 2^20 keeps the GPT-2-124M shape's products (from 1.8M multiply-adds at batch 1,
+# memory-bound) on every thread.
+ONE_THREAD_WORK = 1 << 20
 
 
 class GPT(Module):
@@ -140,7 +152,8 @@ class GPT(Module):
             logits = LN_f(x_last) W_te^T                              (B, V)
 
         Layers other than the plain ones (LoRA, int8) run their own forward.
-        Eval mode, no gradients (dropout is the identity).
+        Eval mode, no gradients (dropout is the identity). When every product of the step
+        is under :data:`ONE_THREAD_WORK` multiply-adds, the step runs on one OpenBLAS thread.
         """
         b, t = ids.shape
         pos, scratch = cache.pos, cache.scratch
@@ -149,12 +162,19 @@ class GPT(Module):
         wte, wpe = self.wte, self.wpe
         x = wte.weight.data[ids] if type(wte) is Embedding else wte(ids).data                 # (B, T, C)
         x = x + (wpe.weight.data[pos:pos + t] if type(wpe) is LearnedPositionalEmbedding else wpe(t, pos).data)
-        for i, block in enumerate(self.h):
-            x += block.attn.decode_step(_norm(block.ln_1, x, scratch), cache[i], scratch)
-            mlp = block.mlp
-            h = array_linear(mlp.c_fc, _norm(block.ln_2, x, scratch))          # (B, T, C) -> (B, T, 4C)
-            x += array_linear(mlp.c_proj, _activation(mlp.act, h, scratch))    # (B, T, 4C) -> (B, T, C)
-        return array_linear(self.lm_head, _norm(self.ln_f, x[:, -1], scratch))  # (B, C) -> (B, V)
+        c = self.config
+        small = max(b * t * 4 * c.n_embd, b * c.vocab_size) * c.n_embd <= ONE_THREAD_WORK   # the largest product
+        with backend.one_blas_thread() if small and type(x) is np.ndarray else contextlib.nullcontext():
+            u = _norm(self.h[0].ln_1, x, scratch)                                  # LN_1(x) (B, T, C)
+            for i, block in enumerate(self.h):
+                a = block.attn.decode_step(u, cache[i], scratch)                  # (B, T, C)
+                u = _add_norm(block.ln_2, x, a, scratch)                          # x += a; LN_2(x)
+                mlp = block.mlp
+                h = array_linear(mlp.c_fc, u, scratch)                            # (B, T, C) -> (B, T, 4C)
+                m = array_linear(mlp.c_proj, _activation(mlp.act, h, scratch), scratch)  # (B, T, 4C) -> (B, T, C)
+                after = self.h[i + 1].ln_1 if i + 1 < len(self.h) else self.ln_f
+                u = _add_norm(after, x, m, scratch)                               # x += m; the next LN(x)
+            return array_linear(self.lm_head, u[:, -1], scratch)                  # (B, C) -> (B, V)
 
     # ------------------------------------------------------------------ size
     def num_parameters(self, non_embedding: bool = False, trainable_only: bool = False) -> int:
@@ -206,6 +226,29 @@ def _norm(layer: Module, x: Any, impls: dict) -> Any:
     if impl is None:
         impl = impls[key] = kernels.select("layer_norm", x, w, b, reference=LayerNormReference)
     return impl.forward(x, w, b, layer.eps)
+
+
+class AddLayerNormReference:
+    """A pre-LN block's residual step: ``x += r`` in place, then ``LN(x)`` (the layer norm's
+    reference forward). The compiled kernel (``kernels/cpu/decode_norm.py``) is tested against it."""
+
+    def forward(self, x: Any, r: Any, w: Any, b: Any, eps: float) -> Any:
+        x += r
+        return LayerNormReference().forward(x, w, b, eps)
+
+
+def _add_norm(layer: Module, x: Any, r: Any, impls: dict) -> Any:
+    """``x += r``, then ``layer`` (a LayerNorm) on x: one kernel chosen once per shape (kept in ``impls``)."""
+    if type(layer) is not LayerNorm:
+        x += r
+        return _norm(layer, x, impls)
+    w, b = layer.weight, layer.bias
+    w, b = (None if w is None else w.data), (None if b is None else b.data)
+    key = ("add_layer_norm", x.shape, x.dtype)
+    impl = impls.get(key)
+    if impl is None:
+        impl = impls[key] = kernels.select("add_layer_norm", x, r, w, b, reference=AddLayerNormReference)
+    return impl.forward(x, r, w, b, layer.eps)
 
 
 def _activation(layer: Module, x: Any, impls: dict) -> Any:
