@@ -160,3 +160,24 @@ def tinyllm_function_base() -> type:
     """The base class of every autograd node (``Function.apply`` records one node)."""
     from tinyllm import Function  # noqa: PLC0415
     return Function
+
+
+def tinyllm_product_impls() -> dict[str, type | None]:
+    """The implementation classes whose methods make a training step's matrix products
+    (``bench/floor.py`` watches them): the Linear formula, the CPU attention kernel (None without
+    Numba), the attention formula."""
+    from tinyllm.functional.attention import AttentionReference  # noqa: PLC0415
+    from tinyllm.functional.linear import LinearReference  # noqa: PLC0415
+    try:
+        from tinyllm.kernels.cpu.attention import Attention  # noqa: PLC0415
+    except ImportError:
+        Attention = None  # noqa: N806
+    return {"linear": LinearReference, "attention_kernel": Attention, "attention_reference": AttentionReference}
+
+
+def tinyllm_row_threads() -> tuple:
+    """``(backend.one_blas_thread, kernels.cpu.threads.over_rows)``: how the CPU attention kernel runs
+    its products, one BLAS thread per core on blocks of rows."""
+    from tinyllm.backend import one_blas_thread  # noqa: PLC0415
+    from tinyllm.kernels.cpu.threads import over_rows  # noqa: PLC0415
+    return one_blas_thread, over_rows
