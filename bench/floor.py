@@ -96,12 +96,12 @@ def _products_flops(call: Call) -> list[tuple[str, int]]:
     for q0, q1, kb in p["spans"]:
         rows = lead * (q1 - q0) * kb
         if call.kind == "attention_forward":
-            out += [("attention Q K^T", 2 * rows * hs), ("attention P V", 2 * rows * dv)]
+            out += [("attention forward Q K^T", 2 * rows * hs), ("attention forward P V", 2 * rows * dv)]
         else:
             needs = p["needs"]
             out += [(lab, 2 * rows * d) for lab, d, need in (
-                ("attention P^T dY", dv, needs[2]), ("attention dY V^T", dv, True),
-                ("attention dS K", hs, needs[0]), ("attention dS^T Q", hs, needs[1])) if need]
+                ("attention backward P^T dY", dv, needs[2]), ("attention backward dY V^T", dv, True),
+                ("attention backward dS K", hs, needs[0]), ("attention backward dS^T Q", hs, needs[1])) if need]
     return out
 
 
@@ -209,30 +209,26 @@ def _extent(lay: Layout, item: int) -> int:
     return item + sum((n - 1) * s for n, s in zip(lay.shape, lay.strides) if n > 0)
 
 
-def _replay_fn(call: Call, arrays: Arrays) -> Callable[[], Any]:
-    """A function running the products of ``call`` on arrays of its layouts, as the engine runs them."""
+def _replay_fns(call: Call, arrays: Arrays) -> list[tuple[str, Callable[[], Any]]]:
+    """(label, function) for the products of ``call``, on arrays of its layouts, as the engine runs them."""
     np = arrays.np
     a, p = call.arrays, call.params
-    if call.kind == "linear_forward":
+    if call.kind == "linear_forward":                                       # LinearReference.forward
         x, w = arrays.get(a["x"]), arrays.get(a["w"])
         x2 = x.reshape(-1, x.shape[-1])
-        return lambda: x2 @ w.T                                             # LinearReference.forward
-    if call.kind == "linear_backward":
+        return [("Linear x W^T", lambda: x2 @ w.T)]
+    if call.kind == "linear_backward":                                      # LinearReference.backward
         g, w, x = arrays.get(a["g"]), arrays.get(a["w"]), arrays.get(a["x"])
         g2, x2, (nx, nw) = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1]), p["needs"]
-
-        def linear_backward():                                              # LinearReference.backward
-            dx = g2 @ w if nx else None
-            dw = g2.T @ x2 if nw else None
-            return dx, dw
-        return linear_backward
+        return ([("Linear dY W", lambda: g2 @ w)] if nx else []) + ([("Linear dY^T X", lambda: g2.T @ x2)] if nw else [])
     q, k, v = (arrays.get(a[n]) for n in ("q", "k", "v"))
     if not p["kernel"]:                                                     # AttentionReference: whole products
         if call.kind == "attention_forward":
-            return lambda: (q @ k.swapaxes(-1, -2)) @ v
+            return [("attention forward", lambda: (q @ k.swapaxes(-1, -2)) @ v)]
         g = arrays.get(a["g"])
         pr = np.matmul(q, k.swapaxes(-1, -2))
-        return lambda: (pr.swapaxes(-1, -2) @ g, g @ v.swapaxes(-1, -2) @ k, pr.swapaxes(-1, -2) @ q)
+        return [("attention backward",
+                 lambda: (pr.swapaxes(-1, -2) @ g, g @ v.swapaxes(-1, -2) @ k, pr.swapaxes(-1, -2) @ q))]
     lead = q.shape[:-2] or (1,)
     q, k, v = (np.broadcast_to(t, lead + t.shape[-2:]) for t in (q, k, v))
     spans = p["spans"]
@@ -250,7 +246,7 @@ def _replay_fn(call: Call, arrays: Arrays) -> Callable[[], Any]:
         def forward():
             with one_blas_thread():
                 over_rows(forward_block, lead[0], size)
-        return forward
+        return [("attention forward", forward)]
     g = np.broadcast_to(arrays.get(a["g"]), lead + (q.shape[-2], v.shape[-1]))
     d = {n: arrays.get(a[n]).reshape(lead + t.shape[-2:]) if n in a else None
          for n, t in (("dq", q), ("dk", k), ("dv", v))}
@@ -276,28 +272,29 @@ def _replay_fn(call: Call, arrays: Arrays) -> Callable[[], Any]:
     def backward():
         with one_blas_thread():
             over_rows(backward_block, lead[0], size)
-    return backward
+    return [("attention backward", backward)]
 
 
 def replay(calls: list[Call], seed: int = 0) -> list[tuple[str, Callable[[], Any]]]:
-    """(kind, function) per recorded call, in the step's order: calling each in turn is the floor."""
+    """(label, function) per product (per attention call: its products), in the step's order:
+    calling each in turn is the floor."""
     arrays = Arrays(seed)
-    return [(c.kind, _replay_fn(c, arrays)) for c in calls]
+    return [fn for c in calls for fn in _replay_fns(c, arrays)]
 
 
 def time_floor(fns: list[tuple[str, Callable[[], Any]]], step: Callable[[], Any] | None, reps: int,
                warmup: int = 2) -> dict[str, Any]:
     """Median wall and CPU seconds of one pass over ``fns`` (and, interleaved with it, of ``step()``:
-    the real step in the same process), with the median seconds of each kind within a pass."""
+    the real step in the same process), with the median seconds of each label within a pass."""
     import statistics  # noqa: PLC0415
 
     def one_pass() -> dict[str, float]:
-        by_kind: dict[str, float] = {}
-        for kind, fn in fns:
+        by_label: dict[str, float] = {}
+        for label, fn in fns:
             t = time.perf_counter()
             fn()
-            by_kind[kind] = by_kind.get(kind, 0.0) + time.perf_counter() - t
-        return by_kind
+            by_label[label] = by_label.get(label, 0.0) + time.perf_counter() - t
+        return by_label
 
     for _ in range(warmup):
         one_pass()
@@ -316,7 +313,7 @@ def time_floor(fns: list[tuple[str, Callable[[], Any]]], step: Callable[[], Any]
             step_cpus.append(time.process_time() - c)
     med = statistics.median
     out = {"floor_wall_s": med(walls), "floor_cpu_s": med(cpus), "floor_min_wall_s": min(walls),
-           "by_kind_s": {k: med([kd[k] for kd in kinds]) for k in kinds[0]}}
+           "by_label_s": {k: med([kd[k] for kd in kinds]) for k in kinds[0]}}
     if step_walls:
         out.update(step_wall_s=med(step_walls), step_cpu_s=med(step_cpus), step_min_wall_s=min(step_walls))
     return out
@@ -373,10 +370,11 @@ def section(config: str, steps: int, torch_tok_s: float | None) -> dict[str, Any
           f"{1 - res['floor_wall_s'] / res['step_wall_s']:.1%} of the step")
     print(f"  product FLOPs {total / tokens:,.0f}/token (model FLOPs {fpt:,}/token); "
           f"peak {peak / 1e9:.1f} GFLOP/s (bench/harness.py, best of NumPy and torch)")
-    for kind, sec in res["by_kind_s"].items():
-        print(f"    {kind:20} {sec * 1e3:8.2f} ms")
-    for lab, f in res["product_flops"].items():
-        print(f"    {lab:20} {f / 1e6:8.1f} MFLOP/step")
+    flops = res["product_flops"]
+    print(f"    {'products':20} {'ms/step':>8} {'MFLOP/step':>10} {'GFLOP/s':>8}")
+    for label, sec in res["by_label_s"].items():
+        f = sum(v for k, v in flops.items() if k.startswith(label))
+        print(f"    {label:20} {sec * 1e3:8.2f} {f / 1e6:10.1f} {f / sec / 1e9:8.1f}")
     out = {**res, "peak_flops": peak, "floor_tok_s": floor_tok_s, "step_tok_s": step_tok_s}
     if torch_tok_s:
         out.update(torch_tok_s=torch_tok_s, best_ratio=floor_tok_s / torch_tok_s, step_ratio=step_tok_s / torch_tok_s)
