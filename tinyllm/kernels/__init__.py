@@ -45,6 +45,7 @@ KERNELS: dict[str, tuple[str, ...]] = {
     "attention": ("cuda.attention:Attention", "cpu.attention:Attention"),
     "dropout": ("cuda.dropout:Dropout",),
     "adam": ("cuda.adam:Adam", "cpu.adam:Adam"),
+    "linear": ("cpu.linear:Linear",),
 }
 
 _FAMILIES = {"cpu": cpu, "cuda": cuda}
