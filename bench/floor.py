@@ -25,8 +25,10 @@ code allocates are allocated here too; ``out=`` targets are written in place.
 The bias adds, softmax, GELU, layer norms, gradient sums and AdamW are not
 products: they are what the floor leaves out.
 
-The replay mirrors the product expressions of ``tinyllm/functional/linear.py``
-and ``tinyllm/kernels/cpu/attention.py``; ``tests/test_bench_floor.py``
+The replay runs the CPU Linear kernel's own ``backward_products`` (its two
+products at once on two cores) and mirrors the other product expressions of
+``tinyllm/functional/linear.py``, ``tinyllm/kernels/cpu/linear.py`` and
+``tinyllm/kernels/cpu/attention.py``; ``tests/test_bench_floor.py``
 checks the recording against a real step (every Linear and attention node
 seen, the FLOPs of the products those expressions make).
 """
@@ -135,12 +137,16 @@ def record(step: Callable[..., Any], batch: tuple) -> list[Call]:
             return out
         setattr(cls, name, watched)
 
-    def linear_forward(self, x, w, b=None):
-        calls.append(Call("linear_forward", {"x": Layout.of(x), "w": Layout.of(w)}, {}))
+    def linear_forward(kernel: bool):
+        def before(self, x, w, b=None):
+            calls.append(Call("linear_forward", {"x": Layout.of(x), "w": Layout.of(w)}, {"kernel": kernel}))
+        return before
 
-    def linear_backward(self, g, needs_grad):
-        calls.append(Call("linear_backward", {"g": Layout.of(g), "w": Layout.of(self.w), "x": Layout.of(self.x)},
-                          {"needs": tuple(needs_grad[:2])}))
+    def linear_backward(kernel: bool):
+        def before(self, g, needs_grad):
+            calls.append(Call("linear_backward", {"g": Layout.of(g), "w": Layout.of(self.w), "x": Layout.of(self.x)},
+                              {"needs": tuple(needs_grad[:2]), "kernel": kernel}))
+        return before
 
     def attention_forward(kernel: bool):
         def before(self, q, k, v, scale, causal, mask, dropout_p, out=None):
@@ -170,8 +176,10 @@ def record(step: Callable[..., Any], batch: tuple) -> list[Call]:
             return finish
         return before
 
-    watch(impls["linear"], "forward", linear_forward)
-    watch(impls["linear"], "backward", linear_backward)
+    for key, kernel in (("linear_kernel", True), ("linear", False)):
+        if impls.get(key) is not None:
+            watch(impls[key], "forward", linear_forward(kernel))
+            watch(impls[key], "backward", linear_backward(kernel))
     for key, kernel in (("attention_kernel", True), ("attention_reference", False)):
         if impls.get(key) is not None:
             watch(impls[key], "forward", attention_forward(kernel))
@@ -220,6 +228,9 @@ def _replay_fns(call: Call, arrays: Arrays) -> list[tuple[str, Callable[[], Any]
     if call.kind == "linear_backward":                                      # LinearReference.backward
         g, w, x = arrays.get(a["g"]), arrays.get(a["w"]), arrays.get(a["x"])
         g2, x2, (nx, nw) = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1]), p["needs"]
+        products = common.tinyllm_linear_backward_products()
+        if p["kernel"] and products is not None and nx and nw:            # the kernel's own function
+            return [("Linear dY W + Linear dY^T X", lambda: products(g2, w, x2, True, True))]
         return ([("Linear dY W", lambda: g2 @ w)] if nx else []) + ([("Linear dY^T X", lambda: g2.T @ x2)] if nw else [])
     q, k, v = (arrays.get(a[n]) for n in ("q", "k", "v"))
     if not p["kernel"]:                                                     # AttentionReference: whole products
@@ -283,9 +294,12 @@ def replay(calls: list[Call], seed: int = 0) -> list[tuple[str, Callable[[], Any
 
 
 def time_floor(fns: list[tuple[str, Callable[[], Any]]], step: Callable[[], Any] | None, reps: int,
-               warmup: int = 2) -> dict[str, Any]:
+               warmup: int = 2, switch: Callable[[bool], None] | None = None) -> dict[str, Any]:
     """Median wall and CPU seconds of one pass over ``fns`` (and, interleaved with it, of ``step()``:
-    the real step in the same process), with the median seconds of each label within a pass."""
+    the real step in the same process), with the median seconds of each label within a pass.
+
+    With ``switch``, every round runs both settings, ``switch(True)`` and ``switch(False)`` (which
+    first alternates): the figures of the second are under ``"off"``. ``switch(True)`` is left set."""
     import statistics  # noqa: PLC0415
 
     def one_pass() -> dict[str, float]:
@@ -296,26 +310,41 @@ def time_floor(fns: list[tuple[str, Callable[[], Any]]], step: Callable[[], Any]
             by_label[label] = by_label.get(label, 0.0) + time.perf_counter() - t
         return by_label
 
-    for _ in range(warmup):
-        one_pass()
-        if step is not None:
-            step()
-    walls, cpus, kinds, step_walls, step_cpus = [], [], [], [], []
-    for _ in range(reps):
-        w, c = time.perf_counter(), time.process_time()
-        kinds.append(one_pass())
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-        if step is not None:
+    settings = (True, False) if switch is not None else (True,)
+    runs: dict[bool, dict[str, list]] = {v: {"walls": [], "cpus": [], "labels": [], "step_walls": [], "step_cpus": []}
+                                         for v in settings}
+    for r in range(warmup + reps):
+        for v in settings if r % 2 == 0 else settings[::-1]:
+            if switch is not None:
+                switch(v)
+            run = runs[v]
             w, c = time.perf_counter(), time.process_time()
-            step()
-            step_walls.append(time.perf_counter() - w)
-            step_cpus.append(time.process_time() - c)
+            labels = one_pass()
+            wall, cpu = time.perf_counter() - w, time.process_time() - c
+            if r >= warmup:
+                run["walls"].append(wall)
+                run["cpus"].append(cpu)
+                run["labels"].append(labels)
+            if step is not None:
+                w, c = time.perf_counter(), time.process_time()
+                step()
+                if r >= warmup:
+                    run["step_walls"].append(time.perf_counter() - w)
+                    run["step_cpus"].append(time.process_time() - c)
+    if switch is not None:
+        switch(True)
     med = statistics.median
-    out = {"floor_wall_s": med(walls), "floor_cpu_s": med(cpus), "floor_min_wall_s": min(walls),
-           "by_label_s": {k: med([kd[k] for kd in kinds]) for k in kinds[0]}}
-    if step_walls:
-        out.update(step_wall_s=med(step_walls), step_cpu_s=med(step_cpus), step_min_wall_s=min(step_walls))
+
+    def summary(run: dict) -> dict[str, Any]:
+        out = {"floor_wall_s": med(run["walls"]), "floor_cpu_s": med(run["cpus"]), "floor_min_wall_s": min(run["walls"]),
+               "by_label_s": {k: med([lab[k] for lab in run["labels"]]) for k in run["labels"][0]}}
+        if run["step_walls"]:
+            out.update(step_wall_s=med(run["step_walls"]), step_cpu_s=med(run["step_cpus"]),
+                       step_min_wall_s=min(run["step_walls"]))
+        return out
+    out = summary(runs[True])
+    if switch is not None:
+        out["off"] = summary(runs[False])
     return out
 
 
@@ -332,7 +361,10 @@ def child(config: str, reps: int) -> None:
     for b in data[:2]:
         step(*b).item()
     calls = record(step, data[2])
-    res = time_floor(replay(calls), lambda: step(*data[2]).item(), reps)
+    fns = replay(calls)
+    overlap = any(label == "Linear dY W + Linear dY^T X" for label, _ in fns)   # and, alternated, one after the other
+    res = time_floor(fns, lambda: step(*data[2]).item(), reps,
+                     switch=common.tinyllm_linear_overlap if overlap else None)
     flops = product_flops(calls)
     harness.report({**res, "config": config, "tokens_per_step": cfg["batch_size"] * cfg["block_size"],
                     "flops_per_token": int(model.flops_per_token()), "product_flops": flops,
@@ -371,10 +403,15 @@ def section(config: str, steps: int, torch_tok_s: float | None) -> dict[str, Any
     print(f"  product FLOPs {total / tokens:,.0f}/token (model FLOPs {fpt:,}/token); "
           f"peak {peak / 1e9:.1f} GFLOP/s (bench/harness.py, best of NumPy and torch)")
     flops = res["product_flops"]
-    print(f"    {'products':20} {'ms/step':>8} {'MFLOP/step':>10} {'GFLOP/s':>8}")
+    print(f"    {'products':28} {'ms/step':>8} {'MFLOP/step':>10} {'GFLOP/s':>8}")
     for label, sec in res["by_label_s"].items():
-        f = sum(v for k, v in flops.items() if k.startswith(label))
-        print(f"    {label:20} {sec * 1e3:8.2f} {f / 1e6:10.1f} {f / sec / 1e9:8.1f}")
+        f = sum(v for k, v in flops.items() if any(k.startswith(part) for part in label.split(" + ")))
+        print(f"    {label:28} {sec * 1e3:8.2f} {f / 1e6:10.1f} {f / sec / 1e9:8.1f}")
+    off = res.get("off")
+    if off is not None:
+        print(f"  with Linear backward's two products one after the other (BLAS threads splitting each), "
+              f"alternated with the above: products {off['floor_wall_s'] * 1e3:.2f} ms, the real step "
+              f"{off['step_wall_s'] * 1e3:.2f} ms wall ({tokens / off['step_wall_s']:.0f} tokens/s)")
     out = {**res, "peak_flops": peak, "floor_tok_s": floor_tok_s, "step_tok_s": step_tok_s}
     if torch_tok_s:
         out.update(torch_tok_s=torch_tok_s, best_ratio=floor_tok_s / torch_tok_s, step_ratio=step_tok_s / torch_tok_s)

@@ -132,6 +132,22 @@ def test_linear_kernel_on_a_transposed_gradient_and_over_threads(monkeypatch: py
     np.testing.assert_allclose(xs[0].grad, g @ w, rtol=1e-5, atol=1e-5)
 
 
+def test_linear_backward_products_at_once_are_the_same_floats(monkeypatch: pytest.MonkeyPatch) -> None:
+    linear = importlib.import_module("tinyllm.kernels.cpu.linear")
+    g, w, x = normal((700, 90), 0), normal((90, 60), 1), normal((700, 60), 2)
+    monkeypatch.setattr(threads, "THREADS", 1)                        # one core: one after the other, as NumPy
+    for a, b in zip(linear.backward_products(g, w, x, True, True), (g @ w, g.T @ x)):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(threads, "THREADS", 2)
+    both = linear.backward_products(g, w, x, True, True)
+    with tinyllm.backend.one_blas_thread():                           # each product as one BLAS thread computes it
+        for a, b in zip(both, (g @ w, g.T @ x)):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(both, (g @ w, g.T @ x)):                           # OpenBLAS on two threads: the last bits may differ
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    assert linear.backward_products(g, w, x, False, True)[0] is None
+
+
 def test_layer_norm_module_in_3d_and_on_a_non_contiguous_input() -> None:
     ln = nn.LayerNorm(64)
     ln.weight.data[:] = normal((64,), 1)

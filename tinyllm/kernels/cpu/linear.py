@@ -1,4 +1,5 @@
-"""The Linear layer on the CPU: NumPy's products, with the bias add and the bias gradient as compiled loops.
+"""The Linear layer on the CPU: NumPy's products, the bias add and its gradient as compiled loops,
+and the two products of backward on two cores at once.
 
 Formula and reference: :class:`tinyllm.functional.linear.LinearFunction`.
 The products are BLAS calls either way; what this adds is the elementwise
@@ -8,15 +9,28 @@ row (nano's (768, 512): 64 against 23 us on one core); ``db = g.sum(axis=0)``
 2x slower than one pass adding each row of ``g`` into ``db`` (43 against 22
 us). Both loops add in the order NumPy does (row after row, each column on
 its own), so the results are the same floats.
+
+Backward's two products, ``dx = g W`` and ``dW = g^T x``, have the same
+FLOPs and do not depend on each other: on two cores or more they run at
+the same time, each on one core with one BLAS thread
+(:func:`backward_products`), instead of one after the other with OpenBLAS
+splitting each over the threads: no hand-over between BLAS threads inside
+a product, which at nano's sizes costs more than the product's second half
+saves, and much more on a busy machine. Each product is then what OpenBLAS
+computes on one thread (its last bits can differ from a product split over
+two threads, as they differ between machines with other core counts).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ... import backend
+from . import threads
 from .jit import F, jit
 from .threads import run_kernel
 
 NS_BIAS = 0.1            # per element on one core (2-core VM, AVX2), add or sum: memory-bound at large sizes
+OVERLAP = True           # backward's two products at once, one core each (False: one after the other)
 
 
 @jit
@@ -58,6 +72,15 @@ def bias_grad(g2: np.ndarray) -> np.ndarray:
     return parts[0] if len(parts) == 1 else sum(parts)
 
 
+def backward_products(g2: np.ndarray, w: np.ndarray, x2: np.ndarray, needs_x: bool, needs_w: bool) -> tuple:
+    """``(g2 @ w, g2^T @ x2)``, dx and dW of rows g2 (N, out), w (out, in), x2 (N, in); None where not
+    needed. Both needed, :data:`OVERLAP` and two cores or more: at once, one BLAS thread each."""
+    if needs_x and needs_w and OVERLAP and threads.THREADS > 1:
+        with backend.one_blas_thread():
+            return threads.both(lambda: g2 @ w, lambda: g2.T @ x2)
+    return (g2 @ w if needs_x else None), (g2.T @ x2 if needs_w else None)
+
+
 class Linear:
     """y = x W^T + b on float32 NumPy arrays: BLAS products, compiled bias add and bias gradient."""
 
@@ -75,7 +98,6 @@ class Linear:
     def backward(self, g: np.ndarray, needs_grad: tuple) -> tuple:
         """(dx, dw, db), None where ``needs_grad`` (for x, w, b) says no."""
         g2 = g.reshape(-1, g.shape[-1])                               # (N, out)
-        dx = (g2 @ self.w).reshape(self.x.shape) if needs_grad[0] else None
-        dw = g2.T @ self.x.reshape(-1, self.x.shape[-1]) if needs_grad[1] else None
+        dx, dw = backward_products(g2, self.w, self.x.reshape(-1, self.x.shape[-1]), needs_grad[0], needs_grad[1])
         db = bias_grad(g2) if needs_grad[2] else None
-        return dx, dw, db
+        return (None if dx is None else dx.reshape(self.x.shape)), dw, db
