@@ -160,3 +160,42 @@ def tinyllm_function_base() -> type:
     """The base class of every autograd node (``Function.apply`` records one node)."""
     from tinyllm import Function  # noqa: PLC0415
     return Function
+
+
+def tinyllm_product_impls() -> dict[str, type | None]:
+    """The implementation classes whose methods make a training step's matrix products
+    (``bench/floor.py`` watches them): the Linear formula and CPU kernel, the CPU attention kernel
+    (the kernels None without Numba), the attention formula."""
+    from tinyllm.functional.attention import AttentionReference  # noqa: PLC0415
+    from tinyllm.functional.linear import LinearReference  # noqa: PLC0415
+    try:
+        from tinyllm.kernels.cpu.attention import Attention  # noqa: PLC0415
+        from tinyllm.kernels.cpu.linear import Linear  # noqa: PLC0415
+    except ImportError:
+        Attention = Linear = None  # noqa: N806
+    return {"linear": LinearReference, "linear_kernel": Linear, "attention_kernel": Attention,
+            "attention_reference": AttentionReference}
+
+
+def tinyllm_linear_backward_products():
+    """The CPU Linear kernel's ``backward_products(g2, w, x2, needs_x, needs_w)`` (its dx and dW, at once
+    on two cores), or None without Numba."""
+    try:
+        from tinyllm.kernels.cpu.linear import backward_products  # noqa: PLC0415
+    except ImportError:
+        return None
+    return backward_products
+
+
+def tinyllm_row_threads() -> tuple:
+    """``(backend.one_blas_thread, kernels.cpu.threads.over_rows)``: how the CPU attention kernel runs
+    its products, one BLAS thread per core on blocks of rows."""
+    from tinyllm.backend import one_blas_thread  # noqa: PLC0415
+    from tinyllm.kernels.cpu.threads import over_rows  # noqa: PLC0415
+    return one_blas_thread, over_rows
+
+
+def tinyllm_linear_overlap(on: bool) -> None:
+    """Whether the CPU Linear kernel runs backward's two products at once (``kernels.cpu.linear.OVERLAP``)."""
+    from tinyllm.kernels.cpu import linear  # noqa: PLC0415
+    linear.OVERLAP = on

@@ -32,6 +32,12 @@ comparison itself is ``bench/train.py``'s. Sections (``--sections``):
   On a loaded machine the waiting grows on both sides: read it on a quiet one.
 - ``torch``: ``torch.profiler`` over PyTorch's step: aten ops per step, self
   CPU time by op, the matmul ops' share.
+- ``floor``: the step's matrix products alone (recorded from one real step,
+  replayed with the same layouts and threads, ``bench/floor.py``): ms/step,
+  the tokens/s and MFU they would give, and the largest ratio to PyTorch's
+  tokens/s (``--torch-tok-s``, else measured in a quick fresh process on as
+  many threads as the floor's BLAS) reachable with zero overhead outside
+  the products.
 """
 from __future__ import annotations
 
@@ -51,10 +57,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common  # noqa: E402
+import floor_run  # noqa: E402
 import harness  # noqa: E402
 from train import CONFIGS, batches, build_tinyllm, build_torch  # noqa: E402
 
-SECTIONS = ["timers", "counts", "cprofile", "perf", "torch", "perf-torch"]
+SECTIONS = ["timers", "counts", "cprofile", "perf", "torch", "perf-torch", "floor"]
 # perf symbol -> category; the first pattern that matches wins (checked against "dso symbol").
 CATEGORIES = [
     # OpenBLAS's inner_thread / exec_blas / thread server are its workers handing work over and
@@ -346,6 +353,8 @@ def main() -> None:
     ap.add_argument("--config", choices=sorted(CONFIGS), default="nano")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=SECTIONS)
+    ap.add_argument("--torch-tok-s", type=float, help="floor: PyTorch's tokens/s to compare with "
+                    "(default: measured in a quick fresh process, as many threads)")
     ap.add_argument("--here", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--perf-child", choices=["tinyllm", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--perf-out", help=argparse.SUPPRESS)
@@ -361,6 +370,8 @@ def main() -> None:
     for s in args.sections:
         if s in ("torch", "perf-torch") and not has_torch:
             print(f"== {s}: torch is not installed; skipped")
+        elif s == "floor":
+            floor_run.section(args.config, args.steps, args.torch_tok_s)
         elif s in ("perf", "perf-torch"):
             section_perf("tinyllm" if s == "perf" else "torch", args.config, args.steps)
         else:   # each in a fresh process: no section sees another's patches, imports or threads

@@ -90,7 +90,7 @@ def test_exp_neg_is_within_2_ulp_and_exactly_zero_or_nan_where_it_should_be() ->
     assert np.isnan(out[6])
 
 
-# ----------------------------------------------------------------------------- GELU, layer norm
+# ----------------------------------------------------------------------------- GELU, layer norm, Linear
 
 @given(n=st.integers(1, 70_000), scale=st.sampled_from([0.1, 3.0, 30.0]), seed=st.integers(0, 99))
 def test_gelu(n: int, scale: float, seed: int) -> None:
@@ -106,6 +106,46 @@ def test_layer_norm(rows_: int, c: int, affine: str, seed: int) -> None:
     params = [normal((c,), seed + 1), normal((c,), seed + 2)][:{"none": 0, "w": 1, "wb": 2}[affine]]
     tol = dict(rtol=1e-4, atol=1e-4 if c > 1 else 1e-6)              # dw sums over up to 300 rows
     same_both_ways(lambda x, *wb: F.layer_norm(x, *wb), [x, *params], tol)
+
+
+@given(rows_=st.integers(1, 300), n_in=st.integers(1, 70), n_out=st.integers(1, 70), bias=st.booleans(),
+       seed=st.integers(0, 99))
+def test_linear(rows_: int, n_in: int, n_out: int, bias: bool, seed: int) -> None:
+    x, w = normal((rows_, 1, n_in), seed), normal((n_out, n_in), seed + 1)     # a 3-d input: rows of all but the last axis
+    params = [normal((n_out,), seed + 2)] if bias else []
+    out = same_both_ways(F.linear, [x, w, *params], dict(rtol=1e-5, atol=1e-5))
+    if bias:                                        # the bias add and its sum add in NumPy's order: the same floats
+        g = np.random.default_rng(0).standard_normal((rows_, 1, n_out)).astype(np.float32)   # same_both_ways's
+        np.testing.assert_array_equal(out[3], g.reshape(-1, n_out).sum(axis=0))
+
+
+def test_linear_kernel_on_a_transposed_gradient_and_over_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, w, b = normal((3000, 40), 0), normal((50, 40), 1), normal((50,), 2)
+    g = np.ascontiguousarray(normal((50, 3000), 3)).T                   # a non-contiguous gradient
+    monkeypatch.setattr(threads, "KERNEL_MIN_NS", 0)                      # rows shared between cores
+    xs = [tinyllm.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.linear(*xs)
+    assert type(y._ctx.impl).__module__ == "tinyllm.kernels.cpu.linear"
+    y.backward(g)
+    np.testing.assert_allclose(y.numpy(), x @ w.T + b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(xs[2].grad, g.sum(axis=0), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(xs[0].grad, g @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_backward_products_at_once_are_the_same_floats(monkeypatch: pytest.MonkeyPatch) -> None:
+    linear = importlib.import_module("tinyllm.kernels.cpu.linear")
+    g, w, x = normal((700, 90), 0), normal((90, 60), 1), normal((700, 60), 2)
+    monkeypatch.setattr(threads, "THREADS", 1)                        # one core: one after the other, as NumPy
+    for a, b in zip(linear.backward_products(g, w, x, True, True), (g @ w, g.T @ x)):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(threads, "THREADS", 2)
+    both = linear.backward_products(g, w, x, True, True)
+    with tinyllm.backend.one_blas_thread():                           # each product as one BLAS thread computes it
+        for a, b in zip(both, (g @ w, g.T @ x)):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(both, (g @ w, g.T @ x)):                           # OpenBLAS on two threads: the last bits may differ
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    assert linear.backward_products(g, w, x, False, True)[0] is None
 
 
 def test_layer_norm_module_in_3d_and_on_a_non_contiguous_input() -> None:

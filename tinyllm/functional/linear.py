@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import kernels
 from ..backend import column_sum
 from ..tensor import Function, Tensor
 
 
 class LinearReference:
     """The formula, for NumPy and CuPy alike: one matrix product forward, two and a sum backward.
-    The products are BLAS (cuBLAS) calls already, so no kernel would be faster."""
+    The products are BLAS (cuBLAS) calls already; a kernel can only speed up the bias add and sum."""
 
     def forward(self, x: Any, w: Any, b: Any) -> Any:
         self.x, self.w = x, w
@@ -30,10 +31,11 @@ class LinearReference:
 class LinearFunction(Function):
     """y = x W^T + b as one node (x: (..., in), W: (out, in), b: (out,)).
     dx = g W,   dW = g^T x (summed over all leading axes),   db = sum of g over leading axes.
-    The formula, :class:`LinearReference`, is the only implementation."""
+    The formula is :class:`LinearReference`; ``kernels.select`` may run a kernel instead
+    (``kernels/cpu/linear.py``: the same products, the bias add and its gradient compiled)."""
 
     def forward(self, x, w, b=None):
-        self.impl = LinearReference()
+        self.impl = kernels.select("linear", x, w, b, reference=LinearReference)
         return self.impl.forward(x, w, b)
 
     def backward(self, g):

@@ -48,6 +48,7 @@ KERNELS: dict[str, tuple[str, ...]] = {
     "add_layer_norm": ("cpu.decode_norm:AddLayerNorm",),
     "dropout": ("cuda.dropout:Dropout",),
     "adam": ("cuda.adam:Adam", "cpu.adam:Adam"),
+    "linear": ("cpu.linear:Linear",),
 }
 
 _FAMILIES = {"cpu": cpu, "cuda": cuda}

@@ -39,6 +39,24 @@ def _threads() -> int:
 THREADS = _threads()
 
 
+def _the_pool() -> ThreadPoolExecutor:
+    """The worker threads (THREADS - 1 of them; the calling thread is the first), made on first use."""
+    if not _pool:
+        _pool.append(ThreadPoolExecutor(max(THREADS - 1, 1), thread_name_prefix="tinyllm-cpu"))
+    return _pool[0]
+
+
+def both(first: Callable[[], Any], second: Callable[[], Any]) -> tuple:
+    """``(first(), second())``, run at the same time: ``second`` on a worker thread, ``first`` here
+    (both should release the GIL: BLAS products, compiled kernels). An error in either is raised here."""
+    job = _the_pool().submit(second)
+    try:
+        a = first()
+    finally:
+        b = job.result()
+    return a, b
+
+
 def over_rows(fn: Callable[[slice], Any], n: int, size: int, xp: Any = np,
               block: int = BLOCK, min_size: int = MIN_SIZE) -> None:
     """Call ``fn(rows)`` for slices ``rows`` that together cover ``range(n)`` once, in parallel.
@@ -58,14 +76,13 @@ def over_rows(fn: Callable[[slice], Any], n: int, size: int, xp: Any = np,
         return
     per_call = max(1, n * block // size)                              # rows in one call
     bounds = [n * i // k for i in range(k + 1)]
-    if not _pool:
-        _pool.append(ThreadPoolExecutor(THREADS - 1, thread_name_prefix="tinyllm-cpu"))
+    pool = _the_pool()
 
     def run(start: int, stop: int) -> None:
         for a in range(start, stop, per_call):
             fn(slice(a, min(a + per_call, stop)))
 
-    jobs = [_pool[0].submit(run, bounds[i], bounds[i + 1]) for i in range(1, k)]
+    jobs = [pool.submit(run, bounds[i], bounds[i + 1]) for i in range(1, k)]
     try:
         run(bounds[0], bounds[1])
     finally:
