@@ -52,6 +52,7 @@ from .validate import (
     FileError,
     check_char_tokenizer,
     check_ckpt_config,
+    check_finite,
     check_hf_tokenizer,
     check_manifest,
     check_optimizer,
@@ -291,9 +292,10 @@ def _load_arrays(ckpt: Path, manifest: dict, name: str) -> dict[str, np.ndarray]
             h.update(block)
     _check_sha(ckpt, manifest, name, h.hexdigest())
     try:
-        return dict(st.load_file(str(path)))
+        arrays = dict(st.load_file(str(path)))
     except Exception as exc:  # safetensors raises its own error types for a bad header
         raise _corrupt(ckpt, f"{name} is not a valid safetensors file ({exc})") from None
+    return check_finite(arrays, path)
 
 
 def _parse_json(ckpt: Path, name: str, data: bytes, check: Any = None) -> Any:
@@ -328,7 +330,7 @@ def read_manifest(ckpt: str | os.PathLike) -> dict:
     if not mpath.exists():
         raise _corrupt(ckpt, f"{MANIFEST_FILE} is missing (the save did not finish)")
     try:
-        data = read_file(mpath, "checkpoint manifest")
+        data = read_file(contained(ckpt, MANIFEST_FILE, ckpt), "checkpoint manifest")   # a symlink out is refused
     except FileError as exc:
         raise CheckpointFileError(exc.path, exc.what) from None
     manifest = _parse_json(ckpt, MANIFEST_FILE, data)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_numpy
-from ..validate import check_hf_config, check_hf_index, contained, load_json, regular_file
+from ..validate import check_finite, check_hf_config, check_hf_index, contained, load_json, regular_file
 from .config import GPTConfig
 from .gpt import GPT
 from .hf_tokenizer import tokenizer_json
@@ -133,6 +133,15 @@ def load_tokenizer(path: str | Path) -> Any:
     return BPETokenizer(tok)
 
 
+def fitting_tokenizer(tokenizer: Any, vocab_size: int, where: Path) -> Any:
+    """``tokenizer`` (or None) once its ids fit the model's ``vocab_size`` embeddings (ValueError otherwise:
+    a prompt would index past them). Fewer tokens than embeddings is allowed (a padded vocabulary)."""
+    if tokenizer is not None and tokenizer.vocab_size > vocab_size:
+        raise ValueError(f"{where}: the tokenizer has {tokenizer.vocab_size:,} tokens but config.json's model "
+                         f"has {vocab_size:,} embeddings; the tokenizer belongs to another model")
+    return tokenizer
+
+
 def read_hf_dir(path: str | Path, kind: str, check_config: Any,
                 to_config: Any) -> tuple[Path, dict[str, Any], Any, dict[str, np.ndarray]]:
     """``(directory, config.json, our config, tensors)`` of a Hugging Face model directory of ``kind``
@@ -155,9 +164,10 @@ def read_hf_dir(path: str | Path, kind: str, check_config: Any,
     tensors: dict[str, np.ndarray] = {}
     for f in _weight_files(p):
         try:
-            tensors.update(load_file(str(f)))
+            shard = load_file(str(f))
         except Exception as exc:  # safetensors raises its own error types (bad header, bfloat16, ...)
             raise ValueError(f"cannot read {f}: {exc}") from None
+        tensors.update(check_finite(shard, f))
     return p, cfg, config, tensors
 
 
@@ -204,7 +214,7 @@ def load_pretrained(path: str | Path) -> tuple[GPT, Any]:
     p, _, config, tensors = read_gpt2_dir(path)
     model = gpt_from_tensors(tensors, config, p)
     model.eval()                                                      # as Hugging Face: dropout off until train()
-    return model, load_tokenizer(p)
+    return model, fitting_tokenizer(load_tokenizer(p), config.vocab_size, p)
 
 
 def gpt_hf_tensors(state: dict[str, Any], config: GPTConfig, lm_head: bool = True) -> dict[str, np.ndarray]:

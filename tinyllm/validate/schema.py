@@ -54,6 +54,8 @@ def check_model_config(kind: Any, obj: Any, path: str | os.PathLike, where: str 
         # is; the head's own keys by its task module when it is built
         backbone = f.string("backbone", max_len=64)
         check_model_config(backbone, f.obj.get("backbone_config"), path, f.name("backbone_config"))
+        f.boolean("freeze_backbone", default=False)
+        _check_tag_keys(f)
         return
     if not isinstance(kind, str) or not kind.isidentifier():
         raise FileError(path, f"the model kind must be a name such as gpt, bert or classifier, got {_kind(kind)}")
@@ -76,6 +78,28 @@ def check_model_config(kind: Any, obj: Any, path: str | os.PathLike, where: str 
         f.int("type_vocab_size", 1, LIMITS["type_vocab_size"], default=2)
         f.int("pad_id", 0, LIMITS["vocab_size"], default=0)
         f.number("eps", 0.0, 1.0, default=1e-12, above_lo=True, below_hi=True)
+
+
+def _check_tag_keys(f: Fields) -> None:
+    """A tagger's keys, where present (its model config and its run's task section hold them):
+    2 or more distinct tag names, whether a CRF scores them, and its scheme."""
+    tags = f.strings("tags", default=None, max_items=LIMITS["num_classes"], max_len=256)
+    if tags is not None and (len(tags) < 2 or len(set(tags)) != len(tags)):
+        raise f.fail("tags", "a list of 2 or more distinct tag names", tags)
+    f.boolean("crf", default=False)
+    f.string("scheme", choices=("BIO", "BIOES"), default=None, none=True)
+
+
+def check_finite(arrays: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    """Refuse a tensor file in which a floating-point tensor holds NaN or an infinity; returns ``arrays``.
+
+    No trained weight or optimizer moment is ever non-finite: such a value comes from a damaged file
+    (or a run that diverged), and would only turn every output into NaN later on.
+    """
+    for name, a in arrays.items():
+        if getattr(a, "dtype", None) is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise FileError(path, f"tensor '{name}' holds NaN or infinite values")
+    return arrays
 
 
 # ----------------------------------------------------------------------------- run settings
@@ -147,6 +171,9 @@ def check_ckpt_config(obj: Any, path: str | os.PathLike) -> None:
     task.string("data", default=None)
     task.string("source", default=None)
     labels = task.strings("labels", default=None, max_items=LIMITS["num_classes"])
+    _check_tag_keys(task)
+    task.int("stride", 0, LIMITS["block_size"], default=None)          # qa: context tokens windows share
+    task.int("max_answer", 1, LIMITS["block_size"], default=None)      # qa: the longest answer in tokens
     if kind == "classifier" and labels is not None and len(labels) != model.obj["config"]["num_classes"]:
         raise FileError(path, f"task.labels has {len(labels)} names but the classifier has "
                               f"{model.obj['config']['num_classes']} classes")

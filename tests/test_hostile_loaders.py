@@ -1,0 +1,165 @@
+"""Loaders on hostile files: a tagger's tags, non-finite weights, a foreign tokenizer.json, a symlinked
+manifest, and a generation error after streamed text. Each is one line ``error: ...``, exit status 1,
+and the files stay as they were."""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from test_cli_errors import SMALL, TEXT, fails
+from test_hostile_cli import put
+from tinyllm.cli import cli
+
+TAGGED = "Romeo B-PER\nsoft O\nJULIET B-PER\nwhat O\n\n" * 12
+FT = ["--iters", "2", "--batch-size", "4", "--eval-interval", "1", "--eval-iters", "1", "--warmup", "1"]
+
+
+def _ok(args: list) -> None:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GPT run, its Hugging Face export, and a CRF tagger fine-tuned from a BERT run."""
+    root = tmp_path_factory.mktemp("loaders")
+    (root / "corpus.txt").write_text(TEXT)
+    (root / "tags.conll").write_text(TAGGED)
+    _ok(["train", "--data", root / "corpus.txt", "--out", root / "gpt", *SMALL])
+    _ok(["export", "--ckpt", root / "gpt", "--out", root / "hf"])
+    _ok(["train", "--model", "bert", "--data", root / "corpus.txt", "--out", root / "bert", *SMALL])
+    _ok(["finetune", "--ckpt", root / "bert", "--data", root / "tags.conll", "--task", "tag", "--crf",
+         "--out", root / "crf", *FT])
+    return root
+
+
+@pytest.fixture
+def copy(made: Path, tmp_path: Path):
+    def take(name: str) -> Path:
+        shutil.copytree(made / name, tmp_path / name)
+        return tmp_path / name
+    return take
+
+
+def _edit_config(run: Path, edit) -> None:
+    for ckpt in ("latest", "best"):
+        cfg = json.loads((run / ckpt / "config.json").read_text())
+        edit(cfg)
+        put(run, "config.json", cfg, ckpt)
+
+
+@pytest.mark.parametrize("where,value,message", [
+    ("model", [None, "O", "B-PER"], "'model.config.tags' must be a list of at most"),
+    ("model", [{}, "O", "B-PER"], "'model.config.tags' must be a list of at most"),
+    ("model", ["O", "O", "B-PER"], "'model.config.tags' must be a list of 2 or more distinct"),
+    ("model", ["O"], "'model.config.tags' must be a list of 2 or more distinct"),
+    ("task", 10 ** 20, "'task.tags' must be a list"),
+    ("task", ["O", 7], "'task.tags' must be a list"),
+])
+@pytest.mark.parametrize("command", [["info"], ["eval", "--data", "{data}"], ["export", "--out", "{out}"]])
+def test_a_taggers_tags_are_checked(copy, made: Path, tmp_path: Path, where: str, value, message: str,
+                                    command: list) -> None:
+    run = copy("crf")
+
+    def edit(cfg: dict) -> None:
+        (cfg["model"]["config"] if where == "model" else cfg["task"])["tags"] = value
+    _edit_config(run, edit)
+    args = [a.format(data=made / "tags.conll", out=tmp_path / "out") for a in command]
+    fails([args[0], "--ckpt", run, *args[1:]], message, run)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("key,value,message", [("crf", "yes", "'model.config.crf' must be true or false"),
+                                               ("scheme", "IOB9", "'model.config.scheme' must be one of BIO"),
+                                               ("freeze_backbone", 1, "'model.config.freeze_backbone'")])
+def test_a_taggers_crf_settings_are_checked(copy, key: str, value, message: str) -> None:
+    run = copy("crf")
+    _edit_config(run, lambda cfg: cfg["model"]["config"].__setitem__(key, value))
+    fails(["info", "--ckpt", run], message, run)
+
+
+@pytest.mark.parametrize("key,value", [("stride", "32"), ("stride", -1), ("max_answer", 0), ("max_answer", 1e9)])
+def test_a_qa_runs_window_settings_are_checked(copy, key: str, value) -> None:
+    run = copy("gpt")                 # the task section is read by the schema whatever the model
+    _edit_config(run, lambda cfg: cfg.setdefault("task", {}).__setitem__(key, value))
+    fails(["info", "--ckpt", run], f"'task.{key}' must be an integer", run)
+
+
+def _poison(path: Path, value: float) -> None:
+    """Write ``value`` over the first float32 of the first float32 tensor of a safetensors file."""
+    data = bytearray(path.read_bytes())
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    name = next(k for k, v in header.items() if k != "__metadata__" and v["dtype"] == "F32")
+    at = 8 + n + header[name]["data_offsets"][0]
+    data[at:at + 4] = struct.pack("<f", value)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("kind", ["run", "hf"])
+def test_weights_that_are_not_finite_are_refused_when_loaded(copy, kind: str, value: float) -> None:
+    if kind == "run":
+        d = copy("gpt")
+        for ckpt in ("latest", "best"):
+            _poison(d / ckpt / "model.safetensors", value)
+            put(d, "model.safetensors", (d / ckpt / "model.safetensors").read_bytes(), ckpt)
+    else:
+        d = copy("hf")
+        _poison(d / "model.safetensors", value)
+    fails(["generate", "--ckpt", d, "--prompt", "R", "--max-new-tokens", "2"], "holds NaN or infinite values", d)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("null", "the file must be a JSON object, got null"),
+    ("[]", "the file must be a JSON object, got a list"),
+    ('{"model": 3}', "'model' must be a JSON object"),
+])
+@pytest.mark.parametrize("command", [["generate", "--prompt", "R"], ["eval", "--data", "{corpus}"],
+                                     ["quantize", "--out", "{out}"]])
+def test_a_hugging_face_tokenizer_json_that_is_not_a_tokenizer(copy, made: Path, tmp_path: Path, text: str,
+                                                               message: str, command: list) -> None:
+    d = copy("hf")
+    (d / "tokenizer.json").write_text(text)
+    args = [a.format(corpus=made / "corpus.txt", out=tmp_path / "out") for a in command]
+    fails([args[0], "--ckpt", d, *args[1:]], f"tokenizer.json: {message}", d)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tokenizer_with_more_tokens_than_the_model_has_embeddings(copy) -> None:
+    d = copy("hf")
+    tok = json.loads((d / "tokenizer.json").read_text())
+    vocab = tok["model"]["vocab"]
+    for ch in "éüß":
+        vocab[ch] = len(vocab)
+    (d / "tokenizer.json").write_text(json.dumps(tok))
+    fails(["generate", "--ckpt", d, "--prompt", "R"], "the tokenizer has", d)
+
+
+def test_a_manifest_symlinked_out_of_the_checkpoint_is_refused(copy, tmp_path: Path) -> None:
+    run = copy("gpt")
+    outside = tmp_path / "manifest.json"
+    (run / "best" / "manifest.json").rename(outside)
+    (run / "best" / "manifest.json").symlink_to(outside)
+    fails(["generate", "--ckpt", run, "--prompt", "R"], "outside", run)
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2 ** 63)])
+def test_a_generation_seed_out_of_range(made: Path, seed: str) -> None:
+    fails(["generate", "--ckpt", made / "gpt", "--prompt", "R", "--seed", seed], "--seed must be", made / "gpt")
+
+
+def test_an_error_after_streamed_text_is_on_a_line_of_its_own(copy) -> None:
+    d = copy("hf")                                          # a tokenizer of 1 character: a model of 50 samples
+    tok = json.loads((d / "tokenizer.json").read_text())    # ids past it at once
+    tok["model"]["vocab"] = {"R": 0}
+    tok["added_tokens"] = []
+    (d / "tokenizer.json").write_text(json.dumps(tok))
+    line = fails(["generate", "--ckpt", d, "--prompt", "R", "--max-new-tokens", "50", "--seed", "0"],
+                 "outside the vocabulary", d)
+    assert line.startswith("error: ")
