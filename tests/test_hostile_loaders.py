@@ -35,6 +35,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _ok(["train", "--model", "bert", "--data", root / "corpus.txt", "--out", root / "bert", *SMALL])
     _ok(["finetune", "--ckpt", root / "bert", "--data", root / "tags.conll", "--task", "tag", "--crf",
          "--out", root / "crf", *FT])
+    _ok(["export", "--ckpt", root / "crf", "--out", root / "hf-crf"])
     return root
 
 
@@ -163,3 +164,19 @@ def test_an_error_after_streamed_text_is_on_a_line_of_its_own(copy) -> None:
     line = fails(["generate", "--ckpt", d, "--prompt", "R", "--max-new-tokens", "50", "--seed", "0"],
                  "outside the vocabulary", d)
     assert line.startswith("error: ")
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("num_labels", "3", "'num_labels' must be an integer"), ("num_labels", 3.5, "'num_labels' must be an integer"),
+    ("num_labels", 2 ** 31, "'num_labels' must be an integer"),
+    ("classifier_dropout", "0.1", "'classifier_dropout' must be a finite number"),
+    ("classifier_dropout", 1.0, "'classifier_dropout' must be a finite number"),
+    ("id2label", {"0": ["O"]}, "'id2label.0' must be a string"), ("pad_token_id", -1, "'pad_token_id'"),
+])
+@pytest.mark.parametrize("layout", ["hf", "hf-crf"])
+def test_a_hugging_face_heads_settings_are_checked(copy, layout: str, key: str, value, message: str) -> None:
+    d = copy(layout)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg.pop("id2label", None) if key == "num_labels" else None      # num_labels counts when id2label is absent
+    (d / "config.json").write_text(json.dumps({**cfg, key: value}))
+    fails(["info", "--ckpt", d], f"config.json: {message}", d)

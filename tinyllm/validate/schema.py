@@ -288,6 +288,20 @@ def check_metrics_rows(rows: list[Any], path: str | os.PathLike) -> None:
 
 # ----------------------------------------------------------------------------- Hugging Face files
 
+def _check_hf_head_keys(f: Fields) -> None:
+    """The keys of a Hugging Face config.json that a task head reads: its labels, the padding token a
+    GPT-2 classifier skips, the head's dropout."""
+    f.int("num_labels", 1, LIMITS["num_classes"], default=None)
+    labels = f.object("id2label", default=None, none=True)
+    if labels is not None:
+        if len(labels.obj) > LIMITS["num_classes"]:
+            raise f.fail("id2label", f"an object of at most {LIMITS['num_classes']} labels", labels.obj)
+        for key in labels.obj:
+            labels.string(key, max_len=256)
+    f.int("pad_token_id", 0, LIMITS["vocab_size"], default=None, none=True)
+    f.number("classifier_dropout", 0.0, 1.0, default=None, none=True, below_hi=True)
+
+
 def check_hf_config(obj: Any, path: str | os.PathLike) -> None:
     """A Hugging Face GPT-2 ``config.json`` (the fields tinyllm reads)."""
     f = Fields(obj, path)
@@ -301,6 +315,7 @@ def check_hf_config(obj: Any, path: str | os.PathLike) -> None:
     f.number("resid_pdrop", 0.0, 1.0, default=0.0, below_hi=True)
     for key in ("tie_word_embeddings", "scale_attn_by_inverse_layer_idx", "scale_attn_weights"):
         f.boolean(key, default=None)
+    _check_hf_head_keys(f)
 
 
 def check_hf_bert_config(obj: Any, path: str | os.PathLike) -> None:
@@ -312,13 +327,12 @@ def check_hf_bert_config(obj: Any, path: str | os.PathLike) -> None:
         f.int(key, 1, LIMITS[ours])
     f.int("intermediate_size", 1, 4 * LIMITS["n_embd"], default=None, none=True)
     f.int("type_vocab_size", 1, LIMITS["type_vocab_size"], default=2)
-    f.int("pad_token_id", 0, LIMITS["vocab_size"], default=None, none=True)
+    _check_hf_head_keys(f)
     f.number("layer_norm_eps", 0.0, 1.0, default=1e-12, above_lo=True, below_hi=True)
     for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
         f.number(key, 0.0, 1.0, default=0.1, below_hi=True)
     for key in ("hidden_act", "position_embedding_type"):
         f.string(key, default=None)
-    f.object("id2label", default=None, none=True)
     f.strings("architectures", default=None, max_items=16)
 
 
