@@ -180,3 +180,31 @@ def test_a_hugging_face_heads_settings_are_checked(copy, layout: str, key: str, 
     cfg.pop("id2label", None) if key == "num_labels" else None      # num_labels counts when id2label is absent
     (d / "config.json").write_text(json.dumps({**cfg, key: value}))
     fails(["info", "--ckpt", d], f"config.json: {message}", d)
+
+
+@pytest.mark.parametrize("section,message", [
+    ({"lora": {"r": 2, "alpha": 4.0, "dropout": 0.0, "targets": -1}}, "'model.lora.targets' must be a list"),
+    ({"lora": {"r": 2, "alpha": 4.0, "dropout": 0.0, "targets": None}}, "'model.lora.targets' must be a list"),
+    ({"lora": {"r": 2, "alpha": 4.0, "dropout": 0.0, "targets": []}}, "'model.lora.targets' must be a non-empty"),
+    ({"lora": {"r": 0, "targets": ["c_attn"]}}, "'model.lora.r' must be an integer"),
+    ({"lora": {"r": 2, "alpha": -1, "targets": ["c_attn"]}}, "'model.lora.alpha' must be a finite number"),
+    ({"lora": {"r": 2, "dropout": 1.0, "targets": ["c_attn"]}}, "'model.lora.dropout' must be a finite number"),
+    ({"lora": "c_attn"}, "'model.lora' must be a JSON object"),
+    ({"pruning": {"layers": [3]}}, "'model.pruning.layers' must be a list"),
+    ({"pruning": {"layers": ["h.0.mlp.c_fc"], "sparsity": "half"}}, "'model.pruning.sparsity' must be a finite"),
+])
+def test_a_runs_lora_and_pruning_entries_are_checked(copy, section: dict, message: str) -> None:
+    run = copy("gpt")
+    _edit_config(run, lambda cfg: cfg["model"].update(section))
+    fails(["info", "--ckpt", run], message, run)
+    fails(["train", "--out", run, "--resume", "--iters", "6"], message, run)
+
+
+def test_a_seq2seq_run_given_to_a_command_for_gpt_and_bert(tmp_path: Path) -> None:
+    (tmp_path / "pairs.tsv").write_text("".join(f"{w}\t{w[::-1]}\n" for w in ("abc", "bca", "cab", "acb") * 8))
+    _ok(["train", "--model", "seq2seq", "--data", tmp_path / "pairs.tsv", "--out", tmp_path / "s2s", *SMALL])
+    for command in (["export", "--out", tmp_path / "hf"], ["quantize", "--out", tmp_path / "q"],
+                    ["prune", "--out", tmp_path / "p"]):
+        fails([command[0], "--ckpt", tmp_path / "s2s", *command[1:]], "holds a seq2seq (encoder-decoder) model",
+              tmp_path / "s2s")
+        assert not Path(command[-1]).exists()

@@ -163,6 +163,7 @@ def check_ckpt_config(obj: Any, path: str | os.PathLike) -> None:
     model = f.object("model")
     kind = model.string("kind", max_len=64)
     check_model_config(kind, model.obj.get("config"), path)
+    _check_compression(model)
     train = f.object("train", default=None)     # every run writes it; a checkpoint saved from Python may not
     if train is not None:
         check_run_settings(train.obj, path, "train")
@@ -170,6 +171,8 @@ def check_ckpt_config(obj: Any, path: str | os.PathLike) -> None:
     task.string("name", default=None)
     task.string("data", default=None)
     task.string("source", default=None)
+    task.string("source_path", default=None)
+    task.string("source_weights_sha256", default=None, max_len=64)
     labels = task.strings("labels", default=None, max_items=LIMITS["num_classes"])
     _check_tag_keys(task)
     task.int("stride", 0, LIMITS["block_size"], default=None)          # qa: context tokens windows share
@@ -177,6 +180,25 @@ def check_ckpt_config(obj: Any, path: str | os.PathLike) -> None:
     if kind == "classifier" and labels is not None and len(labels) != model.obj["config"]["num_classes"]:
         raise FileError(path, f"task.labels has {len(labels)} names but the classifier has "
                               f"{model.obj['config']['num_classes']} classes")
+
+
+def _check_compression(model: Fields) -> None:
+    """A model section's ``lora`` (a LoRA fine-tuning run's adapters) and ``pruning`` (a pruned run's
+    masked layers) entries, where present: what building the model reads from them."""
+    lora = model.object("lora", default=None)
+    if lora is not None:
+        lora.int("r", 1, 1 << 16)
+        lora.number("alpha", 0.0, 1e30, above_lo=True, default=None, none=True)
+        lora.number("dropout", 0.0, 1.0, below_hi=True, default=0.0)
+        targets = lora.obj.get("targets")
+        if not isinstance(targets, str):
+            targets = lora.strings("targets", max_items=64, max_len=128)
+        if not targets:
+            raise lora.fail("targets", "a non-empty list of layer names", targets)
+    pruning = model.object("pruning", default=None)
+    if pruning is not None:
+        pruning.strings("layers", max_items=1 << 16, max_len=256)
+        pruning.number("sparsity", 0.0, 1.0, default=None, none=True)
 
 
 def check_manifest(obj: Any, path: str | os.PathLike) -> dict[str, dict]:
