@@ -208,3 +208,26 @@ def test_a_seq2seq_run_given_to_a_command_for_gpt_and_bert(tmp_path: Path) -> No
         fails([command[0], "--ckpt", tmp_path / "s2s", *command[1:]], "holds a seq2seq (encoder-decoder) model",
               tmp_path / "s2s")
         assert not Path(command[-1]).exists()
+
+
+def test_names_read_from_a_file_cannot_drive_the_terminal(copy, tmp_path: Path) -> None:
+    run = copy("crf")
+    _edit_config(run, lambda cfg: cfg["task"].update(source="bert\x1b]0;owned\x07\u202egnp.exe"))
+    result = CliRunner().invoke(cli, ["info", "--ckpt", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\u202e" not in result.output and "\x07" not in result.output
+    assert "from bert\\u001b]0;owned\\u0007\\u202egnp.exe" in result.output
+    line = fails(["eval", "--ckpt", run, "--data", tmp_path / "no\x1b[2Jsuch.conll"], "does not exist")
+    assert "\x1b" not in line and "no\\u001b[2Jsuch.conll" in line
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(made: Path) -> None:
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", "from tinyllm.cli import main; main()", "generate", "--ckpt", str(made / "gpt"),
+                             "--max-new-tokens", "100000", "--seed", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(1)
+    proc.stdout.close()                                     # `| head -c 1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and err.strip() == "", err
