@@ -231,3 +231,10 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(made: Path) -> None
     proc.stdout.close()                                     # `| head -c 1`
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1 and err.strip() == "", err
+
+
+@pytest.mark.parametrize("key", ["block_size", "n_layer", "n_head", "n_embd"])
+def test_a_runs_settings_hold_no_null_size(copy, key: str) -> None:
+    run = copy("bert")                   # a preset's null is filled in before the settings are saved
+    _edit_config(run, lambda cfg: cfg["train"].__setitem__(key, None))
+    fails(["train", "--out", run, "--resume", "--iters", "6"], f"'train.{key}' must be an integer", run)

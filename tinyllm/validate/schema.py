@@ -131,17 +131,20 @@ RUN_SETTINGS: dict[str, tuple[str, float, float, bool]] = {
 }
 
 
-def check_run_settings(obj: Any, path: str | os.PathLike, where: str = "", ranges: bool = True) -> dict:
+def check_run_settings(obj: Any, path: str | os.PathLike, where: str = "", ranges: bool = True,
+                       resolved: bool = False) -> dict:
     """Training settings (a ``--config`` file, or a checkpoint's ``train`` section): types and ranges.
 
     Only the keys present are checked (an unknown key is left to the caller,
     which names the keys it knows); returns ``obj``. With ``ranges=False`` only
     the types are (numbers within what a float holds), and the
-    ranges are left to the settings' own validation.
+    ranges are left to the settings' own validation. With ``resolved`` (a
+    checkpoint's settings, every preset value filled in) no value may be null.
     """
     f = Fields(obj, path, where)
     for key in f.obj:
         kind, lo, hi, none = RUN_SETTINGS.get(str(key), ("any", 0, 0, True))
+        none = none and not resolved
         if not ranges:
             lo, hi = (-(10 ** 300), 10 ** 300) if kind == "int" else (-math.inf, math.inf)
         if kind == "str":
@@ -166,7 +169,7 @@ def check_ckpt_config(obj: Any, path: str | os.PathLike) -> None:
     _check_compression(model)
     train = f.object("train", default=None)     # every run writes it; a checkpoint saved from Python may not
     if train is not None:
-        check_run_settings(train.obj, path, "train")
+        check_run_settings(train.obj, path, "train", resolved=True)
     task = f.object("task", default=None) or Fields({}, path, "task")
     task.string("name", default=None)
     task.string("data", default=None)
