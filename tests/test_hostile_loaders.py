@@ -238,3 +238,20 @@ def test_a_runs_settings_hold_no_null_size(copy, key: str) -> None:
     run = copy("bert")                   # a preset's null is filled in before the settings are saved
     _edit_config(run, lambda cfg: cfg["train"].__setitem__(key, None))
     fails(["train", "--out", run, "--resume", "--iters", "6"], f"'train.{key}' must be an integer", run)
+
+
+def test_a_vocab_txt_with_a_repeated_token(copy) -> None:
+    d = copy("hf-crf")
+    (d / "tokenizer.json").unlink()
+    (d / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[UNK]\na\n")
+    fails(["info", "--ckpt", d], "vocab.txt lists the token '[UNK]' more than once", d)
+
+
+def test_masking_without_a_mask_token_is_a_data_error() -> None:
+    import numpy as np
+
+    from tinyllm.data import DataError
+    from tinyllm.data.masking import mask_tokens
+    ids = np.zeros((2, 4), dtype=np.int64)
+    with pytest.raises(DataError, match=r"no \[MASK\] token"):
+        mask_tokens(ids, None, 10, np.zeros_like(ids, dtype=bool), np.random.default_rng(0))
