@@ -255,3 +255,22 @@ def test_masking_without_a_mask_token_is_a_data_error() -> None:
     ids = np.zeros((2, 4), dtype=np.int64)
     with pytest.raises(DataError, match=r"no \[MASK\] token"):
         mask_tokens(ids, None, 10, np.zeros_like(ids, dtype=bool), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("command", ["export", "quantize", "prune"])
+@pytest.mark.parametrize("where", ["", "best", "latest", "sub"])
+def test_out_inside_or_around_the_source_run_is_refused_even_with_force(copy, command: str, where: str) -> None:
+    run = copy("gpt")
+    fails([command, "--ckpt", run, "--out", run / where if where else run, "--force"], "would overlap", run)
+
+
+def test_export_force_replaces_an_export_but_never_other_files(copy, made: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("precious")
+    fails(["export", "--ckpt", made / "gpt", "--out", mine, "--force"], "which an export does not write", mine)
+    other = copy("crf")                                 # another run: its checkpoints are not an export
+    fails(["export", "--ckpt", made / "gpt", "--out", other, "--force"], "which an export does not write", other)
+    again = copy("hf")
+    _ok(["export", "--ckpt", made / "crf", "--out", again, "--force"])
+    assert json.loads((again / "config.json").read_text())["architectures"] == ["BertForTokenClassification"]

@@ -388,6 +388,12 @@ def load_state_json(path: str | os.PathLike, prefer: str = "latest") -> tuple[Pa
 RUN_MARKERS = ("latest", "best", "latest.old", "best.old", "metrics.jsonl")
 
 
+def run_of(path: str | os.PathLike) -> Path:
+    """The run directory of a checkpoint directory (the parent of its latest/ or best/), else ``path``."""
+    p = Path(path)
+    return p.parent if p.name in CHECKPOINT_NAMES else p
+
+
 def holds_run(path: str | os.PathLike) -> bool:
     """Whether directory ``path`` already holds a training run (checkpoints or metrics)."""
     p = Path(path)
