@@ -162,13 +162,32 @@ def read_hf_dir(path: str | Path, kind: str, check_config: Any,
     config = to_config(cfg)
     check_model(kind, config.to_dict(), where=f"{config_path}: ")     # before any weight is read
     tensors: dict[str, np.ndarray] = {}
+    placed = _shard_contents(p)
     for f in _weight_files(p):
         try:
             shard = load_file(str(f))
         except Exception as exc:  # safetensors raises its own error types (bad header, bfloat16, ...)
             raise ValueError(f"cannot read {f}: {exc}") from None
+        twice = sorted(set(shard) & set(tensors))
+        if twice:
+            raise ValueError(f"{f}: tensor {twice[0]} is in another shard as well")
+        unlisted = sorted(set(shard) - placed.get(f, set())) if placed is not None else []
+        if unlisted:
+            raise ValueError(f"{f}: holds {', '.join(unlisted[:3])}{', ...' if len(unlisted) > 3 else ''}, "
+                             "which model.safetensors.index.json does not place in it")
         tensors.update(check_finite(shard, f))
     return p, cfg, config, tensors
+
+
+def _shard_contents(path: Path) -> dict[Path, set[str]] | None:
+    """shard file -> the tensor names the shard index places in it (None without an index)."""
+    index = path / "model.safetensors.index.json"
+    if (path / "model.safetensors").exists() or not index.exists():
+        return None
+    out: dict[Path, set[str]] = {}
+    for name, shard in check_hf_index(load_json(index), index).items():
+        out.setdefault(contained(path, shard, index), set()).add(name)
+    return out
 
 
 def read_gpt2_dir(path: str | Path) -> tuple[Path, dict[str, Any], GPTConfig, dict[str, np.ndarray]]:
