@@ -102,6 +102,28 @@ def _poison(path: Path, value: float) -> None:
     path.write_bytes(bytes(data))
 
 
+def _retype(path: Path, dtype: str) -> None:
+    """Relabel the first float32 tensor of a safetensors file as ``dtype`` of the same size (I32, U32)."""
+    data = path.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    name = next(k for k, v in header.items() if k != "__metadata__" and v["dtype"] == "F32")
+    header[name]["dtype"] = dtype
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + n:])
+
+
+@pytest.mark.parametrize("dtype", ["I32", "U32"])
+@pytest.mark.parametrize("kind", ["run", "hf"])
+def test_weights_of_integers_are_refused_when_loaded(copy, kind: str, dtype: str) -> None:
+    d = copy("gpt" if kind == "run" else "hf")
+    for where in (("latest", "best") if kind == "run" else (".",)):
+        _retype(d / where / "model.safetensors", dtype)
+        if kind == "run":
+            put(d, "model.safetensors", (d / where / "model.safetensors").read_bytes(), where)
+    fails(["generate", "--ckpt", d, "--prompt", "R", "--max-new-tokens", "2"], "weights are floating point", d)
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 @pytest.mark.parametrize("kind", ["run", "hf"])
 def test_weights_that_are_not_finite_are_refused_when_loaded(copy, kind: str, value: float) -> None:

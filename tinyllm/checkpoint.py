@@ -53,6 +53,7 @@ from .validate import (
     check_char_tokenizer,
     check_ckpt_config,
     check_finite,
+    check_weight_dtypes,
     check_hf_tokenizer,
     check_manifest,
     check_optimizer,
@@ -359,7 +360,7 @@ def load_checkpoint(path: str | os.PathLike, prefer: str = "latest", with_optimi
     ckpt = find_checkpoint(path, prefer)
     manifest = read_manifest(ckpt)
     config, state = _config_and_state(ckpt, manifest)
-    weights = _load_arrays(ckpt, manifest, WEIGHTS_FILE)
+    weights = check_weight_dtypes(_load_arrays(ckpt, manifest, WEIGHTS_FILE), ckpt / WEIGHTS_FILE)
     tok = _read_verified(ckpt, manifest, TOKENIZER_FILE, required=False)
     if tok is not None:
         _parse_json(ckpt, TOKENIZER_FILE, tok, _check_tokenizer_json)

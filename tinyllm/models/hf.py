@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_numpy
-from ..validate import check_finite, check_hf_config, check_hf_index, contained, load_json, regular_file
+from ..validate import (check_finite, check_hf_config, check_hf_index, check_weight_dtypes, contained, load_json,
+                        regular_file)
 from .config import GPTConfig
 from .gpt import GPT
 from .hf_tokenizer import tokenizer_json
@@ -32,6 +33,7 @@ from .hf_tokenizer import tokenizer_json
 CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")   # all the tanh approximation our GELU computes
 SKIPPED_BUFFERS = (".attn.bias", ".attn.masked_bias")
+HF_BUFFERS = (*SKIPPED_BUFFERS, "position_ids")          # the tensors that may hold other than floats
 
 
 def _read_json(path: Path, check: Any) -> dict:
@@ -175,7 +177,7 @@ def read_hf_dir(path: str | Path, kind: str, check_config: Any,
         if unlisted:
             raise ValueError(f"{f}: holds {', '.join(unlisted[:3])}{', ...' if len(unlisted) > 3 else ''}, "
                              "which model.safetensors.index.json does not place in it")
-        tensors.update(check_finite(shard, f))
+        tensors.update(check_finite(check_weight_dtypes(shard, f, int8=False, buffers=HF_BUFFERS), f))
     return p, cfg, config, tensors
 
 

@@ -24,6 +24,7 @@ from .schema import (
                      check_char_tokenizer,
                      check_ckpt_config,
                      check_finite,
+                     check_weight_dtypes,
                      check_hf_bert_config,
                      check_hf_config,
                      check_hf_index,
@@ -42,4 +43,5 @@ __all__ = ["DataError", "FileError", "Fields", "LIMITS", "MAX_DEPTH", "MAX_JSON_
            "check_ckpt_config", "check_finite", "check_hf_bert_config", "check_hf_config", "check_hf_index",
            "check_pair_vocabs", "check_hf_tokenizer", "check_manifest",
            "check_metrics_rows", "check_model_config", "check_optimizer", "check_run_settings", "check_state",
-           "check_token_meta", "contained", "load_json", "parse_json", "read_file", "regular_file"]
+           "check_token_meta", "check_weight_dtypes", "contained", "load_json", "parse_json", "read_file",
+           "regular_file"]

@@ -90,6 +90,22 @@ def _check_tag_keys(f: Fields) -> None:
     f.string("scheme", choices=("BIO", "BIOES"), default=None, none=True)
 
 
+def check_weight_dtypes(arrays: dict[str, Any], path: str | os.PathLike, int8: bool = True,
+                        buffers: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Refuse a weight file holding a tensor of integers where weights are floats; returns ``arrays``.
+
+    Weights are floating point; the only others are pruning masks (bool), int8-quantized matrices
+    (with ``int8``) and the buffers whose names end in one of ``buffers``. An int32 tensor in place of
+    a float32 one of the same size would otherwise be read as numbers it never held.
+    """
+    for name, a in arrays.items():
+        kind = getattr(a, "dtype", None)
+        if kind is None or kind.kind in "fb" or (int8 and kind == np.int8) or name.endswith(buffers):
+            continue
+        raise FileError(path, f"tensor '{name}' is {kind}; weights are floating point")
+    return arrays
+
+
 def check_finite(arrays: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
     """Refuse a tensor file in which a floating-point tensor holds NaN or an infinity; returns ``arrays``.
 
