@@ -296,3 +296,19 @@ def test_export_force_replaces_an_export_but_never_other_files(copy, made: Path,
     again = copy("hf")
     _ok(["export", "--ckpt", made / "crf", "--out", again, "--force"])
     assert json.loads((again / "config.json").read_text())["architectures"] == ["BertForTokenClassification"]
+
+
+@pytest.mark.parametrize("text", ['["a\\ud800"]', '{"\\uDC00": 1}', '[["\\ud83d"]]'])
+def test_json_strings_may_not_hold_half_a_surrogate_pair(tmp_path: Path, text: str) -> None:
+    from tinyllm.validate import FileError, parse_json
+    assert parse_json('["\\ud83d\\ude00"]', tmp_path) == ["\U0001F600"]          # a whole pair is a character
+    with pytest.raises(FileError, match="lone surrogate"):
+        parse_json(text, tmp_path)
+
+
+def test_a_label_with_a_lone_surrogate_is_refused(copy) -> None:
+    run = copy("crf")
+    for ckpt in ("latest", "best"):
+        text = (run / ckpt / "config.json").read_text().replace('"B-PER"', '"B-P\\ud800ER"')
+        put(run, "config.json", text.encode(), ckpt)
+    fails(["info", "--ckpt", run], "config.json is not valid text (a string holds a lone surrogate", run)
