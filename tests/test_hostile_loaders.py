@@ -312,3 +312,11 @@ def test_a_label_with_a_lone_surrogate_is_refused(copy) -> None:
         text = (run / ckpt / "config.json").read_text().replace('"B-PER"', '"B-P\\ud800ER"')
         put(run, "config.json", text.encode(), ckpt)
     fails(["info", "--ckpt", run], "config.json is not valid text (a string holds a lone surrogate", run)
+
+
+def test_a_data_line_with_a_lone_surrogate_is_one_balanced_line(made: Path, tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "Ro\\ud800me", "label": "a"}\n{"text": "Romeo", "label": "b"}\n' * 4)
+    line = fails(["finetune", "--ckpt", made / "gpt", "--data", data, "--task", "classify", "--out", tmp_path / "o"],
+                 "d.jsonl line 1: invalid JSON (not valid text (a string holds a lone surrogate", data)
+    assert line.count("(") == line.count(")") and not (tmp_path / "o").exists()
