@@ -85,8 +85,13 @@ def test_out_is_never_overwritten_without_force(runs, tmp_path):
     code, text = run("export", "--ckpt", runs / "lm", "--out", out)
     assert code == 1 and "is not empty; pass --force" in text and text.count("\n") == 1, text
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
-    code, text = run("export", "--ckpt", runs / "lm", "--out", out, "--force")
-    assert code == 0, text
+    code, text = run("export", "--ckpt", runs / "lm", "--out", out, "--force")     # not an export: kept
+    assert code == 1 and "which an export does not write" in text and text.count("\n") == 1, text
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (out / "notes.txt").unlink()
+    for _ in range(2):                                                         # an export replaced by --force
+        code, text = run("export", "--ckpt", runs / "lm", "--out", out, "--force")
+        assert code == 0, text
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]      # no temporary directory left
 

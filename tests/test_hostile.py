@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
 
 from tinyllm.checkpoint import load_checkpoint, save_checkpoint
 from tinyllm.data import BPETokenizer, CharTokenizer, DataError, TokenFile, load_tokenizer, write_token_file
@@ -70,9 +72,33 @@ def test_hf_shards_inside_the_directory_load(tmp_path: Path) -> None:
     d, model = _hf_dir(tmp_path / "m")
     (d / "shards").mkdir()
     (d / "model.safetensors").rename(d / "shards" / "part-1.safetensors")
-    (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"x": "shards/part-1.safetensors"}}))
+    names = safe_open(str(d / "shards" / "part-1.safetensors"), "np").keys()
+    (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        n: "shards/part-1.safetensors" for n in names}}))
     loaded, _ = load_pretrained(d)
     assert np.array_equal(loaded.state_dict()["wte.weight"], model.state_dict()["wte.weight"])
+
+
+def _two_shards(d: Path, misplace: bool) -> None:
+    """Split ``d``'s weights into two shards: the first tensor written to both (or, with ``misplace``,
+    put in the second shard while the index places it in the first)."""
+    tensors = load_file(str(d / "model.safetensors"))
+    (d / "model.safetensors").unlink()
+    names = sorted(tensors)
+    first, second = names[: len(names) // 2], names[len(names) // 2:]
+    save_file({n: tensors[n] for n in first[misplace:]}, str(d / "a.safetensors"))
+    save_file({n: tensors[n] for n in [first[0], *second]}, str(d / "b.safetensors"))
+    index = {n: "a.safetensors" for n in first} | {n: "b.safetensors" for n in second}
+    (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": index}))
+
+
+@pytest.mark.parametrize("misplace,message", [(False, "is in another shard as well"),
+                                              (True, "which model.safetensors.index.json does not place in it")])
+def test_hf_shards_hold_what_the_index_says(tmp_path: Path, misplace: bool, message: str) -> None:
+    d, _ = _hf_dir(tmp_path / "m")
+    _two_shards(d, misplace)
+    with pytest.raises(ValueError, match=message):
+        load_pretrained(d)
 
 
 def test_hf_tokenizer_files_are_contained_and_checked(tmp_path: Path) -> None:

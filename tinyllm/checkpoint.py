@@ -52,6 +52,8 @@ from .validate import (
     FileError,
     check_char_tokenizer,
     check_ckpt_config,
+    check_finite,
+    check_weight_dtypes,
     check_hf_tokenizer,
     check_manifest,
     check_optimizer,
@@ -291,9 +293,10 @@ def _load_arrays(ckpt: Path, manifest: dict, name: str) -> dict[str, np.ndarray]
             h.update(block)
     _check_sha(ckpt, manifest, name, h.hexdigest())
     try:
-        return dict(st.load_file(str(path)))
+        arrays = dict(st.load_file(str(path)))
     except Exception as exc:  # safetensors raises its own error types for a bad header
         raise _corrupt(ckpt, f"{name} is not a valid safetensors file ({exc})") from None
+    return check_finite(arrays, path)
 
 
 def _parse_json(ckpt: Path, name: str, data: bytes, check: Any = None) -> Any:
@@ -328,7 +331,7 @@ def read_manifest(ckpt: str | os.PathLike) -> dict:
     if not mpath.exists():
         raise _corrupt(ckpt, f"{MANIFEST_FILE} is missing (the save did not finish)")
     try:
-        data = read_file(mpath, "checkpoint manifest")
+        data = read_file(contained(ckpt, MANIFEST_FILE, ckpt), "checkpoint manifest")   # a symlink out is refused
     except FileError as exc:
         raise CheckpointFileError(exc.path, exc.what) from None
     manifest = _parse_json(ckpt, MANIFEST_FILE, data)
@@ -357,7 +360,7 @@ def load_checkpoint(path: str | os.PathLike, prefer: str = "latest", with_optimi
     ckpt = find_checkpoint(path, prefer)
     manifest = read_manifest(ckpt)
     config, state = _config_and_state(ckpt, manifest)
-    weights = _load_arrays(ckpt, manifest, WEIGHTS_FILE)
+    weights = check_weight_dtypes(_load_arrays(ckpt, manifest, WEIGHTS_FILE), ckpt / WEIGHTS_FILE)
     tok = _read_verified(ckpt, manifest, TOKENIZER_FILE, required=False)
     if tok is not None:
         _parse_json(ckpt, TOKENIZER_FILE, tok, _check_tokenizer_json)
@@ -384,6 +387,12 @@ def load_state_json(path: str | os.PathLike, prefer: str = "latest") -> tuple[Pa
 # ----------------------------------------------------------------------------- run directories
 
 RUN_MARKERS = ("latest", "best", "latest.old", "best.old", "metrics.jsonl")
+
+
+def run_of(path: str | os.PathLike) -> Path:
+    """The run directory of a checkpoint directory (the parent of its latest/ or best/), else ``path``."""
+    p = Path(path)
+    return p.parent if p.name in CHECKPOINT_NAMES else p
 
 
 def holds_run(path: str | os.PathLike) -> bool:

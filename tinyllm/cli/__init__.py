@@ -25,6 +25,7 @@ from ..backend import BackendError
 from ..checkpoint import CheckpointError
 from ..data import DataError
 from ..distributed import is_main
+from .common import safe_text
 
 EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -39,7 +40,7 @@ def _message(exc: BaseException) -> str:
         text = f"{exc.strerror}: '{exc.filename}'" if exc.filename else exc.strerror
     else:
         text = str(exc)
-    text = " ".join(text.split())  # one line, always
+    text = safe_text(" ".join(text.split()))  # one line, always, and nothing a terminal would obey
     return text or type(exc).__name__
 
 
@@ -76,6 +77,12 @@ class TinyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:                                    # `tinyllm info ... | head`: the reader left
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing left to flush at exit
+            except (OSError, ValueError):                          # a stdout without a file descriptor
+                pass
+            ctx.exit(EXIT_ERROR)
         except Exception as exc:  # noqa: BLE001  (this is the one top-level handler)
             from ..train import TrainingInterrupted  # noqa: PLC0415
             if isinstance(exc, TrainingInterrupted):

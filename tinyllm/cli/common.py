@@ -1,6 +1,8 @@
 """Pieces the commands share: the training options, explicit-flag collection, engine setup."""
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Callable
 
 import click
@@ -67,3 +69,19 @@ def use_engine(backend_name: str | None, dtype: str | None, seed: int | None = N
 
 def echo_line(text: str) -> None:
     click.echo(text)
+
+
+# C0 controls but the tab, DEL, C1 controls, and the bidirectional overrides and isolates: characters
+# that move the cursor, recolour or clear a terminal, or make a line read in another order than it is
+_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_text(text: Any) -> str:
+    """``text`` with every terminal control character written as its escape (``\\u001b``): names
+    and examples read from a file (labels, tags, sources) are shown, never obeyed by the terminal."""
+    return _UNSAFE.sub(lambda m: json.dumps(m.group())[1:-1], str(text))
+
+
+def echo_safe(text: Any) -> None:
+    """:func:`click.echo` of :func:`safe_text`."""
+    click.echo(safe_text(text))

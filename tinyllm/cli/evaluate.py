@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import use_engine
+from .common import echo_safe, use_engine
 
 EPILOG = """\b
 Examples:
@@ -53,16 +53,16 @@ def eval_command(ckpt: str, data: str, batch_size: int, max_batches: int | None,
     check_inference(restored, batch_size)
     where = restored.checkpoint.path if restored.checkpoint else Path(ckpt)
     if restored.kind in HEAD_KINDS:                                   # a tagger or a span extractor
-        click.echo(f"{where} on {data}:")
+        echo_safe(f"{where} on {data}:")
         for line in evaluate_head(restored, data, batch_size):
-            click.echo(line)
+            echo_safe(line)
     elif restored.kind == "classifier":
         report = evaluate_classifier(restored, data, batch_size)
-        click.echo(f"{where} on {data}: {report.examples} examples")
+        echo_safe(f"{where} on {data}: {report.examples} examples")
         click.echo(f"accuracy  {report.accuracy:.2%}")
         click.echo("confusion matrix:")
         for line in format_confusion(report):
-            click.echo("  " + line)
+            echo_safe("  " + line)
     else:
         report = evaluate_lm(restored, data, batch_size, max_batches)
         masked = registry.get(restored.kind).objective == "masked-lm"

@@ -49,13 +49,26 @@ def labels_of(restored: Any) -> list[str] | None:
     return task.get("tags") or task.get("labels") or restored.labels
 
 
+# What an export (or save_pretrained) writes: --force replaces a directory of these names only
+EXPORT_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "crf.safetensors",
+                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
+                "merges.txt", "generation_config.json")
+
+
 def write_atomically(out: Path, force: bool, write: Any) -> None:
     """``write(tmp)`` into a new directory beside ``out``, then rename it to ``out``: a failure leaves
-    ``out`` as it was. A non-empty ``out`` is replaced only with ``force``."""
+    ``out`` as it was. A non-empty ``out`` is replaced only with ``force``, and only when it holds
+    nothing but what an export writes (never a run, a checkpoint or the user's own files)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise ValueError(f"--out {out} is not empty; pass --force to replace it")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES and not (
+        p.name.startswith("model-") and p.name.endswith(".safetensors"))) if out.is_dir() else []
+    if foreign:
+        raise ValueError(f"--out {out} holds {', '.join(foreign[:4])}{', ...' if len(foreign) > 4 else ''}, "
+                         "which an export does not write; --force replaces an exported directory only: "
+                         "choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -81,6 +94,7 @@ def write_atomically(out: Path, force: bool, write: Any) -> None:
 @click.option("--force", is_flag=True, help="Replace what is already in --out.")
 def export_command(ckpt: str, out: str, latest: bool, force: bool) -> None:
     """Write a GPT or BERT checkpoint, with any head, as a save_pretrained-style directory."""
+    from ..compress.source import check_out  # noqa: PLC0415
     from ..models.hf_heads import save_hf  # noqa: PLC0415
     from ..train.restore import restore_model  # noqa: PLC0415
 
@@ -90,9 +104,8 @@ def export_command(ckpt: str, out: str, latest: bool, force: bool) -> None:
     if restored.checkpoint is not None and "lora" in restored.checkpoint.config["model"]:
         from ..nn.lora import unwrap_lora  # noqa: PLC0415
         unwrap_lora(model)                                     # the adapters folded in: W + (alpha / r) B A
-    target = Path(out)
-    if target.resolve() == Path(ckpt).resolve():
-        raise ValueError(f"--out {out} is the checkpoint being exported")
+    source = restored.checkpoint.path if restored.checkpoint is not None else Path(ckpt)
+    target = check_out(out, source, force=True)               # never the source, inside it or around it
     layout: list[str] = []
     try:
         write_atomically(target, force, lambda tmp: layout.append(save_hf(model, tmp, restored.tokenizer, labels)))

@@ -63,6 +63,8 @@ def generate_command(ckpt: str, prompt: str, max_new_tokens: int, temperature: f
     check_flags(max_new_tokens=max_new_tokens, num_samples=num_samples, top_k=top_k)
     if max_new_tokens < 0:
         raise ValueError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
+    if seed is not None and not 0 <= seed < 2 ** 63 - num_samples:
+        raise ValueError(f"--seed must be an integer in [0, 2**63), got {seed}")
     if num_samples < 1:
         raise ValueError(f"--num-samples must be at least 1, got {num_samples}")
     use_engine(backend, None)
@@ -85,7 +87,9 @@ def generate_command(ckpt: str, prompt: str, max_new_tokens: int, temperature: f
             click.echo(f"--- sample {i + 1} ---")
         click.echo(prompt, nl=False)
         sample_seed = None if seed is None else seed + i
-        stream = generate_stream(restored.model, [ids], max_new_tokens, temperature=temperature, top_k=top_k,
-                                 top_p=top_p, greedy=greedy, seed=sample_seed)
-        stream_text(stream, tok, write)
-        click.echo()
+        try:
+            stream = generate_stream(restored.model, [ids], max_new_tokens, temperature=temperature, top_k=top_k,
+                                     top_p=top_p, greedy=greedy, seed=sample_seed)
+            stream_text(stream, tok, write)
+        finally:
+            click.echo()                # the text so far ends its line; an error is printed below it

@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from .common import echo_safe
+
 EPILOG = """\b
 Examples:
   tinyllm info --ckpt runs/tiny
@@ -97,10 +99,10 @@ def info_command(ckpt: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
-    click.echo(f"checkpoint   {facts['checkpoint']}")
+    echo_safe(f"checkpoint   {facts['checkpoint']}")
     task = facts["task"]
     labels = f" ({', '.join(task['labels'])})" if task.get("labels") else ""
-    click.echo(f"task         {task.get('name', '?')}" + labels
+    echo_safe(f"task         {task.get('name', '?')}" + labels
                + (f", from {task['source']}" if task.get("source") else ""))
     click.echo(f"model        {restored.kind}: " + ", ".join(f"{k}={v}" for k, v in lm.config.to_dict().items()))
     click.echo(f"tokenizer    {tok.kind}, {tok.vocab_size:,} tokens"
@@ -112,7 +114,7 @@ def info_command(ckpt: str, as_json: bool) -> None:
                    f"{facts['trainable_parameters']:,} of {facts['parameters']:,} parameters trained "
                    f"({facts['trainable_parameters'] / max(facts['parameters'], 1):.2%})")
         digest = facts["lora"]["base_sha256"]
-        click.echo(f"lora base    {facts['lora']['base']} (weights SHA-256 {str(digest)[:12]}...); "
+        echo_safe(f"lora base    {facts['lora']['base']} (weights SHA-256 {str(digest)[:12]}...); "
                    "this run's checkpoints hold the full weights")
     for name, n, note in parameter_table(model):
         click.echo(f"  {name:<28} {n:>12,}" + (f"  {note}" if note else ""))
@@ -131,5 +133,5 @@ def echo_training_state(facts: dict[str, Any]) -> None:
                + (f" (iteration {facts['best_iteration']})" if facts["best_iteration"] is not None else ""))
     if facts["train"]:
         t = facts["train"]
-        click.echo(f"training     lr {t['lr']:g} -> {t['min_lr']:g}, batch {t['batch_size']}x{t['grad_accum']}, "
+        echo_safe(f"training     lr {t['lr']:g} -> {t['min_lr']:g}, batch {t['batch_size']}x{t['grad_accum']}, "
                    f"data {t['data']}, {t['backend']} {t['dtype']}, seed {t['seed']}")

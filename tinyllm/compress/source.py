@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, run_of
 from .adapter import base_files
 
 
@@ -65,8 +65,8 @@ def load_source(path: str | os.PathLike, what: str) -> Source:
 
 
 def check_out(out: str | os.PathLike, source: Path, force: bool) -> Path:
-    """``out`` as a Path: refused if it holds files (unless ``force``) or overlaps ``source``."""
-    out, src = Path(out), source.resolve()
+    """``out`` as a Path: refused if it holds files (unless ``force``) or overlaps ``source``'s run."""
+    out, src = Path(out), run_of(source).resolve()
     if out.exists() and any(out.iterdir()) and not force:
         raise ValueError(f"--out '{out}' is not empty (use --force to replace what is there)")
     if out.resolve() == src or src in out.resolve().parents or out.resolve() in src.parents:

@@ -57,8 +57,9 @@ def _jsonl_objects(path: str | os.PathLike, keys: tuple[str, ...]) -> Iterator[t
         try:
             obj = parse_json(line, name)
         except FileError as exc:
-            raise DataError(f"{name} line {lineno}: invalid JSON ({exc.what.removeprefix('not valid JSON (')}") \
-                from None
+            what = exc.what.removeprefix("not valid JSON (").removesuffix(")") if exc.what.startswith(
+                "not valid JSON (") else exc.what
+            raise DataError(f"{name} line {lineno}: invalid JSON ({what})") from None
         if not isinstance(obj, dict):
             raise DataError(f"{name} line {lineno}: expected a JSON object with keys "
                             f"{', '.join(repr(k) for k in keys)}")

@@ -53,6 +53,8 @@ def mask_tokens(ids: np.ndarray, mask_id: int, vocab_size: int, special_mask: np
         raise DataError(f"special_mask has shape {special_mask.shape}, ids have {ids.shape}")
     if not 0.0 <= prob <= 1.0:
         raise DataError(f"masking probability must be between 0 and 1, got {prob}")
+    if mask_id is None:
+        raise DataError("the tokenizer has no [MASK] token, which masked-language modelling needs")
     if not 0 <= mask_id < vocab_size:
         raise DataError(f"mask_id {mask_id} is outside the vocabulary (size {vocab_size})")
     selected = (rng.random(ids.shape) < prob) & ~special_mask  # (B, T)

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_numpy
-from ..validate import check_hf_config, check_hf_index, contained, load_json, regular_file
+from ..validate import (check_finite, check_hf_config, check_hf_index, check_weight_dtypes, contained, load_json,
+                        regular_file)
 from .config import GPTConfig
 from .gpt import GPT
 from .hf_tokenizer import tokenizer_json
@@ -32,6 +33,7 @@ from .hf_tokenizer import tokenizer_json
 CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")   # all the tanh approximation our GELU computes
 SKIPPED_BUFFERS = (".attn.bias", ".attn.masked_bias")
+HF_BUFFERS = (*SKIPPED_BUFFERS, "position_ids")          # the tensors that may hold other than floats
 
 
 def _read_json(path: Path, check: Any) -> dict:
@@ -133,6 +135,15 @@ def load_tokenizer(path: str | Path) -> Any:
     return BPETokenizer(tok)
 
 
+def fitting_tokenizer(tokenizer: Any, vocab_size: int, where: Path) -> Any:
+    """``tokenizer`` (or None) once its ids fit the model's ``vocab_size`` embeddings (ValueError otherwise:
+    a prompt would index past them). Fewer tokens than embeddings is allowed (a padded vocabulary)."""
+    if tokenizer is not None and tokenizer.vocab_size > vocab_size:
+        raise ValueError(f"{where}: the tokenizer has {tokenizer.vocab_size:,} tokens but config.json's model "
+                         f"has {vocab_size:,} embeddings; the tokenizer belongs to another model")
+    return tokenizer
+
+
 def read_hf_dir(path: str | Path, kind: str, check_config: Any,
                 to_config: Any) -> tuple[Path, dict[str, Any], Any, dict[str, np.ndarray]]:
     """``(directory, config.json, our config, tensors)`` of a Hugging Face model directory of ``kind``
@@ -153,12 +164,32 @@ def read_hf_dir(path: str | Path, kind: str, check_config: Any,
     config = to_config(cfg)
     check_model(kind, config.to_dict(), where=f"{config_path}: ")     # before any weight is read
     tensors: dict[str, np.ndarray] = {}
+    placed = _shard_contents(p)
     for f in _weight_files(p):
         try:
-            tensors.update(load_file(str(f)))
+            shard = load_file(str(f))
         except Exception as exc:  # safetensors raises its own error types (bad header, bfloat16, ...)
             raise ValueError(f"cannot read {f}: {exc}") from None
+        twice = sorted(set(shard) & set(tensors))
+        if twice:
+            raise ValueError(f"{f}: tensor {twice[0]} is in another shard as well")
+        unlisted = sorted(set(shard) - placed.get(f, set())) if placed is not None else []
+        if unlisted:
+            raise ValueError(f"{f}: holds {', '.join(unlisted[:3])}{', ...' if len(unlisted) > 3 else ''}, "
+                             "which model.safetensors.index.json does not place in it")
+        tensors.update(check_finite(check_weight_dtypes(shard, f, int8=False, buffers=HF_BUFFERS), f))
     return p, cfg, config, tensors
+
+
+def _shard_contents(path: Path) -> dict[Path, set[str]] | None:
+    """shard file -> the tensor names the shard index places in it (None without an index)."""
+    index = path / "model.safetensors.index.json"
+    if (path / "model.safetensors").exists() or not index.exists():
+        return None
+    out: dict[Path, set[str]] = {}
+    for name, shard in check_hf_index(load_json(index), index).items():
+        out.setdefault(contained(path, shard, index), set()).add(name)
+    return out
 
 
 def read_gpt2_dir(path: str | Path) -> tuple[Path, dict[str, Any], GPTConfig, dict[str, np.ndarray]]:
@@ -204,7 +235,7 @@ def load_pretrained(path: str | Path) -> tuple[GPT, Any]:
     p, _, config, tensors = read_gpt2_dir(path)
     model = gpt_from_tensors(tensors, config, p)
     model.eval()                                                      # as Hugging Face: dropout off until train()
-    return model, load_tokenizer(p)
+    return model, fitting_tokenizer(load_tokenizer(p), config.vocab_size, p)
 
 
 def gpt_hf_tensors(state: dict[str, Any], config: GPTConfig, lm_head: bool = True) -> dict[str, np.ndarray]:

@@ -36,7 +36,7 @@ from .bert import BERT
 from .config import BertConfig
 from .heads import SequenceClassifier
 from ..validate import check_hf_bert_config
-from .hf import read_hf_dir, write_hf_dir
+from .hf import fitting_tokenizer, read_hf_dir, write_hf_dir
 from .hf_crf import read_crf, write_crf
 from .hf_wordpiece import WordPieceTokenizer, load_wordpiece
 from .qa import SpanExtractor
@@ -216,8 +216,9 @@ def load_bert(path: str | Path) -> tuple[Module, WordPieceTokenizer | None, dict
     if leftover:
         raise ValueError(f"{p}: tensors {', '.join(leftover[:5])} do not belong to a {arch}")
     model.eval()
-    return model, load_wordpiece(p), {"architecture": arch, "labels": labels if model is not backbone
-                                      and arch != "BertForQuestionAnswering" else None}
+    tokenizer = fitting_tokenizer(load_wordpiece(p), backbone.config.vocab_size, p)
+    return model, tokenizer, {"architecture": arch, "labels": labels if model is not backbone
+                              and arch != "BertForQuestionAnswering" else None}
 
 
 def _check_shapes(model: Module, state: dict[str, Any], where: Path) -> None:

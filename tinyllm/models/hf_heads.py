@@ -23,8 +23,8 @@ from ..backend import to_numpy
 from ..nn import Module
 from .gpt import GPT
 from .heads import SequenceClassifier
-from .hf import (check_names_and_shapes, gpt_from_tensors, gpt_hf_config, gpt_hf_tensors, load_tokenizer,
-                 read_gpt2_dir, write_hf_dir)
+from .hf import (check_names_and_shapes, fitting_tokenizer, gpt_from_tensors, gpt_hf_config, gpt_hf_tensors,
+                 load_tokenizer, read_gpt2_dir, write_hf_dir)
 from .hf_crf import read_crf, write_crf
 from .qa import SpanExtractor
 from .tagging import TokenClassifier
@@ -93,7 +93,8 @@ def load_gpt2(path: str | Path) -> tuple[Module, Any, dict[str, Any]]:
     if head:
         model.load_state_dict({**full, **head})
     model.eval()
-    return model, load_tokenizer(p), {"architecture": arch, "labels": labels}
+    tokenizer = fitting_tokenizer(load_tokenizer(p), backbone.config.vocab_size, p)
+    return model, tokenizer, {"architecture": arch, "labels": labels}
 
 
 def _gpt_architecture(model: Module) -> str:

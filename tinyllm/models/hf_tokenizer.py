@@ -14,7 +14,7 @@ from typing import Any
 import tokenizers as hf
 
 from ..data import BPETokenizer, CharTokenizer
-from ..validate import FileError
+from ..validate import FileError, check_hf_tokenizer
 
 CHAR_SPLIT = "[\\s\\S]"                     # one piece per character, newlines included
 
@@ -44,7 +44,8 @@ def char_tokenizer_of(obj: dict, source: str) -> CharTokenizer | None:
     vocab, added = model.get("vocab"), obj.get("added_tokens") or []
     if not isinstance(vocab, dict) or not isinstance(added, list):
         raise FileError(source, "a character vocabulary must map tokens to ids")
-    specials = {a.get("content") for a in added if isinstance(a, dict) and a.get("special")}
+    specials = {a["content"] for a in added if isinstance(a, dict) and a.get("special") and isinstance(
+        a.get("content"), str)}
     order = sorted(vocab.items(), key=lambda kv: kv[1] if isinstance(kv[1], int) else -1)
     if [i for _, i in order] != list(range(len(order))):
         raise FileError(source, "the character vocabulary's ids must be 0 .. size - 1")
@@ -61,6 +62,7 @@ def char_tokenizer_of(obj: dict, source: str) -> CharTokenizer | None:
 def read_tokenizer_json(obj: dict, source: str) -> Any:
     """A tinyllm tokenizer from a parsed ``tokenizer.json``: a character tokenizer written by
     :func:`tokenizer_json`, a WordPiece tokenizer, or byte-level BPE (FileError/DataError otherwise)."""
+    check_hf_tokenizer(obj, source)                 # an object with a model object: any other JSON is refused
     char = char_tokenizer_of(obj, source)
     if char is not None:
         return char

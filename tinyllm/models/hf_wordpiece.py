@@ -50,7 +50,12 @@ class WordPieceTokenizer(LibraryTokenizer):
             text = read_file(path, "vocab.txt").decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValueError(f"{path}: not UTF-8 text ({exc.reason})") from None
-        vocab = {tok: i for i, tok in enumerate(text.splitlines())}
+        lines = text.splitlines()
+        vocab = {tok: i for i, tok in enumerate(lines)}
+        if len(vocab) != len(lines):                # a repeated line: the ids after it would not be line numbers
+            seen: set[str] = set()
+            twice = next(t for t in lines if t in seen or seen.add(t))
+            raise ValueError(f"{path} lists the token {twice!r} more than once")
         if UNK not in vocab:
             raise ValueError(f"{path} has no {UNK} token")
         tok = hf.Tokenizer(hf.models.WordPiece(vocab, unk_token=UNK))

@@ -116,6 +116,9 @@ def restore_model(path: str | os.PathLike, prefer: str = "best") -> Restored:
         return Restored(model, model.tokenizer, "gpt", None)
     ckpt = load_checkpoint(path, prefer=prefer, with_optimizer=False)
     section = ckpt.config["model"]
+    if section["kind"] == "seq2seq":              # two vocabularies: restore_seq2seq reads it
+        raise CheckpointError(f"checkpoint {ckpt.path} holds a seq2seq (encoder-decoder) model, which this "
+                              "command does not take (tinyllm.train.seq2seq_eval.restore_seq2seq loads it)")
     try:
         model = build_from_config(section)
     except (KeyError, TypeError, ValueError) as exc:

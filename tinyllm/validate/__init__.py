@@ -23,6 +23,8 @@ from .schema import (
                      LIMITS,
                      check_char_tokenizer,
                      check_ckpt_config,
+                     check_finite,
+                     check_weight_dtypes,
                      check_hf_bert_config,
                      check_hf_config,
                      check_hf_index,
@@ -38,7 +40,8 @@ from .schema import (
 )
 
 __all__ = ["DataError", "FileError", "Fields", "LIMITS", "MAX_DEPTH", "MAX_JSON_BYTES", "check_char_tokenizer",
-           "check_ckpt_config", "check_hf_bert_config", "check_hf_config", "check_hf_index", "check_pair_vocabs",
-           "check_hf_tokenizer", "check_manifest",
+           "check_ckpt_config", "check_finite", "check_hf_bert_config", "check_hf_config", "check_hf_index",
+           "check_pair_vocabs", "check_hf_tokenizer", "check_manifest",
            "check_metrics_rows", "check_model_config", "check_optimizer", "check_run_settings", "check_state",
-           "check_token_meta", "contained", "load_json", "parse_json", "read_file", "regular_file"]
+           "check_token_meta", "check_weight_dtypes", "contained", "load_json", "parse_json", "read_file",
+           "regular_file"]

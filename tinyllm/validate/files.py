@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,28 @@ def check_depth(obj: Any, path: str | os.PathLike, max_depth: int = MAX_DEPTH) -
             stack.extend((v, depth + 1) for v in (x.values() if isinstance(x, dict) else x))
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")    # \ud800 .. \udfff written as an escape
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_surrogates(obj: Any, path: str | os.PathLike) -> None:
+    """Refuse a string (or key) holding half of a UTF-16 surrogate pair: no text is made of one, and
+    it could be neither printed nor written back as UTF-8 (walked without recursion)."""
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            bad = _SURROGATE.search(x)
+            if bad:
+                raise FileError(path, f"a string holds a lone surrogate (\\u{ord(bad.group()):04x}), "
+                                      "which is not a Unicode character")
+        elif isinstance(x, dict):
+            stack.extend(x)
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+
+
 def parse_json(data: bytes | str, path: str | os.PathLike, what: str = "") -> Any:
     """Strict JSON: UTF-8 (a leading byte-order mark dropped), no NaN or Infinity, nesting bounded.
 
@@ -95,6 +118,11 @@ def parse_json(data: bytes | str, path: str | os.PathLike, what: str = "") -> An
     except ValueError as exc:                       # NaN/Infinity, or an integer of more than 4300 digits
         raise FileError(path, f"{what}not valid JSON ({str(exc).splitlines()[0]})") from None
     check_depth(obj, path)
+    if _SURROGATE_ESCAPE.search(text):              # a pair (an emoji) is fine, half of one is not
+        try:
+            check_surrogates(obj, path)
+        except FileError as exc:
+            raise FileError(path, f"{what}not valid text ({exc.what})") from None
     return obj
 
 

@@ -54,6 +54,8 @@ def check_model_config(kind: Any, obj: Any, path: str | os.PathLike, where: str 
         # is; the head's own keys by its task module when it is built
         backbone = f.string("backbone", max_len=64)
         check_model_config(backbone, f.obj.get("backbone_config"), path, f.name("backbone_config"))
+        f.boolean("freeze_backbone", default=False)
+        _check_tag_keys(f)
         return
     if not isinstance(kind, str) or not kind.isidentifier():
         raise FileError(path, f"the model kind must be a name such as gpt, bert or classifier, got {_kind(kind)}")
@@ -76,6 +78,44 @@ def check_model_config(kind: Any, obj: Any, path: str | os.PathLike, where: str 
         f.int("type_vocab_size", 1, LIMITS["type_vocab_size"], default=2)
         f.int("pad_id", 0, LIMITS["vocab_size"], default=0)
         f.number("eps", 0.0, 1.0, default=1e-12, above_lo=True, below_hi=True)
+
+
+def _check_tag_keys(f: Fields) -> None:
+    """A tagger's keys, where present (its model config and its run's task section hold them):
+    2 or more distinct tag names, whether a CRF scores them, and its scheme."""
+    tags = f.strings("tags", default=None, max_items=LIMITS["num_classes"], max_len=256)
+    if tags is not None and (len(tags) < 2 or len(set(tags)) != len(tags)):
+        raise f.fail("tags", "a list of 2 or more distinct tag names", tags)
+    f.boolean("crf", default=False)
+    f.string("scheme", choices=("BIO", "BIOES"), default=None, none=True)
+
+
+def check_weight_dtypes(arrays: dict[str, Any], path: str | os.PathLike, int8: bool = True,
+                        buffers: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Refuse a weight file holding a tensor of integers where weights are floats; returns ``arrays``.
+
+    Weights are floating point; the only others are pruning masks (bool), int8-quantized matrices
+    (with ``int8``) and the buffers whose names end in one of ``buffers``. An int32 tensor in place of
+    a float32 one of the same size would otherwise be read as numbers it never held.
+    """
+    for name, a in arrays.items():
+        kind = getattr(a, "dtype", None)
+        if kind is None or kind.kind in "fb" or (int8 and kind == np.int8) or name.endswith(buffers):
+            continue
+        raise FileError(path, f"tensor '{name}' is {kind}; weights are floating point")
+    return arrays
+
+
+def check_finite(arrays: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    """Refuse a tensor file in which a floating-point tensor holds NaN or an infinity; returns ``arrays``.
+
+    No trained weight or optimizer moment is ever non-finite: such a value comes from a damaged file
+    (or a run that diverged), and would only turn every output into NaN later on.
+    """
+    for name, a in arrays.items():
+        if getattr(a, "dtype", None) is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise FileError(path, f"tensor '{name}' holds NaN or infinite values")
+    return arrays
 
 
 # ----------------------------------------------------------------------------- run settings
@@ -107,17 +147,20 @@ RUN_SETTINGS: dict[str, tuple[str, float, float, bool]] = {
 }
 
 
-def check_run_settings(obj: Any, path: str | os.PathLike, where: str = "", ranges: bool = True) -> dict:
+def check_run_settings(obj: Any, path: str | os.PathLike, where: str = "", ranges: bool = True,
+                       resolved: bool = False) -> dict:
     """Training settings (a ``--config`` file, or a checkpoint's ``train`` section): types and ranges.
 
     Only the keys present are checked (an unknown key is left to the caller,
     which names the keys it knows); returns ``obj``. With ``ranges=False`` only
     the types are (numbers within what a float holds), and the
-    ranges are left to the settings' own validation.
+    ranges are left to the settings' own validation. With ``resolved`` (a
+    checkpoint's settings, every preset value filled in) no value may be null.
     """
     f = Fields(obj, path, where)
     for key in f.obj:
         kind, lo, hi, none = RUN_SETTINGS.get(str(key), ("any", 0, 0, True))
+        none = none and not resolved
         if not ranges:
             lo, hi = (-(10 ** 300), 10 ** 300) if kind == "int" else (-math.inf, math.inf)
         if kind == "str":
@@ -139,17 +182,42 @@ def check_ckpt_config(obj: Any, path: str | os.PathLike) -> None:
     model = f.object("model")
     kind = model.string("kind", max_len=64)
     check_model_config(kind, model.obj.get("config"), path)
+    _check_compression(model)
     train = f.object("train", default=None)     # every run writes it; a checkpoint saved from Python may not
     if train is not None:
-        check_run_settings(train.obj, path, "train")
+        check_run_settings(train.obj, path, "train", resolved=True)
     task = f.object("task", default=None) or Fields({}, path, "task")
     task.string("name", default=None)
     task.string("data", default=None)
     task.string("source", default=None)
+    task.string("source_path", default=None)
+    task.string("source_weights_sha256", default=None, max_len=64)
     labels = task.strings("labels", default=None, max_items=LIMITS["num_classes"])
+    _check_tag_keys(task)
+    task.int("stride", 0, LIMITS["block_size"], default=None)          # qa: context tokens windows share
+    task.int("max_answer", 1, LIMITS["block_size"], default=None)      # qa: the longest answer in tokens
     if kind == "classifier" and labels is not None and len(labels) != model.obj["config"]["num_classes"]:
         raise FileError(path, f"task.labels has {len(labels)} names but the classifier has "
                               f"{model.obj['config']['num_classes']} classes")
+
+
+def _check_compression(model: Fields) -> None:
+    """A model section's ``lora`` (a LoRA fine-tuning run's adapters) and ``pruning`` (a pruned run's
+    masked layers) entries, where present: what building the model reads from them."""
+    lora = model.object("lora", default=None)
+    if lora is not None:
+        lora.int("r", 1, 1 << 16)
+        lora.number("alpha", 0.0, 1e30, above_lo=True, default=None, none=True)
+        lora.number("dropout", 0.0, 1.0, below_hi=True, default=0.0)
+        targets = lora.obj.get("targets")
+        if not isinstance(targets, str):
+            targets = lora.strings("targets", max_items=64, max_len=128)
+        if not targets:
+            raise lora.fail("targets", "a non-empty list of layer names", targets)
+    pruning = model.object("pruning", default=None)
+    if pruning is not None:
+        pruning.strings("layers", max_items=1 << 16, max_len=256)
+        pruning.number("sparsity", 0.0, 1.0, default=None, none=True)
 
 
 def check_manifest(obj: Any, path: str | os.PathLike) -> dict[str, dict]:
@@ -261,6 +329,20 @@ def check_metrics_rows(rows: list[Any], path: str | os.PathLike) -> None:
 
 # ----------------------------------------------------------------------------- Hugging Face files
 
+def _check_hf_head_keys(f: Fields) -> None:
+    """The keys of a Hugging Face config.json that a task head reads: its labels, the padding token a
+    GPT-2 classifier skips, the head's dropout."""
+    f.int("num_labels", 1, LIMITS["num_classes"], default=None)
+    labels = f.object("id2label", default=None, none=True)
+    if labels is not None:
+        if len(labels.obj) > LIMITS["num_classes"]:
+            raise f.fail("id2label", f"an object of at most {LIMITS['num_classes']} labels", labels.obj)
+        for key in labels.obj:
+            labels.string(key, max_len=256)
+    f.int("pad_token_id", 0, LIMITS["vocab_size"], default=None, none=True)
+    f.number("classifier_dropout", 0.0, 1.0, default=None, none=True, below_hi=True)
+
+
 def check_hf_config(obj: Any, path: str | os.PathLike) -> None:
     """A Hugging Face GPT-2 ``config.json`` (the fields tinyllm reads)."""
     f = Fields(obj, path)
@@ -274,6 +356,7 @@ def check_hf_config(obj: Any, path: str | os.PathLike) -> None:
     f.number("resid_pdrop", 0.0, 1.0, default=0.0, below_hi=True)
     for key in ("tie_word_embeddings", "scale_attn_by_inverse_layer_idx", "scale_attn_weights"):
         f.boolean(key, default=None)
+    _check_hf_head_keys(f)
 
 
 def check_hf_bert_config(obj: Any, path: str | os.PathLike) -> None:
@@ -285,13 +368,12 @@ def check_hf_bert_config(obj: Any, path: str | os.PathLike) -> None:
         f.int(key, 1, LIMITS[ours])
     f.int("intermediate_size", 1, 4 * LIMITS["n_embd"], default=None, none=True)
     f.int("type_vocab_size", 1, LIMITS["type_vocab_size"], default=2)
-    f.int("pad_token_id", 0, LIMITS["vocab_size"], default=None, none=True)
+    _check_hf_head_keys(f)
     f.number("layer_norm_eps", 0.0, 1.0, default=1e-12, above_lo=True, below_hi=True)
     for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
         f.number(key, 0.0, 1.0, default=0.1, below_hi=True)
     for key in ("hidden_act", "position_embedding_type"):
         f.string(key, default=None)
-    f.object("id2label", default=None, none=True)
     f.strings("architectures", default=None, max_items=16)
 
 
