@@ -149,7 +149,7 @@ def test_finetune_lm_then_resume_extends(tmp_path: Path, trained: Path) -> None:
     code, output = run("finetune", "--ckpt", trained, "--data", data, "--task", "lm", "--out", out, "--iters", "4",
                        "--eval-interval", "2")
     assert code == 0, output
-    code, output = run("finetune", "--task", "lm", "--out", out, "--resume", "--iters", "6")
+    code, output = run("finetune", "--task", "lm", "--out", out, "--resume", "--iters", "6", "--data", data)
     assert code == 0, output
     assert load_checkpoint(out).iteration == 6
 

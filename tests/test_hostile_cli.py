@@ -80,13 +80,31 @@ def test_resume_with_a_damaged_metrics_file_changes_nothing(run_dir: Path) -> No
     fails(["train", "--out", run_dir, "--resume", "--iters", "8"], "metrics.jsonl: 'line", run_dir)
 
 
-def test_a_symlinked_latest_keeps_working_through_a_resumed_run(run_dir: Path, tmp_path: Path) -> None:
+def test_a_symlinked_latest_keeps_working_through_a_resumed_run(run_dir: Path, base_run: Path, tmp_path: Path) -> None:
     pinned = tmp_path / "pinned"
     (run_dir / "latest").rename(pinned)
     (run_dir / "latest").symlink_to(pinned)
-    result = CliRunner().invoke(cli, ["train", "--out", str(run_dir), "--resume", "--iters", "8"])
+    result = CliRunner().invoke(cli, ["train", "--out", str(run_dir), "--resume", "--iters", "8",
+                                      "--data", str(base_run.parent / "corpus.txt")])
     assert result.exit_code == 0, result.output                                # saves at 6 and 8: twice
     assert (run_dir / "latest").is_symlink() and json.loads((pinned / "state.json").read_text())["iteration"] == 8
+
+
+@pytest.mark.parametrize("recorded", ["/dev/zero", "../../../etc/passwd", "corpus.txt"])
+def test_a_resumed_run_never_opens_the_data_path_its_config_names(run_dir: Path, recorded: str) -> None:
+    config = json.loads((run_dir / "latest" / "config.json").read_text())
+    config["train"]["data"] = recorded
+    put(run_dir, "config.json", config)
+    fails(["train", "--out", run_dir, "--resume", "--iters", "8"], "give --data again", run_dir)
+
+
+def test_a_resumed_run_takes_its_data_again_and_no_other(run_dir: Path, base_run: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.txt"
+    other.write_text(TEXT[::-1])
+    fails(["train", "--out", run_dir, "--resume", "--iters", "8", "--data", other], "differs from the run", run_dir)
+    result = CliRunner().invoke(cli, ["train", "--out", str(run_dir), "--resume", "--iters", "8",
+                                      "--data", str(base_run.parent / "corpus.txt")])
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("flags,message", [(["--n-layer", "1000000"], "--n-layer 1,000,000 is more than"),

@@ -125,7 +125,7 @@ def test_train_generate_eval_and_an_exact_resume(tmp_path, pairs_file) -> None:
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     code, out = run("train", *common, "--iters", "8", "--dropout", "0.1", "--out", whole, "--force")
     assert code == 0, out
-    code, out = run("train", "--out", half, "--resume")
+    code, out = run("train", "--out", half, "--resume", "--data", pairs_file)
     assert code == 0 and "resuming at iteration 4" in out, out
     a, b = load_checkpoint(whole, prefer="latest"), load_checkpoint(half, prefer="latest")
     assert a.iteration == b.iteration == 8

@@ -158,7 +158,9 @@ def test_pretrain_learns_writes_a_run_and_resumes_longer(tmp_path: Path, corpus:
     assert cfg["model"]["kind"] == "gpt" and cfg["model"]["config"]["n_embd"] == 16
     assert cfg["train"]["iters"] == 24 and cfg["task"]["name"] == "pretrain"
     assert tokenizer_from_json(load_checkpoint(out).tokenizer_json).vocab_size == cfg["model"]["config"]["vocab_size"]
-    more = pretrain({"iters": 28}, out=str(out), resume=True, progress=quiet())
+    with pytest.raises(ValueError, match="give --data again"):       # a path read from the run is not opened
+        pretrain({"iters": 28}, out=str(out), resume=True, progress=quiet())
+    more = pretrain({"iters": 28, "data": str(corpus)}, out=str(out), resume=True, progress=quiet())
     assert more.result.iteration == 28
     with pytest.raises(ValueError, match="differs from the run"):
         pretrain({"lr": 0.5}, out=str(out), resume=True, progress=quiet())

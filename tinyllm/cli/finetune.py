@@ -13,7 +13,7 @@ Examples:
   tinyllm finetune --ckpt runs/tiny --data reviews.csv --task classify
   tinyllm finetune --ckpt runs/bert --data reviews.jsonl --task classify --freeze-backbone --out runs/probe
   tinyllm finetune --ckpt runs/tiny --data pairs.jsonl --task lm --iters 200 --out runs/tiny-chat
-  tinyllm finetune --task classify --out runs/tiny-classify --resume
+  tinyllm finetune --task classify --out runs/tiny-classify --resume --data reviews.csv
   tinyllm finetune --ckpt runs/bert --data ner.conll --task tag --crf
   tinyllm finetune --ckpt path/to/hf-bert --data squad.json --task qa --stride 64
   tinyllm finetune --ckpt runs/tiny --data pairs.jsonl --task lm --lora-r 8 --lora-targets q,v

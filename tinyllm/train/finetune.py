@@ -28,7 +28,7 @@ from .data import ExampleSource, chunk, classification_arrays, pair_arrays, toke
 from ..distributed import get_comm, is_main
 from .loop import Trainer, TrainResult
 from .metrics import Progress
-from .pretrain import check_out_dir, describe_model, report_end, resumed_config, setup_engine
+from .pretrain import check_out_dir, describe_model, report_end, resume_hint, resumed_config, setup_engine
 from ..validate import check_run_settings
 from .budget import check_training
 from .restore import RUN_FORMAT, build_from_config, check_resume, check_tokenizer_fits
@@ -87,7 +87,8 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
         saved_task = own.config.get("task", {})
         if saved_task.get("name") != task:
             raise CheckpointError(f"'{out}' holds a {saved_task.get('name')} run, not a {task} fine-tuning run")
-        cfg = resumed_config(own.config["train"], {k: v for k, v in settings.items() if k != "data"}, Path(out))
+        given = {**{k: v for k, v in settings.items() if k != "data"}, **({} if data is None else {"data": data})}
+        cfg = resumed_config(own.config["train"], given, Path(out))   # the data given again, never read from the run
         run_dir, weights, section = Path(out), own.weights, own.config["model"]
         tokenizer = tokenizer_from_json(own.tokenizer_json or "", str(own.path))
         task_info = saved_task
@@ -192,7 +193,7 @@ def finetune(ckpt_path: str | None, data: str | None, task: str, settings: dict[
     seq_len = arrays["idx"].shape[1]
     trainer = Trainer(model, optimizer, schedule, source, val_batches, cfg, run_dir, ckpt_config, tokenizer.to_json(),
                       source.batch_size * seq_len, progress, accuracy=task == "classify",
-                      resume_hint=f"tinyllm finetune --task {task} --out {run_dir} --resume")
+                      resume_hint=resume_hint(f"tinyllm finetune --task {task}", run_dir, cfg.data))
     if resume:
         trainer.resume(own)
 

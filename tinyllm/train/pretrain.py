@@ -9,12 +9,14 @@ previous run anything.
 """
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import __version__, backend
+from ..data.corpora import BUILTIN
 from ..checkpoint import CheckpointError, CheckpointNotFoundError, clear_run, holds_run, load_checkpoint
 from ..distributed import get_comm, gpu_of_this_rank, is_main
 from ..optim import configure_adamw
@@ -76,13 +78,36 @@ def resumed_config(ckpt_train: dict, settings: dict[str, Any], where: Path) -> T
     for key, value in settings.items():
         if key in RESUMABLE_CHANGES:
             merged[key] = value
+        elif key == "data" and same_data(merged[key], value):
+            merged[key] = value                                       # the path as given now
         elif key in merged and merged[key] != value:
             raise ValueError(f"--{key.replace('_', '-')} {value} differs from the run in '{where}' "
                              f"({key}={merged[key]}); a resumed run keeps its settings (only "
                              f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_CHANGES)} may change)")
+    if str(merged["data"]) not in BUILTIN and "data" not in settings:
+        raise ValueError(f"the run in '{where}' was trained on '{merged['data']}': give --data again to "
+                         "resume it (tinyllm does not open a path it read from a run's files)")
     cfg = TrainConfig(**merged)
     cfg.validate()
     return cfg
+
+
+def resume_hint(command: str, run_dir: Path, data: Any) -> str:
+    """The command that continues a run, shown after Ctrl-C: with ``--data`` again unless the data
+    is a built-in corpus (a resumed run never reads a data path from its own files)."""
+    again = "" if str(data) in BUILTIN else f" --data {shlex.quote(str(data))}"
+    return f"{command} --out {shlex.quote(str(run_dir))} --resume{again}"
+
+
+def same_data(saved: Any, given: Any) -> bool:
+    """Whether ``given`` names the data a run recorded as ``saved``: the same text, or two paths of one
+    existing file or directory."""
+    if str(saved) == str(given):
+        return True
+    try:
+        return Path(str(saved)).exists() and Path(str(given)).exists() and Path(str(saved)).samefile(str(given))
+    except (OSError, ValueError):
+        return False
 
 
 def model_config(cfg: TrainConfig, tokenizer: Any, kind: Any) -> dict[str, Any]:
@@ -184,7 +209,7 @@ def pretrain(settings: dict[str, Any], out: str | None = None, resume: bool = Fa
     trainer = Trainer(model, optimizer, schedule, source, val_batches, cfg, run_dir, ckpt_config,
                       tokenizer.to_json(), cfg.batch_size * cfg.block_size, progress,
                       accuracy=kind.objective == "masked-lm",
-                      resume_hint=f"tinyllm train --out {run_dir} --resume")
+                      resume_hint=resume_hint("tinyllm train", run_dir, cfg.data))
     if ckpt is not None:
         trainer.resume(ckpt)
 

@@ -206,7 +206,8 @@ def train_seq2seq(settings: dict[str, Any], out: str | None = None, resume: bool
                   progress: Progress | None = None) -> Any:
     """Train an encoder-decoder on ``settings["data"]`` (see :func:`tinyllm.train.pretrain.pretrain`)."""
     from ..models import registry  # noqa: PLC0415
-    from .pretrain import PretrainOutcome, check_out_dir, default_out, report_end, resumed_config, setup_engine  # noqa: PLC0415
+    from .pretrain import (PretrainOutcome, check_out_dir, default_out, report_end,  # noqa: PLC0415
+                           resume_hint, resumed_config, setup_engine)
 
     progress = progress or Progress()
     ckpt, vocabs = None, None
@@ -240,7 +241,7 @@ def train_seq2seq(settings: dict[str, Any], out: str | None = None, resume: bool
     mean_len = int(np.mean([len(t) + 1 for t in data.train[1]]))
     trainer = Trainer(model, optimizer, cfg.schedule(), source, val_batches(data, cfg), cfg, run_dir, ckpt_config,
                       pair_vocabs_to_json(data.src_vocab, data.tgt_vocab), cfg.batch_size * mean_len, progress,
-                      resume_hint=f"tinyllm train --out {run_dir} --resume")
+                      resume_hint=resume_hint("tinyllm train", run_dir, cfg.data))
     if ckpt is not None:
         trainer.resume(ckpt)
     c = model.config
