@@ -254,13 +254,13 @@ class Tensor(TensorMethods):
         return f"tensor({body}, dtype={self.dtype}{extra})"
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self._one_value("bool"))
 
     def __float__(self) -> float:
-        return float(self.data)
+        return float(self._one_value("float"))
 
     def __int__(self) -> int:
-        return int(self.data)
+        return int(self._one_value("int"))
 
     def __index__(self) -> int:
         if self.data.dtype.kind not in "iub" or self.data.size != 1:
@@ -271,13 +271,15 @@ class Tensor(TensorMethods):
     __hash__ = object.__hash__  # identity, so tensors can key dicts despite __eq__
 
     # -- autograd
-    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+    def backward(self, grad: Any = None, retain_graph: bool = False, gradient: Any = None) -> None:
         """Accumulate dL/d(leaf) into ``.grad`` of every leaf this tensor depends on.
 
         Args:
             grad: dL/d(self); may be omitted only for a one-element tensor (1 is used).
             retain_graph: keep the graph so backward can run through it again.
+            gradient: PyTorch's name for ``grad``.
         """
+        grad = gradient if grad is None else grad
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
                                "(no input had requires_grad=True, or it was made under no_grad)")

@@ -44,6 +44,17 @@ class TensorMethods:
     data: Any
     requires_grad: bool
 
+    def _one_value(self, to: str) -> Any:
+        """The value of a one-element tensor (any shape) for ``bool()``, ``float()``, ``int()``;
+        PyTorch's errors otherwise."""
+        if self.data.size != 1:
+            if to == "bool":
+                raise RuntimeError(f"the truth value of a tensor of shape {self.data.shape} is ambiguous: "
+                                   "use .any() or .all()")
+            raise ValueError(f"only one-element tensors can be converted to Python scalars, got shape "
+                             f"{self.data.shape}")
+        return self.data.reshape(()).item()
+
     # -- in place (PyTorch's trailing underscore), on tensors outside the graph only
     # -- copies and conversions
     def clone(self) -> "Tensor":
@@ -66,20 +77,54 @@ class TensorMethods:
     def bool(self) -> "Tensor": return _ops.cast(self, np.bool_)
     def type_as(self, other: "Tensor") -> "Tensor": return _ops.cast(self, other.dtype)
 
-    def _in_place(self, op: str, compute: Callable[[], Any]) -> "Tensor":
-        """Write ``compute()`` (an array or Tensor, computed without recording) into
-        ``self.data``, after PyTorch's checks."""
+    def _check_writable(self, op: str) -> None:
         if self.requires_grad and _grad_mode.is_grad_enabled():
             raise RuntimeError(f"{op}: a tensor that requires grad cannot be modified in place (its old "
                                "values may be needed by backward); use the out-of-place op, or run "
                                "it under tinyllm.no_grad()")
+
+    def _in_place(self, op: str, compute: Callable[[], Any]) -> "Tensor":
+        """Write ``compute()`` (an array or Tensor, computed without recording) into
+        ``self.data``, after PyTorch's checks."""
+        self._check_writable(op)
         with _grad_mode.no_grad():
             result = compute()
         result = result.data if isinstance(result, TensorMethods) else result
         if _KIND_RANK[result.dtype.kind] > _KIND_RANK[self.dtype.kind]:
             raise RuntimeError(f"{op}: the result type {result.dtype} cannot be cast to this tensor's {self.dtype}")
+        if result.shape != self.shape:  # the other operand broadcast this tensor to a larger shape
+            raise RuntimeError(f"{op}: output with shape {self.shape} doesn't match the broadcast shape {result.shape}")
         self.data[...] = result
         return self
+
+    def _augmented(self, op: str, other: Any) -> "Tensor":
+        """``x += y`` (``-=``, ``*=``, ``/=``) as in PyTorch: in place, so every alias of ``x``
+        sees it; on a tensor made in the graph the name is rebound to the out-of-place result
+        (the same values), and on a leaf that requires grad it is an error outside ``no_grad``."""
+        if self.requires_grad and _grad_mode.is_grad_enabled() and getattr(self, "_ctx", None) is not None:
+            return getattr(_ops, op)(self, other)
+        return self._in_place(f"{op}_", lambda: getattr(_ops, op)(self, other))
+
+    def __iadd__(self, other: Any) -> "Tensor": return self._augmented("add", other)
+    def __isub__(self, other: Any) -> "Tensor": return self._augmented("sub", other)
+    def __imul__(self, other: Any) -> "Tensor": return self._augmented("mul", other)
+    def __itruediv__(self, other: Any) -> "Tensor": return self._augmented("div", other)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``x[index] = value``: ``value`` (a scalar, array or tensor) broadcast to ``x[index]``'s
+        shape and converted to this dtype (as ``copy_``), written in place; like every in-place
+        update, not on a tensor that requires grad outside ``no_grad``."""
+        self._check_writable("setitem")
+        raw = _ops.raw_index(self, index)
+        mod = backend.get_array_module(self.data)
+        value = mod.asarray(value.data if isinstance(value, TensorMethods) else value)
+        shape = self.data[raw].shape
+        try:
+            value = mod.broadcast_to(value, shape)
+        except ValueError:
+            raise RuntimeError(f"setitem: a value of shape {value.shape} cannot be broadcast to the indexed "
+                               f"shape {shape}") from None
+        self.data[raw] = value
 
     def add_(self, other: Any, alpha: Any = None) -> "Tensor":
         return self._in_place("add_", lambda: _ops.add(self, other, alpha=alpha))
@@ -144,8 +189,11 @@ class TensorMethods:
     def __le__(self, other: Any) -> "Tensor": return _ops.le(self, other)
     def __gt__(self, other: Any) -> "Tensor": return _ops.gt(self, other)
     def __ge__(self, other: Any) -> "Tensor": return _ops.ge(self, other)
-    def __eq__(self, other: Any) -> "Tensor": return _ops.eq(self, other)  # type: ignore[override]
-    def __ne__(self, other: Any) -> "Tensor": return _ops.ne(self, other)  # type: ignore[override]
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return NotImplemented if other is None or isinstance(other, str) else _ops.eq(self, other)  # t == None: False
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return NotImplemented if other is None or isinstance(other, str) else _ops.ne(self, other)
 
     # -- methods, PyTorch names and meanings (each one calls the function of the same name)
     def add(self, other: Any, alpha: Any = None) -> "Tensor": return _ops.add(self, other, alpha=alpha)
