@@ -13,7 +13,24 @@ from typing import Any, Iterator
 import numpy as np
 
 from .. import backend
+from ..ops.axes import ShapeError
 from ..tensor import Tensor
+
+
+class StateDictError(KeyError, RuntimeError):
+    """Missing or unexpected state-dict entries: a ``KeyError``, and PyTorch's ``RuntimeError``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class LoadResult(list):
+    """What ``load_state_dict`` returns: the missing names (a list), with PyTorch's
+    ``missing_keys`` and ``unexpected_keys``."""
+
+    def __init__(self, missing: list, unexpected: list) -> None:
+        super().__init__(missing)
+        self.missing_keys, self.unexpected_keys = list(missing), list(unexpected)
 
 
 class Parameter(Tensor):
@@ -129,9 +146,13 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's gradient (PyTorch's default), or with ``set_to_none=False`` zero it in place."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad[...] = 0
 
     def requires_grad_(self, flag: bool = True) -> "Module":
         """Freeze (``False``) or unfreeze every parameter."""
@@ -146,11 +167,12 @@ class Module:
         out.update({name: b.data for name, b in self.named_buffers()})
         return out
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> list[str]:
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> LoadResult:
         """Copy arrays into the parameters and buffers, in place (views stay valid).
 
         With ``strict`` a missing, unexpected or wrongly shaped entry is an error
-        naming it. Returns the names that were missing (when not strict).
+        naming it (a wrong shape is one even when not strict). Returns the names that
+        were missing (when not strict), with ``missing_keys`` and ``unexpected_keys``.
         """
         targets = dict(self.named_parameters(remove_duplicate=False))
         targets.update(dict(self.named_buffers()))
@@ -162,18 +184,18 @@ class Module:
                 parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
             if unexpected:
                 parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
-            raise KeyError(f"state dict does not match the model: {'; '.join(parts)}")
+            raise StateDictError(f"state dict does not match the model: {'; '.join(parts)}")
         values = {name: state[name].data if isinstance(state[name], Tensor) else state[name]
                   for name in targets if name in state}
         for name, value in values.items():  # check every shape before copying any: no half-loaded model
             if tuple(value.shape) != tuple(targets[name].shape):
-                raise ValueError(f"state dict entry {name!r} has shape {tuple(value.shape)}, "
+                raise ShapeError(f"state dict entry {name!r} has shape {tuple(value.shape)}, "
                                  f"the model expects {tuple(targets[name].shape)}")
         for name, value in values.items():
             t = targets[name]
             mod = backend.get_array_module(t.data)
             t.data[...] = mod.asarray(backend.to_numpy(value) if mod is np else value, dtype=t.dtype)
-        return missing
+        return LoadResult(missing, unexpected)
 
     def to(self, dtype: Any = None, backend_name: str | None = None) -> "Module":
         """Convert every parameter and buffer to ``dtype`` and/or move it to a backend, in place."""
@@ -186,6 +208,10 @@ class Module:
             t.data = data
             t.grad = None
         return self
+
+    def double(self) -> "Module": return self.to(np.float64)
+    def float(self) -> "Module": return self.to(np.float32)  # noqa: A003  (PyTorch's name)
+    def half(self) -> "Module": return self.to(np.float16)
 
     # -- display
     def extra_repr(self) -> str:
