@@ -100,7 +100,7 @@ def test_setitem_writes_through_views_converts_dtype_and_checks_like_torch() -> 
     ints[0] = 1.7                                    # PyTorch truncates, as copy_ does
     assert ints.numpy().tolist() == [1, 2] and ints.dtype == np.int64
     x = tinyllm.tensor(np.zeros((3, 4), dtype=np.float32))
-    with pytest.raises(RuntimeError, match=r"shape \(2,\) cannot be broadcast to the indexed shape \(4,\)"):
+    with pytest.raises(RuntimeError, match=r"shape \(2,\) cannot be broadcast to the shape \(4,\)"):
         x[0] = t([1.0, 2.0])
     with pytest.raises(IndexError):
         x[3] = 1.0
@@ -273,3 +273,29 @@ def test_module_dtype_casts_and_zero_grad_set_to_none() -> None:
     np.testing.assert_array_equal(lin.weight.grad, np.zeros((2, 3)))
     lin.zero_grad()
     assert lin.weight.grad is None and lin.bias.grad is None
+
+
+def test_one_element_integer_tensors_index_python_sequences() -> None:
+    items = [10, 20, 30]
+    assert items[tinyllm.tensor(np.array([1]))] == 20 and items[tinyllm.tensor(np.array(2))] == 30
+    with pytest.raises(TypeError):
+        items[tinyllm.tensor(np.array([0, 1]))]
+
+
+def test_to_takes_device_and_dtype_keywords_and_copy_checks_the_shape() -> None:
+    x = t([1.0, 2.0])
+    assert x.to(device="cpu") is x and x.to(device="cpu", dtype=np.float64).dtype == np.float64
+    with pytest.raises(RuntimeError, match="cannot be broadcast"):
+        x.copy_(t([1.0, 2.0, 3.0]))
+    assert x.copy_(t([5.0])).numpy().tolist() == [5.0, 5.0]
+
+
+@pytest.mark.parametrize("call", [
+    lambda a: a // 0, lambda a: a % 0, lambda a: a.fmod(0),
+    lambda a: a.div(t([1, 0], dtype=np.int64), rounding_mode="trunc"),
+])
+def test_integer_division_by_zero_raises_instead_of_giving_zero(call) -> None:
+    ints = tinyllm.tensor(np.array([5, -5]))
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        call(ints)
+    assert (ints // 2).numpy().tolist() == [2, -3] and (ints % 3).numpy().tolist() == [2, 1]

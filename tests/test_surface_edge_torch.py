@@ -129,6 +129,12 @@ CASES = [
     "r = t(np.ones((2, 1))).repeat(2)",
     "r = M.cat([t(np.ones((2, 3))), t(np.ones((2, 4)))])",
     "r = M.nn.LayerNorm(3)(t(np.ones((2, 4))))",
+    "r = [10, 20, 30][t([1])]",
+    "r = t([5, -5]) // 0",
+    "r = t([5, -5]) % 0",
+    "r = (t([5, -5]) // 2, t([5, -5]) % 3, t([-5]).div(2, rounding_mode='trunc'))",
+    "x = t([1.0, 2.0]); r = (x.to(device='cpu'), x.to(device='cpu', dtype=D.f64))",
+    "x = t([1.0, 2.0]); x.copy_(t([1.0, 2.0, 3.0])); r = x",
     # modules and state
     "m = M.nn.Linear(3, 2); sd = dict(m.state_dict()); b = sd.pop('bias'); sd['extra'] = b; "
     "res = m.load_state_dict(sd, strict=False); r = (list(res.missing_keys), list(res.unexpected_keys))",

@@ -231,13 +231,14 @@ class Tensor(TensorMethods):
     def zero_grad(self) -> None:
         self.grad = None
 
-    def to(self, target: Any = None, dtype: Any = None) -> "Tensor":
+    def to(self, target: Any = None, dtype: Any = None, device: Any = None) -> "Tensor":
         """PyTorch's ``to``: a dtype (``to("float64")``, ``to(np.int64)``, ``dtype=``), a
         backend or device ("numpy"/"cpu", "cupy"/"cuda"), or another tensor's dtype and backend.
 
         A dtype conversion stays in the graph; a move to another backend is a new leaf.
         """
         out = self
+        target, dtype = (device, target if dtype is None else dtype) if device is not None else (target, dtype)
         if isinstance(target, Tensor):
             target, dtype = target.device, target.dtype
         if isinstance(target, str) and target.split(":")[0] in _DEVICES:
@@ -266,7 +267,7 @@ class Tensor(TensorMethods):
         if self.data.dtype.kind not in "iub" or self.data.size != 1:
             raise TypeError(f"only integer tensors of one element can be used as an index, got {self.dtype} "
                             f"of shape {self.shape}")
-        return int(self.data)
+        return int(self._one_value("int"))
 
     __hash__ = object.__hash__  # identity, so tensors can key dicts despite __eq__
 

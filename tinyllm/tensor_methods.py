@@ -116,15 +116,17 @@ class TensorMethods:
         update, not on a tensor that requires grad outside ``no_grad``."""
         self._check_writable("setitem")
         raw = _ops.raw_index(self, index)
+        self.data[raw] = self._broadcast_value("setitem", value, self.data[raw].shape)
+
+    def _broadcast_value(self, op: str, value: Any, shape: tuple) -> Any:
+        """``value`` (scalar, array or tensor) as an array of this backend broadcast to ``shape``."""
         mod = backend.get_array_module(self.data)
         value = mod.asarray(value.data if isinstance(value, TensorMethods) else value)
-        shape = self.data[raw].shape
         try:
-            value = mod.broadcast_to(value, shape)
+            return mod.broadcast_to(value, shape)
         except ValueError:
-            raise RuntimeError(f"setitem: a value of shape {value.shape} cannot be broadcast to the indexed "
-                               f"shape {shape}") from None
-        self.data[raw] = value
+            raise RuntimeError(f"{op}: a value of shape {value.shape} cannot be broadcast to the shape "
+                               f"{shape}") from None
 
     def add_(self, other: Any, alpha: Any = None) -> "Tensor":
         return self._in_place("add_", lambda: _ops.add(self, other, alpha=alpha))
@@ -153,9 +155,8 @@ class TensorMethods:
 
     def copy_(self, src: Any) -> "Tensor":
         """Copy ``src``'s values (broadcast to this shape, converted to this dtype) into ``self``."""
-        src = src.data if isinstance(src, TensorMethods) else src
-        mod = backend.get_array_module(self.data)
-        return self._in_place("copy_", lambda: mod.broadcast_to(mod.asarray(src), self.shape).astype(self.dtype))
+        src = self._broadcast_value("copy_", src, self.shape)
+        return self._in_place("copy_", lambda: src.astype(self.dtype))
 
     # -- operators (the math lives in ops/ and functional/)
     def __add__(self, other: Any) -> "Tensor": return _ops.add(self, other)
