@@ -299,3 +299,26 @@ def test_integer_division_by_zero_raises_instead_of_giving_zero(call) -> None:
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         call(ints)
     assert (ints // 2).numpy().tolist() == [2, -3] and (ints % 3).numpy().tolist() == [2, 1]
+
+
+# ----------------------------------------------------------------------------- float64 finite differences
+
+@pytest.mark.parametrize("name, fn, shape", [
+    ("max over a dim", lambda x: x.max(1).values * tinyllm.arange(4.0, dtype=np.float64), (4, 5)),
+    ("min over a dim, keepdim", lambda x: x.min(-2, keepdim=True).values.sum(0), (3, 4)),
+    ("clamp with tensor bounds", lambda x: (x[0].clamp(min=x[1], max=x[2] + 1.5) * x[3]).sum(), (4, 6)),
+    ("var, std", lambda x: x.var(1) + x.std(0).sum(), (3, 4)),
+])
+def test_gradients_of_the_changed_ops_match_finite_differences(name, fn, shape) -> None:
+    rng = np.random.default_rng(sum(shape))
+    x = rng.permutation(np.prod(shape)).reshape(shape) / np.prod(shape) * 4 - 2   # distinct: no ties, no kinks
+    assert tinyllm.gradcheck(fn, tinyllm.tensor(x.astype(np.float64), requires_grad=True)), name
+
+
+def test_next_of_parameters_is_the_first_parameter_as_with_torchs_generator() -> None:
+    lin = nn.Linear(3, 2)
+    params = lin.parameters()
+    assert next(params) is lin.weight and next(params) is lin.bias
+    with pytest.raises(StopIteration):
+        next(params)
+    assert next(lin.parameters()).dtype == np.float32 and lin.parameters() == [lin.weight, lin.bias]

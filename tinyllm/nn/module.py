@@ -33,6 +33,16 @@ class LoadResult(list):
         self.missing_keys, self.unexpected_keys = list(missing), list(unexpected)
 
 
+class Parameters(list):
+    """What ``parameters()`` returns: a fresh list, which ``next()`` also walks as it walks
+    PyTorch's generator (``next(model.parameters())`` is the first parameter)."""
+
+    def __next__(self) -> "Parameter":
+        if not self:
+            raise StopIteration
+        return self.pop(0)
+
+
 class Parameter(Tensor):
     """A tensor that is a learnable weight of a module (always requires grad)."""
 
@@ -122,8 +132,8 @@ class Module:
                     seen.add(id(p))
                 yield (f"{mod_name}.{name}" if mod_name else name), p
 
-    def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
+    def parameters(self) -> "Parameters":
+        return Parameters(p for _, p in self.named_parameters())
 
     def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
         for mod_name, mod in self.named_modules():
