@@ -37,6 +37,8 @@ CASES = [
     "x = t(2.0); r = (x.sum(0), x.sum(-1), x.unsqueeze(0), x.unsqueeze(-1), x.reshape(1, 1), x.max(0))",
     "x = t(2.0); r = (x.argmax(0), x.softmax(0), x.T, x[None], x[...], x.expand(3), x.var())",
     "x = t(2.0); r = x.sum(1)",
+    "x = t(2.0); r = (x.mT, t(np.ones((2, 3, 4))).mT)",
+    "r = t([2.0]).mT",
     "x = t(2.0); r = x[0]",
     "x = t(2.0, requires_grad=True); (x * x).backward(); r = t(x.grad)",
     # scalars out of tensors
@@ -129,6 +131,7 @@ CASES = [
     "r = t(np.ones((2, 1))).repeat(2)",
     "r = M.cat([t(np.ones((2, 3))), t(np.ones((2, 4)))])",
     "r = M.nn.LayerNorm(3)(t(np.ones((2, 4))))",
+    "r = M.nn.LayerNorm(3).normalized_shape",
     "r = [10, 20, 30][t([1])]",
     "r = t([5, -5]) // 0",
     "r = t([5, -5]) % 0",

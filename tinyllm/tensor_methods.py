@@ -365,8 +365,10 @@ class TensorMethods:
 
     @property
     def mT(self) -> "Tensor":
-        """The last two axes exchanged (a batch of matrices, each transposed)."""
-        return _ops.transpose(self, -2, -1)
+        """The last two axes exchanged (a batch of matrices, each transposed); a 0-d tensor as it is."""
+        if self.data.ndim == 1:
+            raise RuntimeError("mT needs a matrix or a batch of matrices, got a 1-d tensor")
+        return _ops.transpose(self, -2, -1) if self.data.ndim else self
 
 
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}   # bool < integer < floating < complex
