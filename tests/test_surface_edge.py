@@ -322,3 +322,12 @@ def test_next_of_parameters_is_the_first_parameter_as_with_torchs_generator() ->
     with pytest.raises(StopIteration):
         next(params)
     assert next(lin.parameters()).dtype == np.float32 and lin.parameters() == [lin.weight, lin.bias]
+
+
+def test_module_to_takes_a_device_as_torch_names_it() -> None:
+    lin = nn.Linear(3, 2)
+    weight = lin.weight.numpy().copy()
+    for call in (lambda m: m.to("cpu"), lambda m: m.to(device="cpu"), lambda m: m.to("cpu:0")):
+        assert call(lin) is lin and lin.weight.device == "cpu" and lin.weight.dtype == np.float32
+    assert lin.to(np.float64).weight.dtype == np.float64 and lin.to(device="cpu", dtype=np.float32) is lin
+    np.testing.assert_allclose(lin.weight.numpy(), weight)

@@ -145,6 +145,8 @@ CASES = [
     "m = M.nn.Linear(3, 2); sd = dict(m.state_dict()); sd['x'] = sd['bias']; m.load_state_dict(sd)",
     "m = M.nn.Linear(3, 2); sd = dict(m.state_dict()); sd['bias'] = sd['weight']; m.load_state_dict(sd, strict=False)",
     "m = M.nn.Linear(3, 2); r = (m.double() is m, m.weight.dtype == D.f64, m.float().bias.dtype == D.f32)",
+    "m = M.nn.Linear(3, 2); r = (m.to('cpu') is m, m.to(device='cpu') is m, m.to('cpu').weight.dtype == D.f32)",
+    "m = M.nn.Linear(3, 2); r = next(m.parameters()).shape",
     "m = M.nn.Linear(3, 2); m(M.ones(1, 3)).sum().backward(); m.zero_grad(set_to_none=True); r = m.weight.grad",
 ]
 

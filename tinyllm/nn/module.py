@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import backend
 from ..ops.axes import ShapeError
-from ..tensor import Tensor
+from ..tensor import _DEVICES, Tensor
 
 
 class StateDictError(KeyError, RuntimeError):
@@ -207,8 +207,13 @@ class Module:
             t.data[...] = mod.asarray(backend.to_numpy(value) if mod is np else value, dtype=t.dtype)
         return LoadResult(missing, unexpected)
 
-    def to(self, dtype: Any = None, backend_name: str | None = None) -> "Module":
-        """Convert every parameter and buffer to ``dtype`` and/or move it to a backend, in place."""
+    def to(self, dtype: Any = None, backend_name: str | None = None, *, device: Any = None) -> "Module":
+        """Convert every parameter and buffer to ``dtype`` and/or move it to a backend, in place;
+        a device as PyTorch names it (``to("cpu")``, ``to("cuda:0")``, ``device=``) is a backend."""
+        if isinstance(dtype, str) and dtype.split(":")[0] in _DEVICES:
+            dtype, device = None, dtype
+        if device is not None:
+            backend_name = _DEVICES[str(device).split(":")[0]]
         for t in list(self.parameters()) + [b for _, b in self.named_buffers()]:
             data = t.data
             if backend_name is not None:
