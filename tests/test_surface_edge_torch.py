@@ -147,6 +147,7 @@ CASES = [
     "m = M.nn.Linear(3, 2); r = (m.double() is m, m.weight.dtype == D.f64, m.float().bias.dtype == D.f32)",
     "m = M.nn.Linear(3, 2); r = (m.to('cpu') is m, m.to(device='cpu') is m, m.to('cpu').weight.dtype == D.f32)",
     "m = M.nn.Linear(3, 2); r = next(m.parameters()).shape",
+    "x = t([1.0, 2.0], requires_grad=True); r = ((x * 2).detach().cpu(), M.nn.Linear(2, 1).cpu().weight.shape)",
     "m = M.nn.Linear(3, 2); m(M.ones(1, 3)).sum().backward(); m.zero_grad(set_to_none=True); r = m.weight.grad",
 ]
 

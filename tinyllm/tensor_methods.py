@@ -76,6 +76,8 @@ class TensorMethods:
     def int(self) -> "Tensor": return _ops.cast(self, np.int32)
     def bool(self) -> "Tensor": return _ops.cast(self, np.bool_)
     def type_as(self, other: "Tensor") -> "Tensor": return _ops.cast(self, other.dtype)
+    def cpu(self) -> "Tensor": return self.to("cpu")  # type: ignore[attr-defined]  (Tensor.to)
+    def cuda(self) -> "Tensor": return self.to("cuda")  # type: ignore[attr-defined]
 
     def _check_writable(self, op: str) -> None:
         if self.requires_grad and _grad_mode.is_grad_enabled():

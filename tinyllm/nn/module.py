@@ -227,6 +227,8 @@ class Module:
     def double(self) -> "Module": return self.to(np.float64)
     def float(self) -> "Module": return self.to(np.float32)  # noqa: A003  (PyTorch's name)
     def half(self) -> "Module": return self.to(np.float16)
+    def cpu(self) -> "Module": return self.to("cpu")
+    def cuda(self) -> "Module": return self.to("cuda")
 
     # -- display
     def extra_repr(self) -> str:
