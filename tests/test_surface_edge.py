@@ -331,3 +331,13 @@ def test_module_to_takes_a_device_as_torch_names_it() -> None:
         assert call(lin) is lin and lin.weight.device == "cpu" and lin.weight.dtype == np.float32
     assert lin.to(np.float64).weight.dtype == np.float64 and lin.to(device="cpu", dtype=np.float32) is lin
     np.testing.assert_allclose(lin.weight.numpy(), weight)
+
+
+def test_numpy_reads_a_tensor_as_its_values() -> None:
+    x = t([1.0, 2.0])
+    arr = np.asarray(x)
+    assert arr.dtype == np.float32 and arr.tolist() == [1.0, 2.0] and np.array(x, dtype=np.float64).dtype == np.float64
+    np.testing.assert_allclose(x, [1.0, 2.0])                     # the assertion third-party tests write
+    stacked = tinyllm.tensor([tinyllm.tensor(1.0), tinyllm.tensor(2.0)])
+    assert stacked.dtype == np.float32 and stacked.shape == (2,)
+    assert isinstance(np.ones(2, np.float32) * x, tinyllm.Tensor)  # ndarray (op) Tensor still defers to Tensor

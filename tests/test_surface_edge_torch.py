@@ -22,6 +22,8 @@ torch = pytest.importorskip("torch")
 NAN, INF = float("nan"), float("inf")
 
 CASES = [
+    # NumPy reading tensors
+    "r = (t(np.asarray(t([1.0, 2.0]))), M.tensor([t(1.0), t(2.0)]), t(np.array(t([1, 2]), dtype=np.float32)))",
     # empty tensors through ops and their backward
     "x = M.zeros(0, 3); r = (x.sum(), x.sum(0), x.sum(1), x.mean(0), x.prod(0), x.norm())",
     "x = M.zeros(0, 3); r = (x.max(1), x.amax(1), x.argmax(1), x.softmax(-1), x.log_softmax(-1))",

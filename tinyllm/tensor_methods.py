@@ -55,6 +55,13 @@ class TensorMethods:
                              f"{self.data.shape}")
         return self.data.reshape(()).item()
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """``np.asarray(t)``: the values as a NumPy array (copied from the GPU), as a CPU torch
+        tensor gives them; without it NumPy made an object array of 0-d tensors."""
+        arr = backend.to_numpy(self.data)
+        arr = arr if dtype is None else arr.astype(dtype, copy=False)
+        return arr.copy() if copy else arr
+
     # -- in place (PyTorch's trailing underscore), on tensors outside the graph only
     # -- copies and conversions
     def clone(self) -> "Tensor":
