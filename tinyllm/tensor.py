@@ -231,13 +231,14 @@ class Tensor(TensorMethods):
     def zero_grad(self) -> None:
         self.grad = None
 
-    def to(self, target: Any = None, dtype: Any = None) -> "Tensor":
+    def to(self, target: Any = None, dtype: Any = None, device: Any = None) -> "Tensor":
         """PyTorch's ``to``: a dtype (``to("float64")``, ``to(np.int64)``, ``dtype=``), a
         backend or device ("numpy"/"cpu", "cupy"/"cuda"), or another tensor's dtype and backend.
 
         A dtype conversion stays in the graph; a move to another backend is a new leaf.
         """
         out = self
+        target, dtype = (device, target if dtype is None else dtype) if device is not None else (target, dtype)
         if isinstance(target, Tensor):
             target, dtype = target.device, target.dtype
         if isinstance(target, str) and target.split(":")[0] in _DEVICES:
@@ -254,30 +255,32 @@ class Tensor(TensorMethods):
         return f"tensor({body}, dtype={self.dtype}{extra})"
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self._one_value("bool"))
 
     def __float__(self) -> float:
-        return float(self.data)
+        return float(self._one_value("float"))
 
     def __int__(self) -> int:
-        return int(self.data)
+        return int(self._one_value("int"))
 
     def __index__(self) -> int:
         if self.data.dtype.kind not in "iub" or self.data.size != 1:
             raise TypeError(f"only integer tensors of one element can be used as an index, got {self.dtype} "
                             f"of shape {self.shape}")
-        return int(self.data)
+        return int(self._one_value("int"))
 
     __hash__ = object.__hash__  # identity, so tensors can key dicts despite __eq__
 
     # -- autograd
-    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+    def backward(self, grad: Any = None, retain_graph: bool = False, gradient: Any = None) -> None:
         """Accumulate dL/d(leaf) into ``.grad`` of every leaf this tensor depends on.
 
         Args:
             grad: dL/d(self); may be omitted only for a one-element tensor (1 is used).
             retain_graph: keep the graph so backward can run through it again.
+            gradient: PyTorch's name for ``grad``.
         """
+        grad = gradient if grad is None else grad
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
                                "(no input had requires_grad=True, or it was made under no_grad)")

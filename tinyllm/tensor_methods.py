@@ -44,6 +44,24 @@ class TensorMethods:
     data: Any
     requires_grad: bool
 
+    def _one_value(self, to: str) -> Any:
+        """The value of a one-element tensor (any shape) for ``bool()``, ``float()``, ``int()``;
+        PyTorch's errors otherwise."""
+        if self.data.size != 1:
+            if to == "bool":
+                raise RuntimeError(f"the truth value of a tensor of shape {self.data.shape} is ambiguous: "
+                                   "use .any() or .all()")
+            raise ValueError(f"only one-element tensors can be converted to Python scalars, got shape "
+                             f"{self.data.shape}")
+        return self.data.reshape(()).item()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """``np.asarray(t)``: the values as a NumPy array (copied from the GPU), as a CPU torch
+        tensor gives them; without it NumPy made an object array of 0-d tensors."""
+        arr = backend.to_numpy(self.data)
+        arr = arr if dtype is None else arr.astype(dtype, copy=False)
+        return arr.copy() if copy else arr
+
     # -- in place (PyTorch's trailing underscore), on tensors outside the graph only
     # -- copies and conversions
     def clone(self) -> "Tensor":
@@ -65,21 +83,59 @@ class TensorMethods:
     def int(self) -> "Tensor": return _ops.cast(self, np.int32)
     def bool(self) -> "Tensor": return _ops.cast(self, np.bool_)
     def type_as(self, other: "Tensor") -> "Tensor": return _ops.cast(self, other.dtype)
+    def cpu(self) -> "Tensor": return self.to("cpu")  # type: ignore[attr-defined]  (Tensor.to)
+    def cuda(self) -> "Tensor": return self.to("cuda")  # type: ignore[attr-defined]
 
-    def _in_place(self, op: str, compute: Callable[[], Any]) -> "Tensor":
-        """Write ``compute()`` (an array or Tensor, computed without recording) into
-        ``self.data``, after PyTorch's checks."""
+    def _check_writable(self, op: str) -> None:
         if self.requires_grad and _grad_mode.is_grad_enabled():
             raise RuntimeError(f"{op}: a tensor that requires grad cannot be modified in place (its old "
                                "values may be needed by backward); use the out-of-place op, or run "
                                "it under tinyllm.no_grad()")
+
+    def _in_place(self, op: str, compute: Callable[[], Any]) -> "Tensor":
+        """Write ``compute()`` (an array or Tensor, computed without recording) into
+        ``self.data``, after PyTorch's checks."""
+        self._check_writable(op)
         with _grad_mode.no_grad():
             result = compute()
         result = result.data if isinstance(result, TensorMethods) else result
         if _KIND_RANK[result.dtype.kind] > _KIND_RANK[self.dtype.kind]:
             raise RuntimeError(f"{op}: the result type {result.dtype} cannot be cast to this tensor's {self.dtype}")
+        if result.shape != self.shape:  # the other operand broadcast this tensor to a larger shape
+            raise RuntimeError(f"{op}: output with shape {self.shape} doesn't match the broadcast shape {result.shape}")
         self.data[...] = result
         return self
+
+    def _augmented(self, op: str, other: Any) -> "Tensor":
+        """``x += y`` (``-=``, ``*=``, ``/=``) as in PyTorch: in place, so every alias of ``x``
+        sees it; on a tensor made in the graph the name is rebound to the out-of-place result
+        (the same values), and on a leaf that requires grad it is an error outside ``no_grad``."""
+        if self.requires_grad and _grad_mode.is_grad_enabled() and getattr(self, "_ctx", None) is not None:
+            return getattr(_ops, op)(self, other)
+        return self._in_place(f"{op}_", lambda: getattr(_ops, op)(self, other))
+
+    def __iadd__(self, other: Any) -> "Tensor": return self._augmented("add", other)
+    def __isub__(self, other: Any) -> "Tensor": return self._augmented("sub", other)
+    def __imul__(self, other: Any) -> "Tensor": return self._augmented("mul", other)
+    def __itruediv__(self, other: Any) -> "Tensor": return self._augmented("div", other)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``x[index] = value``: ``value`` (a scalar, array or tensor) broadcast to ``x[index]``'s
+        shape and converted to this dtype (as ``copy_``), written in place; like every in-place
+        update, not on a tensor that requires grad outside ``no_grad``."""
+        self._check_writable("setitem")
+        raw = _ops.raw_index(self, index)
+        self.data[raw] = self._broadcast_value("setitem", value, self.data[raw].shape)
+
+    def _broadcast_value(self, op: str, value: Any, shape: tuple) -> Any:
+        """``value`` (scalar, array or tensor) as an array of this backend broadcast to ``shape``."""
+        mod = backend.get_array_module(self.data)
+        value = mod.asarray(value.data if isinstance(value, TensorMethods) else value)
+        try:
+            return mod.broadcast_to(value, shape)
+        except ValueError:
+            raise RuntimeError(f"{op}: a value of shape {value.shape} cannot be broadcast to the shape "
+                               f"{shape}") from None
 
     def add_(self, other: Any, alpha: Any = None) -> "Tensor":
         return self._in_place("add_", lambda: _ops.add(self, other, alpha=alpha))
@@ -108,9 +164,8 @@ class TensorMethods:
 
     def copy_(self, src: Any) -> "Tensor":
         """Copy ``src``'s values (broadcast to this shape, converted to this dtype) into ``self``."""
-        src = src.data if isinstance(src, TensorMethods) else src
-        mod = backend.get_array_module(self.data)
-        return self._in_place("copy_", lambda: mod.broadcast_to(mod.asarray(src), self.shape).astype(self.dtype))
+        src = self._broadcast_value("copy_", src, self.shape)
+        return self._in_place("copy_", lambda: src.astype(self.dtype))
 
     # -- operators (the math lives in ops/ and functional/)
     def __add__(self, other: Any) -> "Tensor": return _ops.add(self, other)
@@ -144,8 +199,11 @@ class TensorMethods:
     def __le__(self, other: Any) -> "Tensor": return _ops.le(self, other)
     def __gt__(self, other: Any) -> "Tensor": return _ops.gt(self, other)
     def __ge__(self, other: Any) -> "Tensor": return _ops.ge(self, other)
-    def __eq__(self, other: Any) -> "Tensor": return _ops.eq(self, other)  # type: ignore[override]
-    def __ne__(self, other: Any) -> "Tensor": return _ops.ne(self, other)  # type: ignore[override]
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return NotImplemented if other is None or isinstance(other, str) else _ops.eq(self, other)  # t == None: False
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return NotImplemented if other is None or isinstance(other, str) else _ops.ne(self, other)
 
     # -- methods, PyTorch names and meanings (each one calls the function of the same name)
     def add(self, other: Any, alpha: Any = None) -> "Tensor": return _ops.add(self, other, alpha=alpha)
@@ -316,8 +374,10 @@ class TensorMethods:
 
     @property
     def mT(self) -> "Tensor":
-        """The last two axes exchanged (a batch of matrices, each transposed)."""
-        return _ops.transpose(self, -2, -1)
+        """The last two axes exchanged (a batch of matrices, each transposed); a 0-d tensor as it is."""
+        if self.data.ndim == 1:
+            raise RuntimeError("mT needs a matrix or a batch of matrices, got a 1-d tensor")
+        return _ops.transpose(self, -2, -1) if self.data.ndim else self
 
 
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}   # bool < integer < floating < complex

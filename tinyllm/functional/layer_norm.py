@@ -5,6 +5,7 @@ from typing import Any
 
 from .. import kernels
 from ..backend import get_array_module
+from ..ops.axes import ShapeError
 from ..tensor import Function, Tensor
 
 
@@ -55,4 +56,6 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     if bias is not None and weight is None:
         raise ValueError("layer_norm: a bias needs a weight")
     inputs = [t for t in (x, weight, bias) if t is not None]
+    if any(t.shape != x.shape[-1:] for t in inputs[1:]):  # the kernels index weight and bias by x's last axis
+        raise ShapeError(f"layer_norm: weight/bias of shape {inputs[1].shape} for an input of shape {x.shape}")
     return LayerNorm.apply(*inputs, eps=eps)

@@ -76,7 +76,7 @@ class LayerNorm(Module):
 
     def __init__(self, dim: int, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True) -> None:
         super().__init__()
-        self.dim, self.eps = dim, eps
+        self.dim, self.eps, self.normalized_shape = dim, eps, (dim,)
         xp, dt = backend.xp(), backend.get_default_dtype()
         self.weight = Parameter(xp.ones(dim, dtype=dt)) if elementwise_affine else None
         self.bias = Parameter(xp.zeros(dim, dtype=dt)) if elementwise_affine and bias else None

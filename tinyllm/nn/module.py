@@ -13,7 +13,34 @@ from typing import Any, Iterator
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from ..ops.axes import ShapeError
+from ..tensor import _DEVICES, Tensor
+
+
+class StateDictError(KeyError, RuntimeError):
+    """Missing or unexpected state-dict entries: a ``KeyError``, and PyTorch's ``RuntimeError``."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class LoadResult(list):
+    """What ``load_state_dict`` returns: the missing names (a list), with PyTorch's
+    ``missing_keys`` and ``unexpected_keys``."""
+
+    def __init__(self, missing: list, unexpected: list) -> None:
+        super().__init__(missing)
+        self.missing_keys, self.unexpected_keys = list(missing), list(unexpected)
+
+
+class Parameters(list):
+    """What ``parameters()`` returns: a fresh list, which ``next()`` also walks as it walks
+    PyTorch's generator (``next(model.parameters())`` is the first parameter)."""
+
+    def __next__(self) -> "Parameter":
+        if not self:
+            raise StopIteration
+        return self.pop(0)
 
 
 class Parameter(Tensor):
@@ -105,8 +132,8 @@ class Module:
                     seen.add(id(p))
                 yield (f"{mod_name}.{name}" if mod_name else name), p
 
-    def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
+    def parameters(self) -> "Parameters":
+        return Parameters(p for _, p in self.named_parameters())
 
     def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
         for mod_name, mod in self.named_modules():
@@ -129,9 +156,13 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's gradient (PyTorch's default), or with ``set_to_none=False`` zero it in place."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad[...] = 0
 
     def requires_grad_(self, flag: bool = True) -> "Module":
         """Freeze (``False``) or unfreeze every parameter."""
@@ -146,11 +177,12 @@ class Module:
         out.update({name: b.data for name, b in self.named_buffers()})
         return out
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> list[str]:
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> LoadResult:
         """Copy arrays into the parameters and buffers, in place (views stay valid).
 
         With ``strict`` a missing, unexpected or wrongly shaped entry is an error
-        naming it. Returns the names that were missing (when not strict).
+        naming it (a wrong shape is one even when not strict). Returns the names that
+        were missing (when not strict), with ``missing_keys`` and ``unexpected_keys``.
         """
         targets = dict(self.named_parameters(remove_duplicate=False))
         targets.update(dict(self.named_buffers()))
@@ -162,21 +194,26 @@ class Module:
                 parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
             if unexpected:
                 parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
-            raise KeyError(f"state dict does not match the model: {'; '.join(parts)}")
+            raise StateDictError(f"state dict does not match the model: {'; '.join(parts)}")
         values = {name: state[name].data if isinstance(state[name], Tensor) else state[name]
                   for name in targets if name in state}
         for name, value in values.items():  # check every shape before copying any: no half-loaded model
             if tuple(value.shape) != tuple(targets[name].shape):
-                raise ValueError(f"state dict entry {name!r} has shape {tuple(value.shape)}, "
+                raise ShapeError(f"state dict entry {name!r} has shape {tuple(value.shape)}, "
                                  f"the model expects {tuple(targets[name].shape)}")
         for name, value in values.items():
             t = targets[name]
             mod = backend.get_array_module(t.data)
             t.data[...] = mod.asarray(backend.to_numpy(value) if mod is np else value, dtype=t.dtype)
-        return missing
+        return LoadResult(missing, unexpected)
 
-    def to(self, dtype: Any = None, backend_name: str | None = None) -> "Module":
-        """Convert every parameter and buffer to ``dtype`` and/or move it to a backend, in place."""
+    def to(self, dtype: Any = None, backend_name: str | None = None, *, device: Any = None) -> "Module":
+        """Convert every parameter and buffer to ``dtype`` and/or move it to a backend, in place;
+        a device as PyTorch names it (``to("cpu")``, ``to("cuda:0")``, ``device=``) is a backend."""
+        if isinstance(dtype, str) and dtype.split(":")[0] in _DEVICES:
+            dtype, device = None, dtype
+        if device is not None:
+            backend_name = _DEVICES[str(device).split(":")[0]]
         for t in list(self.parameters()) + [b for _, b in self.named_buffers()]:
             data = t.data
             if backend_name is not None:
@@ -186,6 +223,12 @@ class Module:
             t.data = data
             t.grad = None
         return self
+
+    def double(self) -> "Module": return self.to(np.float64)
+    def float(self) -> "Module": return self.to(np.float32)  # noqa: A003  (PyTorch's name)
+    def half(self) -> "Module": return self.to(np.float16)
+    def cpu(self) -> "Module": return self.to("cpu")
+    def cuda(self) -> "Module": return self.to("cuda")
 
     # -- display
     def extra_repr(self) -> str:

@@ -37,7 +37,7 @@ from .reduce import all, amax, amin, any, argmax, argmin, max, mean, min, norm, 
 from .rearrange import (chunk, diag, diagonal, flip, meshgrid, movedim, narrow, pad, repeat, repeat_interleave,
                         roll, tril, triu, unbind, unflatten)
 from .scan import argsort, cumprod, cumsum, logcumsumexp, msort, sort, topk
-from .shape import getitem, reverse_axes  # noqa: F401  (Tensor's [] and .T)
+from .shape import getitem, raw_index, reverse_axes  # noqa: F401  (Tensor's [], []= and .T)
 from .shape import (broadcast_to, cat, concat, expand, flatten, masked_fill, permute, reshape, split, squeeze,
                     stack, swapaxes, transpose, unsqueeze, where)
 

@@ -18,6 +18,10 @@ from typing import Any
 
 import numpy as np
 
+class ShapeError(ValueError, RuntimeError):
+    """Shapes that do not fit together: a ``ValueError``, and the ``RuntimeError`` PyTorch raises."""
+
+
 def pick(dim: Any, axis: Any, name: str = "dim") -> Any:
     """The value given as PyTorch's ``dim=`` or NumPy's ``axis=`` (None: not given); both is an error."""
     if axis is None:
@@ -60,9 +64,9 @@ def normalize_axes(axis: Any, ndim: int, op: str, shape: tuple | None = None) ->
 
 
 def broadcast_shape(op: str, *shapes: tuple) -> tuple:
-    """The shape ``shapes`` broadcast to, or a ``ValueError`` that names them all."""
+    """The shape ``shapes`` broadcast to, or a :class:`ShapeError` that names them all."""
     try:
         return np.broadcast_shapes(*shapes)
     except ValueError:
         listed = " and ".join(str(tuple(s)) for s in shapes)
-        raise ValueError(f"{op}: shapes {listed} do not broadcast together") from None
+        raise ShapeError(f"{op}: shapes {listed} do not broadcast together") from None

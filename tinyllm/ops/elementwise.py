@@ -18,6 +18,7 @@ from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from .axes import broadcast_shape, pick
 from .dtypes import float_input, operands
+from .shape import where
 
 
 def binary(cls: type, a: Any, b: Any, op: str, float_op: bool = False) -> Tensor:
@@ -326,6 +327,12 @@ def clip(x: Tensor, min: Any = None, max: Any = None, *, lo: Any = None, hi: Any
     lo, hi = pick(min, lo, "min"), pick(max, hi, "max")
     if lo is None and hi is None:
         raise ValueError("clip needs lo or hi")
+    if isinstance(lo, Tensor) or isinstance(hi, Tensor):  # tensor bounds: promoted, broadcast, and differentiable
+        xp = get_array_module(x.data)
+        for bound, beyond in ((lo, xp.less), (hi, xp.greater)):
+            if bound is not None:
+                x = where(beyond(x.data, bound.data if isinstance(bound, Tensor) else bound), bound, x)
+        return x
     if x.dtype.kind != "f" and any(isinstance(v, float) for v in (lo, hi)):
         x = float_input(x)                       # an int tensor clamped to 0.5 is a float tensor
     return Clip.apply(x, lo=lo, hi=hi)

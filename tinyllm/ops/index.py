@@ -13,7 +13,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
-from .axes import normalize_axis
+from .axes import ShapeError, normalize_axis
 from .dtypes import to_dtype
 from .shape import getitem
 
@@ -83,9 +83,9 @@ def _checked(x: Tensor, dim: int, index: Any, name: str) -> tuple:
     d = normalize_axis(dim, x.ndim, name, x.shape)
     idx = _index_array(x, index, name)
     if idx.ndim != x.ndim:
-        raise ValueError(f"{name}: index of shape {idx.shape} needs as many dims as the input {x.shape}")
+        raise ShapeError(f"{name}: index of shape {idx.shape} needs as many dims as the input {x.shape}")
     if any(i > n for a, (i, n) in enumerate(zip(idx.shape, x.shape)) if a != d):
-        raise ValueError(f"{name}: index of shape {idx.shape} is larger than the input {x.shape} outside dim {d}")
+        raise ShapeError(f"{name}: index of shape {idx.shape} is larger than the input {x.shape} outside dim {d}")
     n = x.shape[d]
     if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
         raise IndexError(f"{name}: an index is out of range for size {n} of dim {d} (shape {x.shape})")
@@ -104,7 +104,7 @@ def _src(x: Tensor, src: Any, idx: Any) -> Tensor:
         return Tensor._wrap(get_array_module(x.data).full(idx.shape, src, dtype=x.dtype))
     src = to_dtype(src, x.dtype)
     if src.ndim != idx.ndim or any(i > n for i, n in zip(idx.shape, src.shape)):
-        raise ValueError(f"scatter: index of shape {idx.shape} is larger than src {src.shape}")
+        raise ShapeError(f"scatter: index of shape {idx.shape} is larger than src {src.shape}")
     if src.shape != idx.shape:
         src = getitem(src, tuple(slice(0, n) for n in idx.shape))
     return src

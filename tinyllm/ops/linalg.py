@@ -5,7 +5,7 @@ from typing import Any
 
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
-from .axes import broadcast_shape
+from .axes import ShapeError, broadcast_shape
 from .dtypes import operands, result_type, to_dtype
 
 
@@ -55,10 +55,10 @@ def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product with NumPy's (and PyTorch's) semantics: 1-D promotion, batch broadcasting."""
     a, b = operands(a, b)
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: both operands need at least one dimension, got shapes {a.shape} and {b.shape}")
+        raise ShapeError(f"matmul: both operands need at least one dimension, got shapes {a.shape} and {b.shape}")
     k_a, k_b = a.shape[-1], b.shape[0 if b.ndim == 1 else -2]
     if k_a != k_b:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit ({k_a} columns against {k_b} rows)")
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not fit ({k_a} columns against {k_b} rows)")
     if a.ndim > 2 and b.ndim > 2:
         broadcast_shape("matmul (batch axes)", a.shape[:-2], b.shape[:-2])
     return MatMul.apply(a, b)
@@ -139,26 +139,26 @@ def einsum(equation: str, *operands_: Any) -> Tensor:
 def mm(a: Tensor, b: Tensor) -> Tensor:
     """The product of two matrices (2-d only, as ``torch.mm``)."""
     if a.ndim != 2 or b.ndim != 2:
-        raise ValueError(f"mm needs two 2-d tensors, got shapes {a.shape} and {b.shape}")
+        raise ShapeError(f"mm needs two 2-d tensors, got shapes {a.shape} and {b.shape}")
     return matmul(a, b)
 
 
 def bmm(a: Tensor, b: Tensor) -> Tensor:
     """Batched matrix products, (B, n, k) @ (B, k, m) (3-d only, as ``torch.bmm``)."""
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
-        raise ValueError(f"bmm needs two 3-d tensors with one batch size, got shapes {a.shape} and {b.shape}")
+        raise ShapeError(f"bmm needs two 3-d tensors with one batch size, got shapes {a.shape} and {b.shape}")
     return matmul(a, b)
 
 
 def dot(a: Tensor, b: Tensor) -> Tensor:
     """The inner product of two 1-d tensors."""
     if a.ndim != 1 or b.ndim != 1:
-        raise ValueError(f"dot needs two 1-d tensors, got shapes {a.shape} and {b.shape}")
+        raise ShapeError(f"dot needs two 1-d tensors, got shapes {a.shape} and {b.shape}")
     return matmul(a, b)
 
 
 def outer(a: Tensor, b: Tensor) -> Tensor:
     """a_i b_j for 1-d a and b: an (n, m) matrix."""
     if a.ndim != 1 or b.ndim != 1:
-        raise ValueError(f"outer needs two 1-d tensors, got shapes {a.shape} and {b.shape}")
+        raise ShapeError(f"outer needs two 1-d tensors, got shapes {a.shape} and {b.shape}")
     return einsum("i,j->ij", a, b)

@@ -17,10 +17,17 @@ from .elementwise import binary, div as true_div
 
 # ----------------------------------------------------------------------------- remainders
 
+def _nonzero_divisor(x: Any, y: Any) -> None:
+    """Integer division by zero has no answer (NumPy would give 0): PyTorch's RuntimeError."""
+    if x.dtype.kind in "iub" and not get_array_module(y).all(y):
+        raise RuntimeError("ZeroDivisionError: integer division or remainder by zero")
+
+
 class Remainder(Function):
     """y = a - b floor(a / b) (the sign of b, Python's %);  da = g, db = -g floor(a / b)."""
 
     def forward(self, a, b):
+        _nonzero_divisor(a, b)
         self.q = get_array_module(a).floor_divide(a, b)
         return a - b * self.q if a.dtype.kind == "f" else get_array_module(a).remainder(a, b)
 
@@ -33,6 +40,7 @@ class Fmod(Function):
 
     def forward(self, a, b):
         xp = get_array_module(a)
+        _nonzero_divisor(a, b)
         self.q = xp.trunc(a / b) if a.dtype.kind == "f" else None
         return xp.fmod(a, b)
 
@@ -63,13 +71,17 @@ def _constant2(name: str, a: Any, b: Any, fn: Any) -> Tensor:
 
 def floor_divide(a: Any, b: Any) -> Tensor:
     """a // b: the quotient rounded down (integers stay integers; no gradient, as in PyTorch)."""
-    return _constant2("floor_divide", a, b, lambda xp, x, y: xp.floor_divide(x, y))
+    def run(xp, x, y):
+        _nonzero_divisor(x, y)
+        return xp.floor_divide(x, y)
+    return _constant2("floor_divide", a, b, run)
 
 
 def trunc_divide(a: Any, b: Any) -> Tensor:
     """a / b rounded toward zero (``div(rounding_mode="trunc")``; no gradient)."""
     def run(xp, x, y):
         if x.dtype.kind in "iu":
+            _nonzero_divisor(x, y)
             q = xp.floor_divide(x, y)
             return q + ((q < 0) & (q * y != x))     # floor -> toward zero where the quotient is negative
         return xp.trunc(x / y)

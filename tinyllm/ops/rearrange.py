@@ -14,7 +14,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
-from .axes import normalize_axis
+from .axes import ShapeError, normalize_axis
 from .shape import _shape_arg, broadcast_to, concat, getitem, permute, reshape, split, where
 
 
@@ -98,7 +98,7 @@ def repeat(x: Tensor, *sizes: Any) -> Tensor:
     """PyTorch's ``repeat`` (NumPy's ``tile``): the whole tensor repeated ``sizes[i]`` times along axis i."""
     reps = _shape_arg(sizes)
     if len(reps) < x.ndim:
-        raise ValueError(f"repeat: {len(reps)} repeat counts for a tensor of shape {x.shape} (need >= {x.ndim})")
+        raise ShapeError(f"repeat: {len(reps)} repeat counts for a tensor of shape {x.shape} (need >= {x.ndim})")
     if any(r < 0 for r in reps):
         raise ValueError(f"repeat: counts must be >= 0, got {reps}")
     return Tile.apply(x, reps=tuple(int(r) for r in reps))

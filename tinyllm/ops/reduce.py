@@ -14,6 +14,8 @@ from ..tensor import Function, Tensor
 from .axes import normalize_axes, normalize_axis, pick
 from .dtypes import cast, float_input
 from .elementwise import abs as abs_, maximum, minimum, sqrt
+from .index import gather
+from .shape import squeeze
 
 
 def _axes(axis: Any, ndim: int, op: str = "reduction", shape: tuple | None = None) -> tuple:
@@ -55,12 +57,24 @@ class Mean(Function):
 
     def forward(self, x, axis=None, keepdims=False):
         self.shape, self.axes, self.keepdims = x.shape, _axes(axis, x.ndim, "mean", x.shape), keepdims
+        if _count(x.shape, self.axes) == 0:   # the mean of nothing is nan (without NumPy's warning)
+            return get_array_module(x).full(x.sum(axis=self.axes, keepdims=keepdims).shape, np.nan, dtype=x.dtype)
         return x.mean(axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):
         xp = get_array_module(g)
-        n = _count(self.shape, self.axes)
+        n = _count(self.shape, self.axes) or 1   # no elements: an empty gradient either way
         return (xp.broadcast_to(_keep(g, self.axes, self.keepdims) / n, self.shape),)
+
+
+def _check_nonempty(name: str, shape: tuple, axes: tuple, everything: bool) -> None:
+    """An op with no identity (max, argmax) over a side of length 0 has no answer: PyTorch's
+    ``RuntimeError`` over all elements, ``IndexError`` over a named dim (other sides may be 0)."""
+    if everything and 0 in shape:
+        raise RuntimeError(f"{name} of an empty tensor (shape {shape}): give the dim to reduce")
+    empty = [a for a in axes if shape[a] == 0]
+    if empty:
+        raise IndexError(f"{name}: dim {empty[0]} of shape {shape} has size 0, there is nothing to reduce")
 
 
 class Max(Function):
@@ -69,9 +83,9 @@ class Max(Function):
     pick = staticmethod(lambda x, axes: x.max(axis=axes, keepdims=True))
 
     def forward(self, x, axis=None, keepdims=False):
-        if x.size == 0:
-            raise ValueError(f"{type(self).__name__.lower()} of an empty tensor")
-        self.axes, self.keepdims = _axes(axis, x.ndim, type(self).__name__.lower(), x.shape), keepdims
+        name = type(self).__name__.lower()
+        self.axes, self.keepdims = _axes(axis, x.ndim, name, x.shape), keepdims
+        _check_nonempty(name, x.shape, self.axes, axis is None)
         y = self.pick(x, self.axes)
         self.winners = x == y
         return y if keepdims else y.reshape([n for i, n in enumerate(y.shape) if i not in self.axes])
@@ -92,11 +106,11 @@ class Var(Function):
 
     def forward(self, x, axis=None, keepdims=False, ddof=0):
         self.axes, self.keepdims = _axes(axis, x.ndim, "var", x.shape), keepdims
-        self.denom = _count(x.shape, self.axes) - ddof
-        if self.denom <= 0:
-            raise ValueError(f"var: {_count(x.shape, self.axes)} elements with ddof={ddof}")
-        self.centered = x - x.mean(axis=self.axes, keepdims=True)
-        return (self.centered * self.centered).sum(axis=self.axes, keepdims=keepdims) / self.denom
+        n = _count(x.shape, self.axes)
+        self.denom = n - ddof if n > ddof else float("nan")   # too few elements: nan, as in PyTorch
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.centered = x - x.sum(axis=self.axes, keepdims=True) / n
+            return (self.centered * self.centered).sum(axis=self.axes, keepdims=keepdims) / self.denom
 
     def backward(self, g):
         return (_keep(g, self.axes, self.keepdims) * (2.0 / self.denom) * self.centered,)
@@ -166,7 +180,7 @@ def _keepdims(keepdim: bool, keepdims: bool | None) -> bool:
 def sum(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: bool | None = None,  # noqa: A001
         dtype: Any = None) -> Tensor:
     """Sum over ``dim`` (int, tuple, or None for all); ``dtype`` sets the accumulator and result type."""
-    dtype = None if dtype is None else np.dtype(dtype)
+    dtype = (np.dtype(np.int64) if x.dtype.kind in "bu" else None) if dtype is None else np.dtype(dtype)
     if dtype is not None and dtype.kind == "f" and x.dtype.kind != "f":
         x, dtype = cast(x, dtype), None
     return Sum.apply(x, axis=pick(dim, axis), keepdims=_keepdims(keepdim, keepdims), dtype=dtype)
@@ -197,8 +211,13 @@ def _max_or_min(x: Tensor, dim: Any, keepdim: bool, axis: Any, keepdims: bool | 
     if dim is None or axis is not None:                           # all axes, or NumPy's axis=: the values
         return reduce(x, dim, keepdim, axis=axis, keepdims=keepdims)
     keep = _keepdims(keepdim, keepdims)                           # PyTorch's dim=: (values, indices)
-    find = argmax if big else argmin
-    return MaxMin(reduce(x, dim, keep), find(x, dim, keep))
+    if x.ndim == 0:
+        return MaxMin(reduce(x, dim, keep), (argmax if big else argmin)(x, dim, keep))
+    d = normalize_axis(dim, x.ndim, "max" if big else "min", x.shape)
+    _check_nonempty("max" if big else "min", x.shape, (d,), False)
+    where = (argmax if big else argmin)(x, d, True)               # the first winner takes the whole gradient
+    values = gather(x, d, where)
+    return MaxMin(values, where) if keep else MaxMin(squeeze(values, d), squeeze(where, d))
 
 
 def max(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,  # noqa: A001
@@ -284,15 +303,16 @@ def all(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, 
 def _arg(x: Tensor, dim: Any, keepdim: bool, axis: Any, keepdims: bool | None, name: str) -> Tensor:
     """argmax/argmin: over everything (flat index) or one axis, int64, no gradient."""
     dim, keep = pick(dim, axis), _keepdims(keepdim, keepdims)
-    if x.size == 0:
-        raise ValueError(f"{name} of an empty tensor")
     if dim is None:
+        _check_nonempty(name, x.shape, (), True)
         out = getattr(x.data, name)()
         return Tensor._wrap(out.reshape((1,) * x.ndim) if keep else out)
     if x.ndim == 0:
         normalize_axis(dim, 0, name, x.shape)
         return Tensor._wrap(get_array_module(x.data).zeros((), dtype=np.int64))
-    return Tensor._wrap(getattr(x.data, name)(axis=normalize_axis(dim, x.ndim, name, x.shape), keepdims=keep))
+    d = normalize_axis(dim, x.ndim, name, x.shape)
+    _check_nonempty(name, x.shape, (d,), False)
+    return Tensor._wrap(getattr(x.data, name)(axis=d, keepdims=keep))
 
 
 def argmax(x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..backend import get_array_module, scatter_add
 from ..tensor import Function, Tensor
-from .axes import broadcast_shape, normalize_axis, pick
+from .axes import ShapeError, broadcast_shape, normalize_axis, pick
 from .dtypes import operands, result_type, to_dtype
 
 
@@ -132,17 +132,17 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
     try:
         return Reshape.apply(x, shape=shape)
     except (ValueError, TypeError):                 # NumPy's message names its internals; name the shapes
-        raise ValueError(f"reshape: cannot view shape {x.shape} ({x.size} elements) as {shape}") from None
+        raise ShapeError(f"reshape: cannot view shape {x.shape} ({x.size} elements) as {shape}") from None
 
 
 def permute(x: Tensor, *dims: Any) -> Tensor:
     """Reorder the axes: ``y.shape[i] == x.shape[dims[i]]``."""
     dims = _shape_arg(dims)
     if len(dims) != x.ndim:
-        raise ValueError(f"permute: {dims} is not an ordering of the {x.ndim} axes of shape {x.shape}")
+        raise ShapeError(f"permute: {dims} is not an ordering of the {x.ndim} axes of shape {x.shape}")
     axes = tuple(normalize_axis(a, x.ndim, "permute", x.shape) for a in dims)
     if sorted(axes) != list(range(x.ndim)):
-        raise ValueError(f"permute: {dims} is not an ordering of the {x.ndim} axes of shape {x.shape}")
+        raise ShapeError(f"permute: {dims} is not an ordering of the {x.ndim} axes of shape {x.shape}")
     return Permute.apply(x, axes=axes)
 
 
@@ -211,7 +211,7 @@ def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
     except ValueError:
         fits = False
     if not fits:
-        raise ValueError(f"expand: shape {x.shape} cannot be broadcast to {shape}")
+        raise ShapeError(f"expand: shape {x.shape} cannot be broadcast to {shape}")
     return Expand.apply(x, shape=shape)
 
 
@@ -220,7 +220,7 @@ def expand(x: Tensor, *shape: Any) -> Tensor:
     shape = _shape_arg(shape)
     lead = len(shape) - x.ndim
     if lead < 0:
-        raise ValueError(f"expand: shape {shape} has fewer axes than the tensor's {x.shape}")
+        raise ShapeError(f"expand: shape {shape} has fewer axes than the tensor's {x.shape}")
     shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(shape))
     return broadcast_to(x, shape)
 
@@ -236,12 +236,17 @@ def _raw_index(index: Any) -> Any:
     return index
 
 
-def getitem(x: Tensor, index: Any) -> Tensor:
-    """``x[index]``: basic slicing, integer arrays and boolean masks, as in NumPy."""
+def raw_index(x: Tensor, index: Any) -> Any:
+    """``index`` as an index of ``x.data`` (tensors become arrays of ``x``'s backend)."""
     index = _raw_index(index)
     if isinstance(index, np.ndarray) and get_array_module(x.data) is not np:
         index = get_array_module(x.data).asarray(index)
-    return GetItem.apply(x, index=index)
+    return index
+
+
+def getitem(x: Tensor, index: Any) -> Tensor:
+    """``x[index]``: basic slicing, integer arrays and boolean masks, as in NumPy."""
+    return GetItem.apply(x, index=raw_index(x, index))
 
 
 def _joined(tensors: Sequence[Any], op: str) -> list:
@@ -264,7 +269,7 @@ def concat(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | Non
     d = normalize_axis(0 if dim is None else dim, len(first), "concat", first)
     for i, t in enumerate(ts):
         if t.ndim != len(first) or t.shape[:d] + t.shape[d + 1:] != first[:d] + first[d + 1:]:
-            raise ValueError(f"concat along dim {d}: tensor {i} has shape {t.shape}, tensor 0 has {first}")
+            raise ShapeError(f"concat along dim {d}: tensor {i} has shape {t.shape}, tensor 0 has {first}")
     return Concat.apply(*ts, axis=d)
 
 
@@ -278,7 +283,7 @@ def stack(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None
     first = ts[0].shape
     for i, t in enumerate(ts):
         if t.shape != first:
-            raise ValueError(f"stack: tensor {i} has shape {t.shape}, tensor 0 has {first}")
+            raise ShapeError(f"stack: tensor {i} has shape {t.shape}, tensor 0 has {first}")
     return Stack.apply(*ts, axis=normalize_axis(0 if dim is None else dim, len(first), "stack", first, new=True))
 
 
@@ -300,7 +305,7 @@ def split(x: Tensor, split_size_or_sections: int | Sequence[int], dim: int | Non
     else:
         sizes = list(size)
     if sum(sizes) != n or any(s < 0 for s in sizes):
-        raise ValueError(f"split: sizes {sizes} do not add up to {n} (dim {d} of shape {x.shape})")
+        raise ShapeError(f"split: sizes {sizes} do not add up to {n} (dim {d} of shape {x.shape})")
     pieces, start = [], 0
     for s in sizes:
         index = (slice(None),) * d + (slice(start, start + s),)
@@ -325,5 +330,5 @@ def masked_fill(x: Tensor, mask: Any, value: Any) -> Tensor:
     value = value.item() if isinstance(value, Tensor) else value
     out = where(mask, Tensor._wrap(get_array_module(x.data).asarray(value, dtype=x.dtype)), x)
     if out.shape != x.shape:
-        raise ValueError(f"masked_fill: a mask of shape {np.shape(mask)} does not broadcast to {x.shape}")
+        raise ShapeError(f"masked_fill: a mask of shape {np.shape(mask)} does not broadcast to {x.shape}")
     return out
