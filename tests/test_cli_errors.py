@@ -181,7 +181,8 @@ def _transplant(run_dir: Path, donor: Path, name: str) -> None:
     (run_dir / "latest" / "manifest.json").write_text(json.dumps(manifest))
 
 
-def test_checkpoint_with_weights_of_a_different_model(run_dir: Path, corpus: Path, tmp_path: Path) -> None:
+def test_checkpoint_with_weights_of_a_different_model(run_dir: Path, base_run: Path, corpus: Path,
+                                                      tmp_path: Path) -> None:
     other = tmp_path / "other"
     r = CliRunner().invoke(cli, ["train", "--data", str(corpus), "--out", str(other), *SMALL, "--n-embd", "32",
                                  "--iters", "2", "--eval-interval", "2"])
@@ -189,10 +190,10 @@ def test_checkpoint_with_weights_of_a_different_model(run_dir: Path, corpus: Pat
     _transplant(run_dir, other, "model.safetensors")
     fails(["generate", "--ckpt", run_dir / "latest", "--prompt", "R"], "the weights do not fit its gpt config",
           run_dir)
-    fails(["train", "--out", run_dir, "--resume"], "has shape", run_dir)
+    fails(["train", "--out", run_dir, "--resume", "--data", base_run.parent / "corpus.txt"], "has shape", run_dir)
 
 
-def test_checkpoint_with_a_different_tokenizer(run_dir: Path, tmp_path: Path) -> None:
+def test_checkpoint_with_a_different_tokenizer(run_dir: Path, base_run: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     (other / "latest").mkdir(parents=True)
     (other / "latest" / "tokenizer.json").write_text(json.dumps({"kind": "char", "version": 1, "chars": list("abc"),
@@ -200,7 +201,7 @@ def test_checkpoint_with_a_different_tokenizer(run_dir: Path, tmp_path: Path) ->
     _transplant(run_dir, other, "tokenizer.json")
     fails(["generate", "--ckpt", run_dir / "latest", "--prompt", "a"], "the tokenizer comes from a different run",
           run_dir)
-    fails(["train", "--out", run_dir, "--resume"], "different run", run_dir)
+    fails(["train", "--out", run_dir, "--resume", "--data", base_run.parent / "corpus.txt"], "different run", run_dir)
 
 
 def test_token_file_written_by_another_tokenizer(run_dir: Path, tmp_path: Path) -> None:

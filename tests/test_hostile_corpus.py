@@ -80,7 +80,7 @@ def test_training_on_a_cached_corpus_and_resuming_it(corpus: Path, tmp_path: Pat
     out = tmp_path / "run"
     pretrain({**small, "iters": 2}, out=str(out), **QUIET)
     assert len(list((tmp_path / "cache" / "tokens").glob("*.bin"))) == 1
-    result = pretrain({"iters": 4}, out=str(out), resume=True, **QUIET).result
+    result = pretrain({"iters": 4, "data": str(corpus)}, out=str(out), resume=True, **QUIET).result
     assert result.iteration == 4
     unbroken = pretrain(small, out=str(tmp_path / "unbroken"), **QUIET).result
     assert result.best_val_loss == unbroken.best_val_loss                  # resume on the cache is exact
