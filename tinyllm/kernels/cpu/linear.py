@@ -16,9 +16,13 @@ the same time, each on one core with one BLAS thread
 (:func:`backward_products`), instead of one after the other with OpenBLAS
 splitting each over its threads, which hand work over and wait for each
 other inside every product. On the shared 2-core VM under load, nano's
-backward products took 2.5x less wall time that way; ``python
-bench/profile_step.py --sections floor`` times both ways, alternated, on
-any machine. Each product is then what OpenBLAS computes on one thread (its
+backward products took 2.5x less wall time that way; on the quiet machine
+(2026-12-02, ``python bench/profile_step.py --sections floor``, which times
+both ways, alternated) nano's step was the same either way, while the large
+config's products (up to 2.4G multiply-adds each), which OpenBLAS splits
+well, lost 4.8% with its AVX-512 kernels (868.7 against 828.5 ms a step)
+and gained 1% with AVX2. So only products up to :data:`OVERLAP_MAX_WORK`
+(nano's are 12-50M) run at once. Each product is then what OpenBLAS computes on one thread (its
 last bits can differ from a product split over two threads, as they differ
 between machines with other core counts).
 """
@@ -33,6 +37,7 @@ from .threads import run_kernel
 
 NS_BIAS = 0.1            # per element on one core (2-core VM, AVX2), add or sum: memory-bound at large sizes
 OVERLAP = True           # backward's two products at once, one core each (False: one after the other)
+OVERLAP_MAX_WORK = 1 << 28   # multiply-adds (N x in x out) of each product up to which they overlap
 
 
 @jit
@@ -76,8 +81,9 @@ def bias_grad(g2: np.ndarray) -> np.ndarray:
 
 def backward_products(g2: np.ndarray, w: np.ndarray, x2: np.ndarray, needs_x: bool, needs_w: bool) -> tuple:
     """``(g2 @ w, g2^T @ x2)``, dx and dW of rows g2 (N, out), w (out, in), x2 (N, in); None where not
-    needed. Both needed, :data:`OVERLAP` and two cores or more: at once, one BLAS thread each."""
-    if needs_x and needs_w and OVERLAP and threads.THREADS > 1:
+    needed. Both needed, :data:`OVERLAP`, two cores or more and products of at most
+    :data:`OVERLAP_MAX_WORK` multiply-adds: at once, one BLAS thread each."""
+    if needs_x and needs_w and OVERLAP and threads.THREADS > 1 and g2.shape[0] * w.size <= OVERLAP_MAX_WORK:
         with backend.one_blas_thread():
             return threads.both(lambda: g2 @ w, lambda: g2.T @ x2)
     return (g2 @ w if needs_x else None), (g2.T @ x2 if needs_w else None)
