@@ -29,7 +29,10 @@ from .ops import *  # noqa: F401,F403  (the primitive ops are the package's own 
 from .ops import max, min, pow, sum  # noqa: A004  (shadow builtins only inside this namespace)
 from .functional import log_softmax, logsumexp, softmax
 from .functional.activations import gelu
-from .tensor import Function, Tensor, as_tensor, is_grad_enabled, no_grad, tensor
+from .tensor import (Function, Tensor, as_tensor, enable_grad, inference_mode, is_grad_enabled, no_grad,
+                     set_grad_enabled, tensor)
+from numpy import (bool_ as bool, float16, float32, float64, int8, int16, int32, int64,  # noqa: A004, E402
+                   uint8)   # dtype names as PyTorch spells them: tinyllm.float32 is NumPy's float32
 
 _tensor.bind_math(ops, functional)   # Tensor's operators and methods, from the layers above it
 

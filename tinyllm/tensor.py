@@ -35,13 +35,15 @@ OP_REGISTRY: dict[str, type] = {}  # every differentiable op, for the gradient-c
 class no_grad:
     """Record nothing inside: ``with tinyllm.no_grad():``, ``@tinyllm.no_grad()`` or ``@tinyllm.no_grad``."""
 
+    mode = False                                 # whether the graph is recorded inside
+
     def __new__(cls, fn: Callable | None = None) -> Any:
         self = super().__new__(cls)
         return self if fn is None else self(fn)  # bare @no_grad: decorate fn at once
 
     def __enter__(self) -> None:
         global _grad_enabled
-        self._prev, _grad_enabled = _grad_enabled, False
+        self._prev, _grad_enabled = _grad_enabled, self.mode
 
     def __exit__(self, *exc: Any) -> None:
         global _grad_enabled
@@ -50,7 +52,66 @@ class no_grad:
     def __call__(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with no_grad():
+            with type(self)():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class enable_grad(no_grad):
+    """Record the graph inside, even within ``no_grad``: ``with tinyllm.enable_grad():`` or as a decorator."""
+
+    mode = True
+
+
+class inference_mode(no_grad):
+    """PyTorch's name for a no-recording block: ``inference_mode()`` is ``no_grad()``;
+    ``inference_mode(False)`` leaves the mode as it is."""
+
+    def __new__(cls, mode: Any = True) -> Any:
+        if callable(mode):                       # bare @inference_mode
+            return no_grad(mode)
+        self = object.__new__(cls)
+        self.on = bool(mode)
+        return self
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._prev = _grad_enabled
+        if self.on:
+            _grad_enabled = False
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with inference_mode(self.on):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class set_grad_enabled:
+    """Turn recording on or off: at once when called (``tinyllm.set_grad_enabled(False)``), and
+    back to the previous mode at the end of a ``with`` block or of a decorated function."""
+
+    def __init__(self, mode: bool) -> None:
+        global _grad_enabled
+        self._prev, self.mode = _grad_enabled, bool(mode)
+        _grad_enabled = self.mode
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        global _grad_enabled
+        _grad_enabled = self._prev
+
+    def __call__(self, fn: Callable) -> Callable:
+        global _grad_enabled
+        _grad_enabled = self._prev                # as a decorator it changes nothing until called
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(mode):
                 return fn(*args, **kwargs)
         return wrapper
 
