@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tinyllm as tl
+from gradcases import surface_case
 
 
 def recorded() -> bool:
@@ -86,3 +87,51 @@ def test_dtype_names_are_numpy_dtypes(name):
 def test_bool_dtype_name():
     assert np.dtype(tl.bool) == np.dtype(bool)
     assert (tl.tensor([1, 0]) > 0).dtype == np.dtype(tl.bool)
+
+
+def test_tensor_predicates_and_sizes():
+    x = tl.zeros(2, 3)
+    assert x.is_contiguous() and not x.T.is_contiguous()
+    assert x.is_floating_point() and not tl.tensor([1, 2]).is_floating_point()
+    assert x.element_size() == 4 and tl.zeros(2, dtype=tl.float64).element_size() == 8
+    assert x.nelement() == tl.numel(x) == 6 and x.ndimension() == 2
+    assert tl.is_tensor(x) and not tl.is_tensor(x.data)
+
+
+def test_grad_fn_is_the_node_or_none():
+    a = tl.tensor([1.0, 2.0], requires_grad=True)
+    assert a.grad_fn is None
+    b = a * 3
+    assert b.grad_fn is not None and b.grad_fn is b._ctx
+    with tl.no_grad():
+        assert (a * 3).grad_fn is None
+
+
+def test_from_numpy_shares_memory_and_keeps_the_dtype():
+    arr = np.arange(4.0)
+    t = tl.from_numpy(arr)
+    assert t.dtype == np.float64
+    arr[0] = 7.0
+    assert float(t[0]) == 7.0
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        tl.from_numpy([1.0, 2.0])
+
+
+@surface_case("Tensor.square", "Tensor.where", "Tensor.tile")
+def test_square_where_and_tile_gradients_against_finite_differences():
+    rng = np.random.default_rng(3)
+    x = tl.tensor(rng.standard_normal((2, 3)), dtype=tl.float64, requires_grad=True)
+    y = tl.tensor(rng.standard_normal((2, 3)), dtype=tl.float64, requires_grad=True)
+    cond = rng.standard_normal((2, 3)) > 0
+    tl.gradcheck(lambda a: a.square(), x)
+    tl.gradcheck(lambda a, b: a.where(cond, b), x, y)
+    tl.gradcheck(lambda a: a.tile(2) * a.tile(2), x)
+    tl.gradcheck(lambda a: a.tile((3, 1, 2)), x)
+
+
+def test_square_where_and_tile_have_gradients():
+    x = tl.tensor([[1.0, -2.0], [3.0, 0.5]], dtype=tl.float64, requires_grad=True)
+    (x.square().sum() + x.where(x > 0, 0.0).sum() + x.tile(2).sum() + x.tile((2, 1, 1)).sum()).backward()
+    expected = 2 * x.data + (x.data > 0) + 2 + 2
+    np.testing.assert_allclose(x.grad, expected)
+    assert x.tile(2).shape == (2, 4) and x.tile((2, 1, 1)).shape == (2, 2, 2)

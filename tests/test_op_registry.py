@@ -101,7 +101,9 @@ NOT_DIFFERENTIABLE = {
     **{f"Tensor.{n}": _NO_GRADIENT for n in [
         "add_", "sub_", "mul_", "div_", "clamp_", "clip_", "copy_", "fill_", "zero_", "masked_fill_", "detach",
         "dim", "numel", "item", "tolist", "numpy", "bool", "int", "long", "new_full", "new_ones", "new_tensor",
-        "new_zeros", "backward", "requires_grad_", "retain_grad", "zero_grad", "cpu", "cuda"]},
+        "new_zeros", "backward", "requires_grad_", "retain_grad", "zero_grad", "cpu", "cuda",
+        "element_size", "is_contiguous", "is_floating_point", "ndimension", "nelement"]},
+    **{f"tinyllm.{n}": _NO_GRADIENT for n in ["from_numpy", "is_tensor", "numel"]},
     **{f"Tensor.{n}": _SPELLING + ": Cast, case 'cast'" for n in ["float", "half"]},
     "tinyllm.transpose": _SPELLING + ": Tensor.transpose, case 'method_spellings'",
     "F.causal_bias": "a constant mask array, no tensor in or out",

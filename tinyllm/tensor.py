@@ -256,6 +256,11 @@ class Tensor(TensorMethods):
         return self._ctx is None
 
     @property
+    def grad_fn(self) -> "Function | None":
+        """The Function node that made this tensor (None for a leaf or a constant)."""
+        return self._ctx
+
+    @property
     def device(self) -> str:
         return "cuda" if backend.is_cupy_array(self.data) else "cpu"
 

@@ -320,6 +320,19 @@ class TensorMethods:
     def flip(self, *dims: Any) -> "Tensor": return _ops.flip(self, dims[0] if len(dims) == 1 else dims)
     def roll(self, shifts: Any, dims: Any = None) -> "Tensor": return _ops.roll(self, shifts, dims)
     def repeat(self, *sizes: Any) -> "Tensor": return _ops.repeat(self, *sizes)
+    def tile(self, *dims: Any) -> "Tensor":
+        """PyTorch's ``tile``: ``repeat`` with missing leading counts taken as 1."""
+        reps = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        return _ops.repeat(self, *((1,) * (self.ndim - len(reps)) + tuple(reps)))
+    def where(self, condition: Any, other: Any) -> "Tensor":
+        """``self`` where ``condition`` holds, else ``other`` (PyTorch's ``x.where(cond, y)``)."""
+        return _ops.where(condition, self, other)
+    def square(self) -> "Tensor": return self * self
+    def is_contiguous(self) -> bool: return bool(self.data.flags.c_contiguous)
+    def is_floating_point(self) -> bool: return self.data.dtype.kind == "f"
+    def element_size(self) -> int: return int(self.data.itemsize)
+    def nelement(self) -> int: return int(self.data.size)
+    def ndimension(self) -> int: return int(self.data.ndim)
     def repeat_interleave(self, repeats: Any, dim: int | None = None) -> "Tensor":
         return _ops.repeat_interleave(self, repeats, dim)
     def chunk(self, chunks: int, dim: int = 0) -> list: return _ops.chunk(self, chunks, dim)

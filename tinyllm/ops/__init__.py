@@ -19,8 +19,8 @@ attention, cross-entropy, ...) are in ``tinyllm.functional``.
 from __future__ import annotations
 
 from .axes import normalize_axis  # noqa: F401  (normalize_axis: for Tensor.size)
-from .creation import (arange, empty, empty_like, eye, full, full_like, linspace, ones, ones_like, rand,
-                       rand_like, randint, randn, randn_like, randperm, zeros, zeros_like)
+from .creation import (arange, empty, empty_like, eye, from_numpy, full, full_like, is_tensor, linspace, numel, ones,
+                       ones_like, rand, rand_like, randint, randn, randn_like, randperm, zeros, zeros_like)
 from .dtypes import cast
 from .elementwise import (abs, add, clamp, clip, clone, exp, log, maximum, minimum, mul, neg, pow, relu,
                           sigmoid, sqrt, sub, tanh)
@@ -47,7 +47,8 @@ __all__ = [
     "argwhere", "gather", "index_select", "masked_select", "nonzero", "one_hot", "scatter", "scatter_add",
     "einsum", "chunk", "diag", "diagonal", "flip", "meshgrid", "pad", "repeat", "repeat_interleave", "roll",
     "tril", "triu", "unflatten", "argsort", "cumprod", "cumsum", "logcumsumexp", "msort", "sort", "topk",
-    "arange", "empty", "empty_like", "eye", "full", "full_like", "linspace", "ones", "ones_like", "rand",
+    "arange", "empty", "empty_like", "eye", "from_numpy", "full", "full_like", "is_tensor", "linspace", "numel",
+    "ones", "ones_like", "rand",
     "rand_like", "randint", "randn", "randn_like", "randperm", "zeros", "zeros_like",
     "abs", "acos", "add", "all", "allclose", "amax", "amin", "any", "arccos", "arcsin", "arctan", "arctan2",
     "argmax", "argmin", "asin", "atan", "atan2", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor",

@@ -158,3 +158,20 @@ def randn_like(x: Tensor, dtype: Any = None, requires_grad: bool = False) -> Ten
     """Standard normal samples of ``x``'s shape (and floating dtype)."""
     shape, dt = _like(x, dtype)
     return randn(shape, dtype=dt, requires_grad=requires_grad)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor over ``array`` itself, dtype kept, memory shared (PyTorch's ``from_numpy``)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    return Tensor._wrap(array)
+
+
+def is_tensor(obj: Any) -> bool:
+    """Whether ``obj`` is a tinyllm Tensor."""
+    return isinstance(obj, Tensor)
+
+
+def numel(x: Tensor) -> int:
+    """The number of elements of ``x``."""
+    return x.numel()
