@@ -32,7 +32,7 @@ def _ops(dtype):
     x = tinyllm.tensor(rng.standard_normal((4, 8)).astype(dtype), requires_grad=True)
     w = tinyllm.tensor(np.ones(8, dtype=dtype), requires_grad=True)
     q = tinyllm.tensor(rng.standard_normal((2, 3, 8)).astype(dtype), requires_grad=True)
-    return {"gelu": F.gelu(x), "layer_norm": F.layer_norm(x, w, w),
+    return {"gelu": F.gelu(x, approximate="tanh"), "layer_norm": F.layer_norm(x, w, w),
             "cross_entropy": F.cross_entropy(x, np.arange(4)), "attention": F.attention(q, q, q, causal=True)}
 
 
@@ -61,7 +61,7 @@ def test_the_environment_turns_the_kernels_off() -> None:
             "from tinyllm import functional as F, kernels\n"
             "x = tinyllm.tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)\n"
             "print(kernels.cpu.enabled(), type(F.layer_norm(x)._ctx.impl).__name__,"
-            " type(F.gelu(x)._ctx.impl).__name__)\n")
+            " type(F.gelu(x, approximate='tanh')._ctx.impl).__name__)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "TINYLLM_CPU_KERNELS": "0"}).stdout.split()
     assert out == ["False", "LayerNormReference", "GeluReference"]
@@ -70,7 +70,7 @@ def test_the_environment_turns_the_kernels_off() -> None:
 @needs_numba
 def test_backward_asks_the_implementation_that_forward_chose(monkeypatch: pytest.MonkeyPatch) -> None:
     x = tinyllm.tensor(np.random.default_rng(1).standard_normal((4, 8)).astype(np.float32), requires_grad=True)
-    y = F.layer_norm(F.gelu(x))
+    y = F.layer_norm(F.gelu(x, approximate="tanh"))
     chosen = {id(node.impl): node.impl for node in (y._ctx, y._ctx.inputs[0]._ctx)}
     calls = []
     for impl in chosen.values():
@@ -80,7 +80,7 @@ def test_backward_asks_the_implementation_that_forward_chose(monkeypatch: pytest
     y.backward(np.ones((4, 8), dtype=np.float32))
     assert calls == ["LayerNorm", "Gelu"]
     monkeypatch.delenv("TINYLLM_CPU_KERNELS")
-    ref = F.layer_norm(F.gelu(tinyllm.tensor(x.data)))
+    ref = F.layer_norm(F.gelu(tinyllm.tensor(x.data), approximate="tanh"))
     np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-6)
 
 

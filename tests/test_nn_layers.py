@@ -162,11 +162,16 @@ def test_mlp_structure_and_formula():
         nn.MLP(4, activation="swish")
 
 
-def test_gelu_is_the_tanh_approximation_and_relu_clips():
+def test_gelu_is_exact_by_default_the_mlp_uses_the_tanh_form_and_relu_clips():
     x = np.linspace(-4, 4, 17)
     tinyllm.set_default_dtype("float64")
     expected = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
-    np.testing.assert_allclose(nn.GELU()(tinyllm.tensor(x)).numpy(), expected, rtol=1e-11)  # GPU tanh: ulps
+    np.testing.assert_allclose(nn.GELU(approximate="tanh")(tinyllm.tensor(x)).numpy(), expected, rtol=1e-11)
+    np.testing.assert_allclose(nn.layers.GELU()(tinyllm.tensor(x)).numpy(), expected, rtol=1e-11)  # GPU tanh: ulps
+    exact = 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    np.testing.assert_allclose(nn.GELU()(tinyllm.tensor(x)).numpy(), exact, rtol=1e-11, atol=1e-15)
+    np.testing.assert_allclose(tinyllm.tensor(x).gelu().numpy(), exact, rtol=1e-11, atol=1e-15)
+    assert isinstance(nn.MLP(4).act, nn.layers.GELU) and not isinstance(nn.MLP(4).act, nn.GELU)
     np.testing.assert_array_equal(nn.ReLU()(tinyllm.tensor(x)).numpy(), np.maximum(x, 0))
 
 

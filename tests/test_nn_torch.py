@@ -77,7 +77,8 @@ def test_layer_norm(affine):
 
 def test_gelu_tanh_and_relu():
     x, tx = inputs(3, 7)
-    compare(nn.GELU()(x), F.gelu(tx, approximate="tanh"), x, tx)
+    compare(nn.GELU(approximate="tanh")(x), F.gelu(tx, approximate="tanh"), x, tx)
+    compare(nn.GELU()(x), F.gelu(tx), x, tx)                   # PyTorch's default: the exact form
     x, tx = inputs(3, 7, seed=1)
     compare(nn.ReLU()(x), F.relu(tx), x, tx)
 

@@ -197,7 +197,7 @@ def _ops() -> list[GradCase]:
         GradCase("Softmax", ("Softmax",), lambda r: (lambda x: x.softmax(-1), [_normal(r, 3, 5)])),
         GradCase("LogSoftmax", ("LogSoftmax",), lambda r: (lambda x: x.log_softmax(-1), [_normal(r, 3, 5)])),
         GradCase("LogSumExp", ("LogSumExp",), lambda r: (lambda x: x.logsumexp(-1), [_normal(r, 3, 5)])),
-        GradCase("Gelu", ("Gelu",), _unary("gelu", lambda r: _normal(r, 3, 4))),
+        GradCase("Gelu", ("Gelu",), lambda r: ((lambda x: x.gelu(approximate="tanh")), [_normal(r, 3, 4)])),
         GradCase("LayerNorm", ("LayerNorm",), lambda r: (lambda x, w, b: F.layer_norm(x, w, b),
                                                          [_normal(r, 2, 3, 6), _normal(r, 6), _normal(r, 6)])),
         GradCase("Embedding", ("Embedding",), embedding),

@@ -218,7 +218,7 @@ class TensorMethods:
     def tanh(self) -> "Tensor": return _ops.tanh(self)
     def sigmoid(self) -> "Tensor": return _ops.sigmoid(self)
     def relu(self) -> "Tensor": return _ops.relu(self)
-    def gelu(self, approximate: str = "tanh") -> "Tensor": return _fn.activations.gelu(self, approximate)
+    def gelu(self, approximate: str = "none") -> "Tensor": return _fn.activations.gelu(self, approximate)
     def abs(self) -> "Tensor": return _ops.abs(self)
     def sin(self) -> "Tensor": return _ops.sin(self)
     def cos(self) -> "Tensor": return _ops.cos(self)

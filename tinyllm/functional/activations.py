@@ -54,9 +54,9 @@ class GeluExact(Function):
         return (self.impl.backward(g),)
 
 
-def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
-    """GELU: ``approximate="tanh"`` (GPT-2's, this engine's default, the fused op of
-    :mod:`tinyllm.functional.gelu`) or ``"none"`` (the exact x Phi(x), PyTorch's default)."""
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU: ``approximate="none"`` (the exact x Phi(x), PyTorch's default) or ``"tanh"``
+    (GPT-2's, the fused op of :mod:`tinyllm.functional.gelu`, which this engine's models use)."""
     if approximate == "tanh":
         return _tanh_gelu(float_input(x))
     if approximate == "none":

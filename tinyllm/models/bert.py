@@ -35,7 +35,7 @@ class MLMHead(Module):
     def __init__(self, n_embd: int, vocab_size: int, eps: float = 1e-12, bias: bool = True) -> None:
         super().__init__()
         self.dense = Linear(n_embd, n_embd, bias)
-        self.act = GELU()
+        self.act = GELU(approximate="tanh")
         self.ln = LayerNorm(n_embd, eps=eps, bias=bias)
         self.decoder = Linear(n_embd, vocab_size, bias)
 

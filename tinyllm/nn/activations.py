@@ -142,10 +142,10 @@ class Softmin(_Activation):
 
 
 class GELU(_TanhGELU):
-    """GELU with PyTorch's ``approximate`` argument: "tanh" (this engine's default, GPT-2's)
-    or "none" (the exact x Phi(x), PyTorch's default)."""
+    """GELU with PyTorch's ``approximate`` argument and default: "none" (the exact x Phi(x))
+    or "tanh" (GPT-2's; the engine's own MLP, :class:`tinyllm.nn.layers.GELU`, is this one)."""
 
-    def __init__(self, approximate: str = "tanh") -> None:
+    def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in ("tanh", "none"):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")

@@ -105,10 +105,11 @@ class Dropout(Module):
 
 
 class GELU(Module):
-    """GELU activation, tanh approximation (GPT-2, BERT)."""
+    """GELU activation, tanh approximation (GPT-2, BERT): the engine's MLP activation.
+    (``tinyllm.nn.GELU`` is PyTorch's module, exact unless ``approximate="tanh"``.)"""
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.gelu(x)
+        return F.gelu(x, approximate="tanh")
 
 
 class ReLU(Module):
