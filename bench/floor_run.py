@@ -40,8 +40,11 @@ def child(config: str, reps: int) -> None:
 
 def torch_tokens_per_s(config: str, steps: int, threads: int) -> float:
     """PyTorch's tokens/s in a quick fresh process of ``bench/train.py``'s torch twin (3 + ``steps`` steps),
-    on ``threads`` threads (``OMP_NUM_THREADS``, as many as the floor's BLAS had)."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    in the user's environment as it is; only where the floor's BLAS had fewer threads than the
+    machine has CPUs (a pinned or limited run) is torch limited the same way (``OMP_NUM_THREADS``)."""
+    env = dict(os.environ)
+    if threads < (os.cpu_count() or 1):
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     res = harness.run_child([os.path.join(HERE, "train.py"), "--config", config, "--child", "torch",
                              "--warmup", "3", "--steps", str(steps)], env=env)
     return float(res["per_s"])

@@ -17,6 +17,15 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 CONTENDERS = ["tinyllm", "torch"] if HAS_TORCH else ["tinyllm"]
 
 
+def bench_module(name: str):
+    """A module of bench/ (not a package), imported as bench/'s scripts import each other."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
 def run_bench(tmp_path: Path, script: str, *args: str) -> dict:
     out = tmp_path / "result.json"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--rounds", "1", "--warmup", "1",
@@ -56,12 +65,7 @@ def test_generate_compares_greedy_tokens(tmp_path):
 
 
 def test_quick_sets_a_short_run():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        generate = importlib.import_module("generate")
-        harness = importlib.import_module("harness")
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    generate, harness = bench_module("generate"), bench_module("harness")
     ap = __import__("argparse").ArgumentParser()
     harness.add_arguments(ap)
     harness.add_quick(ap, rounds=2, warmup=1, steps=3)
@@ -72,11 +76,7 @@ def test_quick_sets_a_short_run():
 
 
 def test_spread_and_ratio():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        harness = importlib.import_module("harness")
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    harness = bench_module("harness")
     s = harness.spread([4.0, 1.0, 3.0, 2.0])
     assert (s["median"], s["min"], s["max"], s["q1"], s["q3"]) == (2.5, 1.0, 4.0, 1.75, 3.25)
     a = harness.Contender("a", [], [{"per_s": 2.0, "peak_rss_mib": 1.0, "env": {}}])
@@ -86,11 +86,7 @@ def test_spread_and_ratio():
 
 
 def test_a_third_contender_is_compared_with_the_first_two_round_by_round():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        harness = importlib.import_module("harness")
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    harness = bench_module("harness")
     rows = lambda *v: [{"per_s": x, "peak_rss_mib": 1.0, "env": {}} for x in v]  # noqa: E731
     a, b, c = (harness.Contender(n, [], rows(*v)) for n, v in
                (("tinyllm", (2.0, 4.0)), ("torch", (2.0, 2.0)), ("tinyllm-np", (1.0, 4.0))))
